@@ -1,0 +1,1 @@
+"""GRPO-family losses and advantages, AdaGRPO parts (SPA, AdaPR), off-policy correction."""

@@ -1,0 +1,1 @@
+"""Atomic save/resume of a whole run, HF export, loading released checkpoints."""

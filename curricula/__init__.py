@@ -1,0 +1,1 @@
+"""Task sampling: difficulty tracking, failure curriculum filtering (FCF), stages."""

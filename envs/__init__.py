@@ -1,0 +1,1 @@
+"""Android devices, the action language, the gymnasium environment, tasks and suites."""

@@ -1,0 +1,1 @@
+"""The simulated phone: apps, renderer, shell, adbd and emulator-console servers."""

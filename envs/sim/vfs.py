@@ -1,0 +1,197 @@
+"""An in-memory POSIX-like filesystem for one simulated phone, with sqlite databases stored as files.
+
+Files are immutable ``bytes`` values in a dict, so copying the whole filesystem for a snapshot is a
+shallow dict copy. Apps keep state in real sqlite databases whose bytes live here, which is what lets
+a checker pull ``/data/data/<pkg>/databases/x.db`` over adb and query it like on a real phone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import sqlite3
+import stat as statmod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+DIR_MODE = statmod.S_IFDIR | 0o771
+FILE_MODE = statmod.S_IFREG | 0o660
+
+# The directories every phone starts with (a subset of a real userdebug emulator image).
+BASE_DIRS = (
+    "/sdcard",
+    "/sdcard/Download",
+    "/sdcard/Pictures",
+    "/sdcard/DCIM",
+    "/sdcard/Documents",
+    "/sdcard/Music",
+    "/sdcard/Movies",
+    "/data/local/tmp",
+    "/data/data",
+    "/data/system",
+    "/system/bin",
+    "/system/app",
+    "/proc",
+)
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """What `stat` reports: full st_mode (type bits included), size in bytes, mtime in epoch seconds."""
+
+    mode: int
+    size: int
+    mtime: int
+
+    @property
+    def is_dir(self) -> bool:
+        return statmod.S_ISDIR(self.mode)
+
+
+def normpath(path: str) -> str:
+    """Absolute, normalised path; `sdcard/x` and `/sdcard//x/` both become `/sdcard/x`."""
+    path = posixpath.normpath("/" + path.lstrip("/"))
+    return "/" if path == "//" else path
+
+
+class VirtualFS:
+    """Files and directories of one phone. Not thread-safe; the owning `Phone` serialises access."""
+
+    def __init__(self, clock: Callable[[], int]) -> None:
+        self._clock = clock
+        self._files: dict[str, bytes] = {}
+        self._nodes: dict[str, tuple[int, int]] = {"/": (DIR_MODE, 0)}  # path -> (mode, mtime)
+        for d in BASE_DIRS:
+            self.makedirs(d)
+
+    # ---- snapshots -------------------------------------------------------------------------
+    def state(self) -> tuple[dict[str, bytes], dict[str, tuple[int, int]]]:
+        """A copy of the whole filesystem, cheap because file contents are immutable bytes."""
+        return dict(self._files), dict(self._nodes)
+
+    def restore(self, state: tuple[dict[str, bytes], dict[str, tuple[int, int]]]) -> None:
+        files, nodes = state
+        self._files, self._nodes = dict(files), dict(nodes)
+
+    # ---- queries -----------------------------------------------------------------------------
+    def stat(self, path: str) -> FileStat | None:
+        path = normpath(path)
+        node = self._nodes.get(path)
+        if node is None:
+            return None
+        mode, mtime = node
+        size = len(self._files[path]) if path in self._files else 4096
+        return FileStat(mode, size, mtime)
+
+    def exists(self, path: str) -> bool:
+        return normpath(path) in self._nodes
+
+    def is_dir(self, path: str) -> bool:
+        st = self.stat(path)
+        return st is not None and st.is_dir
+
+    def is_file(self, path: str) -> bool:
+        return normpath(path) in self._files
+
+    def listdir(self, path: str) -> list[tuple[str, FileStat]]:
+        """Direct children of a directory, sorted by name."""
+        path = normpath(path)
+        st = self.stat(path)
+        if st is None:
+            raise FileNotFoundError(path)
+        if not st.is_dir:
+            raise NotADirectoryError(path)
+        prefix = path.rstrip("/") + "/"
+        children = []
+        for p in self._nodes:
+            if p != path and p.startswith(prefix) and "/" not in p[len(prefix) :]:
+                children.append((p[len(prefix) :], self.stat(p)))
+        return sorted(children)
+
+    def read(self, path: str) -> bytes:
+        path = normpath(path)
+        if path in self._files:
+            return self._files[path]
+        if path in self._nodes:
+            raise IsADirectoryError(path)
+        raise FileNotFoundError(path)
+
+    def walk_files(self, top: str = "/") -> Iterator[str]:
+        prefix = normpath(top).rstrip("/") + "/"
+        yield from sorted(p for p in self._files if p.startswith(prefix))
+
+    # ---- changes -------------------------------------------------------------------------------
+    def makedirs(self, path: str, mode: int = 0o771) -> None:
+        path = normpath(path)
+        parts = [p for p in path.split("/") if p]
+        cur = ""
+        for part in parts:
+            cur += "/" + part
+            if cur in self._files:
+                raise NotADirectoryError(cur)
+            if cur not in self._nodes:
+                self._nodes[cur] = (statmod.S_IFDIR | mode, self._clock())
+
+    def mkdir(self, path: str, mode: int = 0o771) -> None:
+        path = normpath(path)
+        if path in self._nodes:
+            raise FileExistsError(path)
+        parent = posixpath.dirname(path)
+        if not self.is_dir(parent):
+            raise FileNotFoundError(parent)
+        self._nodes[path] = (statmod.S_IFDIR | mode, self._clock())
+
+    def write(self, path: str, data: bytes, mode: int = 0o660, mtime: int | None = None) -> None:
+        """Create or replace a file; parent directories are created (as adbd does for a push)."""
+        path = normpath(path)
+        if self.is_dir(path):
+            raise IsADirectoryError(path)
+        self.makedirs(posixpath.dirname(path))
+        self._files[path] = bytes(data)
+        self._nodes[path] = (statmod.S_IFREG | (mode & 0o7777), self._clock() if mtime is None else mtime)
+
+    def append(self, path: str, data: bytes) -> None:
+        old = self._files.get(normpath(path), b"")
+        self.write(path, old + data)
+
+    def remove(self, path: str) -> None:
+        path = normpath(path)
+        if path not in self._nodes:
+            raise FileNotFoundError(path)
+        if path not in self._files:
+            raise IsADirectoryError(path)
+        del self._files[path], self._nodes[path]
+
+    def rmtree(self, path: str) -> None:
+        path = normpath(path)
+        if path not in self._nodes:
+            raise FileNotFoundError(path)
+        prefix = path.rstrip("/") + "/"
+        for p in [p for p in self._nodes if p == path or p.startswith(prefix)]:
+            self._nodes.pop(p)
+            self._files.pop(p, None)
+
+    # ---- sqlite ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def sqlite(self, path: str) -> Iterator[sqlite3.Connection]:
+        """Open the database file at `path` (created if absent); changes are written back on exit.
+
+        The database is a real sqlite file: `read(path)` returns bytes that `sqlite3` on a host can
+        open after an `adb pull`.
+        """
+        path = normpath(path)
+        conn = sqlite3.connect(":memory:")
+        if path in self._files and self._files[path]:
+            try:
+                conn.deserialize(self._files[path])
+            except sqlite3.DatabaseError as err:
+                conn.close()
+                raise sqlite3.DatabaseError(f"{path}: file is not a database") from err
+        try:
+            yield conn
+            conn.commit()
+            data = conn.serialize()
+            if data != self._files.get(path):
+                self.write(path, data)
+        finally:
+            conn.close()

@@ -1,0 +1,1 @@
+"""The DeepSpeed learner, SFT warm start, the training loop and weight sync to engines."""
