@@ -184,6 +184,7 @@ class VirtualFS:
         if path in self._files and self._files[path]:
             try:
                 conn.deserialize(self._files[path])
+                conn.execute("PRAGMA schema_version")  # deserialize accepts anything; this reads the header
             except sqlite3.DatabaseError as err:
                 conn.close()
                 raise sqlite3.DatabaseError(f"{path}: file is not a database") from err

@@ -1,0 +1,457 @@
+"""The simulated phone's adbd, driven by Debian's real adb, by adbutils, and by raw protocol packets."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pty
+import socket
+import stat
+import struct
+import subprocess
+import termios
+import threading
+import time
+from types import SimpleNamespace
+
+import adbutils
+import pytest
+from droidrl.envs.sim.adbd import adbd_in_thread, announce_to_adb_server
+
+
+# ---- a minimal adb host for raw-protocol tests ---------------------------------------------------------
+def _cmd(name: bytes) -> int:
+    return int.from_bytes(name, "little")
+
+
+CNXN, OPEN, OKAY, WRTE, CLSE = (_cmd(n) for n in (b"CNXN", b"OPEN", b"OKAY", b"WRTE", b"CLSE"))
+HOST_MAX_PAYLOAD = 1024 * 1024
+
+
+class RawHost:
+    """Speaks the adb packet protocol to adbd directly, the way the adb server does."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, command: int, arg0: int = 0, arg1: int = 0, data: bytes = b"") -> None:
+        header = struct.pack("<6I", command, arg0, arg1, len(data), sum(data), command ^ 0xFFFFFFFF)
+        self.sock.sendall(header + data)
+
+    def _read_exactly(self, n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise EOFError(f"adbd closed the connection after {len(buf)} of {n} bytes")
+            buf += chunk
+        return buf
+
+    def recv(self) -> tuple[int, int, int, bytes]:
+        command, arg0, arg1, length, checksum, magic = struct.unpack("<6I", self._read_exactly(24))
+        assert magic == command ^ 0xFFFFFFFF
+        data = self._read_exactly(length)
+        assert checksum == sum(data) & 0xFFFFFFFF
+        return command, arg0, arg1, data
+
+    def connect(self, max_payload: int = HOST_MAX_PAYLOAD) -> tuple[int, int, bytes]:
+        self.send(CNXN, 0x01000001, max_payload, b"host::features=shell_v2\0")
+        command, version, device_max_payload, banner = self.recv()
+        assert command == CNXN
+        return version, device_max_payload, banner
+
+    def open(self, local_id: int, service: str) -> int:
+        """OPEN a service and return adbd's id for the stream."""
+        self.send(OPEN, local_id, 0, service.encode() + b"\0")
+        command, remote_id, arg1, _ = self.recv()
+        assert (command, arg1) == (OKAY, local_id)
+        return remote_id
+
+    def read_until_close(self, local_id: int) -> bytes:
+        """Everything adbd writes on a stream (each WRTE acknowledged) until its CLSE."""
+        data = b""
+        while True:
+            command, remote_id, arg1, payload = self.recv()
+            assert arg1 == local_id
+            if command == CLSE:
+                return data
+            if command == WRTE:
+                data += payload
+                self.send(OKAY, local_id, remote_id)
+
+    def is_dropped(self) -> bool:
+        """True once adbd has closed this TCP connection."""
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+
+@pytest.fixture
+def raw_host(sim_phone_adbd):
+    host = RawHost(sim_phone_adbd.port)
+    yield host
+    host.close()
+
+
+def sync_request(sync_id: bytes, path: str | bytes) -> bytes:
+    path = path.encode() if isinstance(path, str) else path
+    return sync_id + struct.pack("<I", len(path)) + path
+
+
+def expected_banner(phone) -> bytes:
+    p = phone.props
+    return (
+        f"device::ro.product.name={p['ro.product.name']};ro.product.model={p['ro.product.model']};"
+        f"ro.product.device={p['ro.product.device']};features=shell_v2,stat_v2,fixed_push_mkdir"
+    ).encode()
+
+
+# ---- raw protocol ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("host_max", "device_max"), [(1024 * 1024, 256 * 1024), (64 * 1024, 64 * 1024)])
+def test_cnxn_reply_has_version_max_payload_and_banner(raw_host, sim_phone_adbd, host_max, device_max):
+    version, max_payload, banner = raw_host.connect(host_max)
+    assert version == 0x01000001
+    assert max_payload == device_max
+    assert banner == expected_banner(sim_phone_adbd.phone)
+
+
+def test_open_before_cnxn_is_ignored_and_unknown_service_gets_close(raw_host):
+    raw_host.send(OPEN, 7, 0, b"sync:\0")  # not online yet: adbd ignores it
+    raw_host.connect()
+    raw_host.send(OPEN, 8, 0, b"bogus-service:xyz\0")
+    assert raw_host.recv() == (CLSE, 0, 8, b"")
+
+
+def test_host_write_is_acknowledged_and_sync_stat_answers(raw_host, sim_phone_adbd):
+    sim_phone_adbd.phone.fs.write("/sdcard/a.txt", b"12345", mtime=1_700_000_000)
+    raw_host.connect()
+    remote = raw_host.open(1, "sync:")
+    raw_host.send(WRTE, 1, remote, sync_request(b"STAT", "/sdcard/a.txt"))
+    assert raw_host.recv() == (OKAY, remote, 1, b"")
+    command, _, _, reply = raw_host.recv()
+    assert command == WRTE
+    assert reply == b"STAT" + struct.pack("<III", stat.S_IFREG | 0o660, 5, 1_700_000_000)
+
+
+def test_output_waits_for_the_hosts_okay(raw_host, sim_phone_adbd):
+    content = os.urandom(20_000)
+    sim_phone_adbd.phone.fs.write("/sdcard/blob", content)
+    raw_host.connect(max_payload=4096)
+    remote = raw_host.open(1, "sync:")
+    raw_host.send(WRTE, 1, remote, sync_request(b"RECV", "/sdcard/blob"))
+    assert raw_host.recv()[0] == OKAY
+    command, _, _, first = raw_host.recv()
+    assert command == WRTE and len(first) == 4096
+    raw_host.sock.settimeout(0.3)
+    with pytest.raises(TimeoutError):
+        raw_host.sock.recv(1)  # nothing more until we acknowledge
+    raw_host.sock.settimeout(5)
+    raw_host.send(OKAY, 1, remote)
+    raw_host.send(WRTE, 1, remote, sync_request(b"QUIT", ""))
+    frames, received = first + raw_host.read_until_close(1), b""
+    while frames[:4] == b"DATA":
+        (size,) = struct.unpack("<I", frames[4:8])
+        received, frames = received + frames[8 : 8 + size], frames[8 + size :]
+    assert frames == b"DONE\0\0\0\0"
+    assert received == content
+
+
+@pytest.mark.parametrize(
+    "bad_bytes",
+    [
+        struct.pack("<6I", OPEN, 1, 0, 0, 0, 0x12345678),  # bad magic
+        struct.pack("<6I", WRTE, 1, 1, 2 * 1024 * 1024, 0, WRTE ^ 0xFFFFFFFF),  # oversize payload
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",  # garbage
+        b"CNXN\0\0\0\x01",  # truncated header, then EOF
+    ],
+    ids=["bad-magic", "oversize", "garbage", "truncated-header"],
+)
+def test_malformed_packet_drops_only_that_connection(sim_phone_adbd, bad_bytes):
+    good, bad = RawHost(sim_phone_adbd.port), RawHost(sim_phone_adbd.port)
+    try:
+        good.connect()
+        bad.connect()
+        bad.sock.sendall(bad_bytes)
+        if len(bad_bytes) < 24:
+            bad.sock.shutdown(socket.SHUT_WR)  # a header cut short by the end of the connection
+        assert bad.is_dropped()
+        remote = good.open(1, "sync:")
+        good.send(WRTE, 1, remote, sync_request(b"STAT", "/sdcard") + sync_request(b"QUIT", ""))
+        assert good.read_until_close(1).startswith(b"STAT" + struct.pack("<I", stat.S_IFDIR | 0o771))
+        late = RawHost(sim_phone_adbd.port)  # and the server still accepts new connections
+        assert late.connect()[0] == 0x01000001
+        late.close()
+    finally:
+        good.close()
+        bad.close()
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "message"),
+    [
+        (b"STAT" + struct.pack("<I", 5000), "path too long"),
+        (sync_request(b"XXXX", ""), "unknown command 58585858"),
+        (sync_request(b"SEND", "/sdcard/x"), "missing , in ID_SEND"),
+        (sync_request(b"SEND", "/sdcard/x,33188") + b"JUNK\0\0\0\0", "invalid data message"),
+        (
+            sync_request(b"SEND", "/sdcard/x,33188") + b"DATA" + struct.pack("<I", 100_000),
+            "oversize data message",
+        ),
+        (sync_request(b"RECV", "/sdcard/missing.txt"), "open failed: No such file or directory"),
+        (sync_request(b"RECV", "/sdcard"), "read failed: Is a directory"),
+        (sync_request(b"SEND", "/sdcard,33188") + b"DONE\0\0\0\0", "couldn't create file: Is a directory"),
+    ],
+    ids=[
+        "path-too-long",
+        "unknown-id",
+        "send-no-mode",
+        "send-bad-frame",
+        "send-oversize",
+        "recv-missing",
+        "recv-directory",
+        "send-onto-directory",
+    ],
+)
+def test_bad_sync_request_gets_fail_and_close(raw_host, request_bytes, message):
+    raw_host.connect()
+    remote = raw_host.open(1, "sync:")
+    raw_host.send(WRTE, 1, remote, request_bytes)
+    reply = raw_host.read_until_close(1)
+    assert reply == b"FAIL" + struct.pack("<I", len(message)) + message.encode()
+
+
+def test_truncated_sync_frame_leaves_no_file_and_connection_usable(raw_host, sim_phone_adbd):
+    raw_host.connect()
+    remote = raw_host.open(1, "sync:")
+    truncated = (
+        sync_request(b"SEND", "/sdcard/part.bin,33188") + b"DATA" + struct.pack("<I", 1000) + b"x" * 10
+    )
+    raw_host.send(WRTE, 1, remote, truncated)
+    assert raw_host.recv() == (OKAY, remote, 1, b"")
+    raw_host.send(CLSE, 1, remote)  # the host gives up in the middle of the frame
+    remote = raw_host.open(2, "sync:")
+    raw_host.send(WRTE, 2, remote, sync_request(b"STAT", "/sdcard/part.bin"))
+    assert raw_host.recv()[0] == OKAY
+    assert raw_host.recv()[3] == b"STAT" + bytes(12)  # all zero: no such file
+    assert not sim_phone_adbd.phone.fs.exists("/sdcard/part.bin")
+
+
+def test_slow_command_does_not_block_other_connections(sim_phone_adbd, monkeypatch):
+    release = threading.Event()
+
+    def slow_shell(command):
+        release.wait(10)
+        return SimpleNamespace(stdout=b"done\n", stderr=b"", exit_code=0)
+
+    monkeypatch.setattr(sim_phone_adbd.phone, "shell", slow_shell)
+    busy, other = RawHost(sim_phone_adbd.port), RawHost(sim_phone_adbd.port)
+    try:
+        busy.connect()
+        busy.open(1, "shell:sleep 100")
+        start = time.monotonic()
+        assert other.connect()[0] == 0x01000001  # the event loop still serves others
+        other.send(OPEN, 1, 0, b"bogus:\0")
+        assert other.recv() == (CLSE, 0, 1, b"")
+        assert time.monotonic() - start < 2
+        release.set()
+        assert busy.read_until_close(1) == b"done\n"
+    finally:
+        release.set()
+        busy.close()
+        other.close()
+
+
+# ---- the real adb ---------------------------------------------------------------------------------------
+@pytest.fixture
+def device(adb_server, sim_phone_adbd) -> str:
+    """The phone, connected to the private adb server with `adb connect`; returns its serial."""
+    result = adb_server.adb("connect", sim_phone_adbd.address)
+    assert result.stdout.decode().startswith(f"connected to {sim_phone_adbd.address}"), result
+    adb_server.wait_for_device(sim_phone_adbd.address)
+    return sim_phone_adbd.address
+
+
+@pytest.fixture
+def adb(adb_server, device):
+    """`adb -s <phone> ARGS`."""
+    return lambda *args, input=b"": adb_server.adb("-s", device, *args, input=input)
+
+
+@pytest.mark.adb
+def test_adb_devices_lists_the_phone(adb_server, device, sim_phone_adbd):
+    assert adb_server.adb("devices").stdout.decode().splitlines()[1] == f"{device}\tdevice"
+    line = adb_server.adb("devices", "-l").stdout.decode().splitlines()[1]
+    props = sim_phone_adbd.phone.props
+    assert line.split() == [
+        device,
+        "device",
+        f"product:{props['ro.product.name']}",
+        f"model:{props['ro.product.model']}",
+        f"device:{props['ro.product.device']}",
+        "transport_id:1",
+    ]
+    assert adb_server.adb("-s", device, "features").stdout.split() == [
+        b"shell_v2",
+        b"stat_v2",
+        b"fixed_push_mkdir",
+    ]
+
+
+@pytest.mark.adb
+@pytest.mark.parametrize(
+    ("command", "stdout", "exit_code"),
+    [("echo hi", b"hi\n", 0), ("exit 3", b"", 3), ("false", b"", 1), ("echo a; exit 42", b"a\n", 42)],
+)
+def test_adb_shell_output_and_exit_code(adb, command, stdout, exit_code):
+    result = adb("shell", command)
+    assert (result.stdout, result.stderr, result.returncode) == (stdout, b"", exit_code)
+
+
+@pytest.mark.adb
+def test_adb_shell_v2_keeps_stderr_apart(adb):
+    result = adb("shell", "echo out; echo err >&2")
+    assert (result.stdout, result.stderr) == (b"out\n", b"err\n")
+
+
+@pytest.mark.adb
+def test_adb_shell_without_v2_merges_output(adb):
+    result = adb("shell", "-x", "echo out; echo err >&2")  # -x: the old `shell:` service, no exit code
+    assert (result.stdout, result.returncode) == (b"out\nerr\n", 0)
+
+
+@pytest.mark.adb
+def test_adb_shell_reads_a_script_from_stdin(adb):
+    result = adb("shell", input=b"echo one\necho two\nexit 4\necho never\n")
+    assert (result.stdout, result.returncode) == (b"one\ntwo\n", 4)
+
+
+@pytest.mark.adb
+def test_adb_shell_on_a_terminal_echoes_and_exits(adb_server, device):
+    leader, follower = pty.openpty()
+    env = dict(adb_server.env, TERM="xterm-256color")
+    args = [adb_server.adb_path, "-P", str(adb_server.port), "-s", device, "shell"]
+    proc = subprocess.Popen(args, stdin=follower, stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    try:
+        deadline = time.monotonic() + 10
+        while termios.tcgetattr(leader)[3] & termios.ICANON:  # wait for adb to put the terminal in raw mode
+            assert time.monotonic() < deadline, "adb never switched the terminal to raw mode"
+            time.sleep(0.01)
+        os.write(leader, b"echo hx\x7fi\rexit 7\r")  # with a typo erased by Backspace
+        assert proc.wait(10) == 7
+        output = b""
+        with contextlib.suppress(OSError):  # EIO once the terminal has no other end
+            while chunk := os.read(leader, 4096):
+                output += chunk
+        assert output == b"echo hx\b \bi\r\nhi\r\nexit 7\r\n"  # echo, then output with CR LF
+    finally:
+        proc.kill()
+        os.close(leader)
+
+
+@pytest.mark.adb
+def test_adb_exec_out_is_binary_exact(adb, sim_phone_adbd):
+    content = bytes(range(256)) * 4 + b"\r\n\n\r"
+    sim_phone_adbd.phone.fs.write("/data/local/tmp/all-bytes.bin", content)
+    assert adb("exec-out", "cat /data/local/tmp/all-bytes.bin").stdout == content
+
+
+@pytest.mark.adb
+@pytest.mark.parametrize("size", [3_000_000, 0], ids=["3MB", "empty"])
+def test_adb_push_pull_round_trip(adb, sim_phone_adbd, tmp_path, size):
+    src, back = tmp_path / "src.bin", tmp_path / "back.bin"
+    src.write_bytes(os.urandom(size))
+    remote = "/sdcard/Download/new/dir/file.bin"  # parents are created, as by a real adbd
+    push = adb("push", str(src), remote)
+    assert push.returncode == 0, push.stderr
+    assert sim_phone_adbd.phone.fs.read(remote) == src.read_bytes()
+    pull = adb("pull", remote, str(back))
+    assert pull.returncode == 0, pull.stderr
+    assert back.read_bytes() == src.read_bytes()
+
+
+@pytest.mark.adb
+def test_adb_pull_of_a_missing_file_fails(adb, tmp_path):
+    result = adb("pull", "/sdcard/no-such-file.txt", str(tmp_path / "x"))
+    assert result.returncode == 1
+    assert b"No such file or directory" in result.stdout + result.stderr
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.adb
+def test_adb_shell_ls_and_adb_ls(adb, sim_phone_adbd):
+    sim_phone_adbd.phone.fs.write("/sdcard/Documents/notes.txt", b"hello")
+    assert b"notes.txt" in adb("shell", "ls /sdcard/Documents").stdout.split()
+    listing = adb("ls", "/sdcard/Documents").stdout.decode().splitlines()
+    assert f"{stat.S_IFREG | 0o660:08x} 00000005" in next(
+        line for line in listing if line.endswith("notes.txt")
+    )
+
+
+@pytest.mark.adb
+def test_adb_server_discovers_a_phone_on_the_first_emulator_port(sim_phone, adb_server_factory):
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(adbd_in_thread(sim_phone, port=5555))
+        except OSError as err:
+            pytest.fail(
+                f"port 5555 (the first emulator's adb port) is busy, so discovery cannot be tested: {err}"
+            )
+        server = adb_server_factory(scan_emulators=True)  # probes 5555 once, at start
+        server.wait_for_device("emulator-5554")
+        assert server.adb("-s", "emulator-5554", "shell", "echo hi").stdout == b"hi\n"
+
+
+@pytest.mark.adb
+def test_announce_makes_a_running_adb_server_connect(sim_phone, adb_server):
+    with adbd_in_thread(sim_phone, port=0) as port:
+        serial = f"emulator-{port - 1}"
+        assert serial not in adb_server.devices()
+        assert announce_to_adb_server(port, server_port=adb_server.port)
+        adb_server.wait_for_device(serial)
+        assert adb_server.adb("-s", serial, "shell", "echo hi").stdout == b"hi\n"
+    adb_server.adb("kill-server")
+    assert not announce_to_adb_server(port, server_port=adb_server.port)
+
+
+# ---- adbutils through the real adb server ---------------------------------------------------------------
+@pytest.fixture
+def adb_client(adb_server, monkeypatch) -> adbutils.AdbClient:
+    monkeypatch.setenv("ADBUTILS_ADB_PATH", adb_server.adb_path)
+    return adbutils.AdbClient(host="127.0.0.1", port=adb_server.port)
+
+
+@pytest.mark.adb
+def test_adbutils_device_list_and_shell(adb_client, device, sim_phone_adbd):
+    infos = adb_client.list(extended=True)
+    assert [(i.serial, i.state) for i in infos] == [(device, "device")]
+    assert infos[0].tags["model"] == sim_phone_adbd.phone.props["ro.product.model"]
+    d = adb_client.device(serial=device)
+    assert [x.serial for x in adb_client.device_list()] == [device]
+    assert d.shell("echo hi") == "hi"
+    v1 = d.shell2("echo out; false")  # v1: adbutils appends `; echo X4EXIT:$?`
+    assert (v1.output, v1.returncode) == ("out\n", 1)
+    v2 = d.shell2("echo out; echo err >&2; exit 3", v2=True)
+    assert (v2.stdout, v2.stderr, v2.returncode) == ("out\n", "err\n", 3)
+
+
+@pytest.mark.adb
+def test_adbutils_sync(adb_client, device, tmp_path):
+    d = adb_client.device(serial=device)
+    content = os.urandom(200_000)
+    assert d.sync.push(content, "/sdcard/Download/blob.bin", mode=0o640) == len(content)
+    info = d.sync.stat("/sdcard/Download/blob.bin")
+    # adbd copies the owner's bits to group and the group's to other: a pushed 0640 file is 0666.
+    assert (stat.S_ISREG(info.mode), stat.S_IMODE(info.mode), info.size) == (True, 0o666, len(content))
+    assert not d.sync.exists("/sdcard/Download/nope.bin")
+    names = [f.path for f in d.sync.list("/sdcard/Download")]
+    assert names == [".", "..", "blob.bin"]
+    assert d.sync.read_bytes("/sdcard/Download/blob.bin") == content
+    d.sync.pull("/sdcard/Download/blob.bin", tmp_path / "blob.bin")
+    assert (tmp_path / "blob.bin").read_bytes() == content
+    with pytest.raises(adbutils.AdbError, match="No such file or directory"):
+        d.sync.read_bytes("/sdcard/Download/nope.bin")

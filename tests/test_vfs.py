@@ -1,0 +1,73 @@
+"""The in-memory filesystem: POSIX-like errors, modes, sqlite files."""
+
+import sqlite3
+import stat
+
+import pytest
+
+from droidrl.envs.sim.vfs import VirtualFS, normpath
+
+
+@pytest.fixture
+def fs():
+    return VirtualFS(clock=lambda: 1_697_384_040)
+
+
+def test_base_layout(fs):
+    assert fs.is_dir("/sdcard/Download") and fs.is_dir("/data/local/tmp")
+    names = [name for name, _ in fs.listdir("/sdcard")]
+    assert names == sorted(names) and "Download" in names
+
+
+def test_write_read_stat(fs):
+    fs.write("/sdcard/a/b/c.txt", b"hello", mode=0o644)
+    st = fs.stat("/sdcard/a/b/c.txt")
+    assert (st.size, stat.S_IMODE(st.mode), stat.S_ISREG(st.mode), st.mtime) == (5, 0o644, True, 1_697_384_040)
+    assert fs.read("sdcard//a/b/../b/c.txt") == b"hello"
+    assert fs.is_dir("/sdcard/a/b")
+
+
+def test_errors(fs):
+    with pytest.raises(FileNotFoundError):
+        fs.read("/nope")
+    with pytest.raises(IsADirectoryError):
+        fs.read("/sdcard")
+    with pytest.raises(NotADirectoryError):
+        fs.write("/sdcard/f", b"")
+        fs.listdir("/sdcard/f")
+    with pytest.raises(FileExistsError):
+        fs.mkdir("/sdcard")
+    with pytest.raises(FileNotFoundError):
+        fs.mkdir("/x/y")
+
+
+def test_rmtree_and_restore(fs):
+    fs.write("/data/data/p/databases/x.db", b"1")
+    saved = fs.state()
+    fs.rmtree("/data/data/p")
+    assert not fs.exists("/data/data/p/databases/x.db")
+    fs.restore(saved)
+    assert fs.read("/data/data/p/databases/x.db") == b"1"
+
+
+def test_sqlite_round_trip_and_untouched_db_not_rewritten(fs):
+    with fs.sqlite("/data/data/p/databases/t.db") as conn:
+        conn.execute("CREATE TABLE t(a)")
+        conn.execute("INSERT INTO t VALUES (42)")
+    data = fs.read("/data/data/p/databases/t.db")
+    assert data.startswith(b"SQLite format 3\x00")
+    with fs.sqlite("/data/data/p/databases/t.db") as conn:
+        assert conn.execute("SELECT a FROM t").fetchall() == [(42,)]
+    assert fs.read("/data/data/p/databases/t.db") is data
+
+
+def test_sqlite_on_garbage_names_the_file(fs):
+    fs.write("/sdcard/bad.db", b"not a database at all" * 10)
+    with pytest.raises(sqlite3.DatabaseError, match="/sdcard/bad.db: file is not a database"):
+        with fs.sqlite("/sdcard/bad.db"):
+            pass
+
+
+def test_normpath():
+    assert normpath("sdcard/x/") == "/sdcard/x"
+    assert normpath("/../..") == "/"
