@@ -1,0 +1,520 @@
+"""The Android emulator console (telnet, port 5554+) of a simulated phone, byte-compatible with the real one.
+
+Replies follow the emulator's `android/console.cpp` and QEMU's snapshot code, so `adb emu`, telnet
+scripts and droidrl's `AdbDevice` see the same bytes as from a real emulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+TOKEN_FILE_NAME = ".emulator_console_auth_token"
+
+# The real console keeps at most this many bytes of one line; a longer line wraps around.
+LINE_BUFFER_SIZE = 4096
+
+# The block device QEMU names when a snapshot is missing; an API 35 image reports this one.
+SNAPSHOT_DEVICE = "encrypt"
+
+OK = "OK\r\n"
+HELP_PROMPT = "Android Console: type 'help' for a list of commands\r\n"
+UNKNOWN_COMMAND = "KO: unknown command, try 'help'\r\n"
+READ_ONLY_REFUSAL = 'KO: Snapshot {} is disabled because "-read-only" was specified\r\n'
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "CONNECT")
+
+
+def token_path(home: str | os.PathLike[str] | None = None) -> Path:
+    """Where the console auth token lives: `$HOME/.emulator_console_auth_token` unless `home` is given."""
+    return Path(home if home is not None else os.path.expanduser("~")) / TOKEN_FILE_NAME
+
+
+def load_or_create_token(path: Path) -> str:
+    """Read the auth token (whitespace-trimmed), creating the file with a random token if it is missing.
+
+    Like the emulator: 12 random bytes in base64, file mode 0600, no trailing newline. An empty file
+    means authentication is off. Raises OSError when the file cannot be created or read.
+    """
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8", errors="replace").strip()
+    token = base64.b64encode(os.urandom(12)).decode()
+    with os.fdopen(fd, "w") as f:
+        f.write(token)
+    return token
+
+
+def is_http_request_line(line: bytes) -> bool:
+    """Whether `line` looks like `<METHOD> <uri> HTTP/<version>` (the console refuses browsers)."""
+    method_ok = any(
+        line.startswith(m.encode()) and line[len(m) : len(m) + 1] in (b" ", b"\t") for m in HTTP_METHODS
+    )
+    if not method_ok:
+        return False
+    words = line.rstrip(b" \t").replace(b"\t", b" ").split(b" ")
+    return len(words) > 1 and words[-1].startswith(b"HTTP/") and len(words[-1]) > len(b"HTTP/")
+
+
+def human_size(size: int) -> str:
+    """QEMU's snapshot size format: `999`, `9.5K`, `75M`, `1.2G`."""
+    if size <= 999:
+        return str(size)
+    base = 1024
+    for i, suffix in enumerate("KMGT"):
+        if size < 10 * base:
+            return f"{size / base:.1f}{suffix}"
+        if size < 1000 * base or i == 3:
+            return f"{(size + base // 2) // base}{suffix}"
+        base *= 1024
+    raise AssertionError("unreachable")
+
+
+def snapshot_table(snapshots: list[Any]) -> str:
+    """`avd snapshot list` output for `SnapshotInfo`s, as QEMU's `info snapshots` prints it."""
+    if not snapshots:
+        return "There is no snapshot available.\r\n"
+    lines = [
+        "List of snapshots present on all disks:",
+        f"{'ID':<10}{'TAG':<20}{'VM SIZE':>7}{'DATE':>20}{'VM CLOCK':>15}",
+    ]
+    for info in snapshots:
+        date = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.created))
+        secs, ms = divmod(int(info.vm_clock_ms), 1000)
+        clock = f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}.{ms:03d}"
+        lines.append(f"{'--':<10}{info.name:<20}{human_size(info.size):>7}{date:>20}{clock:>15}")
+    return "".join(line + "\r\n" for line in lines)
+
+
+# ---- command table -------------------------------------------------------------------------------------
+# A handler writes its reply with `session.write` and returns True when `OK` should follow.
+Handler = Callable[["ConsoleSession", "str | None"], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One console command or sub-command, as `help` lists it."""
+
+    names: str  # alternatives separated by "|", e.g. "help|h|?"
+    abstract: str  # the one-line summary in `help-verbose` and sub-command lists
+    description: str = ""  # the `help <command>` text (ends in \r\n); the abstract when empty
+    handler: Handler | None = None
+    subcommands: tuple[Command, ...] = ()
+
+    def matches(self, word: str) -> bool:
+        return word in self.names.split("|")
+
+
+def find_command(line: str, commands: tuple[Command, ...]) -> tuple[Command | None, str | None]:
+    """The command named by the first word of `line`, and the rest (leading spaces skipped; None if empty).
+
+    Only a space separates words, exactly as in the emulator: a tab is part of the word.
+    """
+    word, _, rest = line.partition(" ")
+    args = rest.lstrip(" ") or None
+    for command in commands:
+        if command.matches(word):
+            return command, args
+    return None, None
+
+
+class ConsoleSession:
+    """One console connection: line assembly, the auth state and command dispatch."""
+
+    def __init__(self, console: _Console, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.console = console
+        self.reader = reader
+        self.writer = writer
+        self.commands: tuple[Command, ...] = MAIN_COMMANDS
+        self.finished = False  # `quit`, `kill` or a forbidden request: close after this line
+        self.killing = False
+
+    def write(self, text: str) -> None:
+        self.writer.write(text.encode())
+
+    async def run(self) -> None:
+        try:
+            if not self.greet():
+                return
+            await self.writer.drain()
+            line = b""
+            while not self.finished:
+                chunk = await self.reader.read(4096)
+                if not chunk:
+                    return
+                *complete, line = (line + chunk.replace(b"\r", b"")).split(b"\n")
+                for raw in complete:
+                    await self.execute(raw)
+                    await self.writer.drain()
+                    if self.finished:
+                        break
+                line = _wrap(line)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.writer.close()
+            if self.killing and self.console.on_kill is not None:
+                self.console.on_kill()
+
+    def greet(self) -> bool:
+        """Send the banner for the token file's current state; False closes the connection (unreadable)."""
+        try:
+            token = load_or_create_token(self.console.token_path)
+        except OSError:
+            return False
+        if not token:
+            self.write(HELP_PROMPT + OK)
+            return True
+        self.commands = PREAUTH_COMMANDS
+        self.write(
+            "Android Console: Authentication required\r\n"
+            "Android Console: type 'auth <auth_token>' to authenticate\r\n"
+            f"Android Console: you can find your <auth_token> in \r\n'{self.console.token_path}'\r\n" + OK
+        )
+        return True
+
+    async def execute(self, raw: bytes) -> None:
+        """Run one command line, like the emulator's `control_client_do_command`."""
+        raw = _wrap(raw).split(b"\0", 1)[0]  # the emulator handles the line as a C string
+        if is_http_request_line(raw):
+            self.write("KO: Forbidden HTTP request. Aborting\r\n")
+            self.finished = True
+            return
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.write("KO: Forbidden binary request. Aborting\r\n")
+            self.finished = True
+            return
+        command, args = find_command(line, self.commands)
+        if command is None:
+            self.write(UNKNOWN_COMMAND)
+            return
+        while command.handler is None:
+            if args is None:
+                self.write(help_text(command, ""))
+                self.write("KO: missing sub-command\r\n")
+                return
+            sub, args = find_command(args, command.subcommands)
+            if sub is None:
+                self.write(help_text(command, ""))
+                self.write("KO:  bad sub-command\r\n")  # sic: two spaces, as the emulator sends
+                return
+            command = sub
+        if await command.handler(self, args):
+            self.write(OK)
+
+    async def run_on_phone(self, method: Callable[..., Any], *args: Any) -> Any:
+        """Call a (possibly slow) phone method in a worker thread, holding the phone's lock."""
+
+        def call() -> Any:
+            with self.console.phone.lock:
+                return method(*args)
+
+        return await asyncio.get_running_loop().run_in_executor(None, call)
+
+
+def _wrap(line: bytes) -> bytes:
+    """What is left of an over-long line: the emulator restarts its 4096-byte buffer when it fills."""
+    limit = LINE_BUFFER_SIZE - 1
+    if len(line) <= limit:
+        return line
+    return line[-((len(line) - 1) % limit + 1) :]
+
+
+def help_text(command: Command, prefix: str) -> str:
+    """A command's help with its sub-command list (the emulator's `dump_help`)."""
+    text = command.description or command.abstract + "\r\n"
+    if command.subcommands:
+        text += "\r\navailable sub-commands:\r\n"
+        text += "".join(f"   {prefix} {sub.names:<15}  {sub.abstract}\r\n" for sub in command.subcommands)
+        text += "\r\n"
+    return text
+
+
+def command_list(commands: tuple[Command, ...]) -> str:
+    return (
+        "Android console commands:\r\n"
+        + "".join(f"    {c.names}\r\n" for c in commands)
+        + "\r\nTry 'help-verbose' for more description\r\nTry 'help <command>' for command-specific help\r\n"
+    )
+
+
+# ---- handlers --------------------------------------------------------------------------------------------
+async def do_help(session: ConsoleSession, args: str | None) -> bool:
+    if args is None:
+        session.write(command_list(session.commands))
+        return True
+    commands, rest = session.commands, args
+    while True:
+        command, rest = find_command(rest, commands)
+        if command is None:
+            session.write(command_list(session.commands) + "\r\nKO: unknown command\r\n")
+            return False
+        if rest is None or not command.subcommands:
+            session.write(help_text(command, args))
+            return True
+        commands = command.subcommands
+
+
+async def do_help_verbose(session: ConsoleSession, args: str | None) -> bool:
+    rows = "".join(f"    {c.names:<15}  {c.abstract}\r\n" for c in session.commands)
+    session.write(
+        f"Android console command help:\r\n\r\n{rows}\r\ntry 'help <command>' for command-specific help\r\n"
+    )
+    return True
+
+
+async def do_ping(session: ConsoleSession, args: str | None) -> bool:
+    session.write("I am alive!\r\n")
+    return True
+
+
+async def do_quit(session: ConsoleSession, args: str | None) -> bool:
+    session.finished = True
+    return False
+
+
+async def do_kill(session: ConsoleSession, args: str | None) -> bool:
+    session.write("OK: killing emulator, bye bye\r\n")
+    # The emulator exits right after answering, which closes every connection.
+    session.finished = session.killing = True
+    return True
+
+
+async def do_auth(session: ConsoleSession, args: str | None) -> bool:
+    if args is None:
+        session.write("KO: missing authentication token\r\n")
+        return False
+    try:
+        token = load_or_create_token(session.console.token_path)
+    except OSError:
+        session.write("KO: unable to read ~/.emulator_console_auth_token\r\n")
+        return False
+    # Constant-time comparison, as the emulator does, so a timing probe cannot guess the token.
+    if not hmac.compare_digest(args.encode(), token.encode()):
+        session.write("KO: authentication token does not match ~/.emulator_console_auth_token\r\n")
+        return False
+    session.write(HELP_PROMPT)
+    session.commands = MAIN_COMMANDS
+    return True
+
+
+async def do_avd_name(session: ConsoleSession, args: str | None) -> bool:
+    session.write(f"{session.console.phone.avd_name}\r\n")
+    return True
+
+
+async def do_avd_status(session: ConsoleSession, args: str | None) -> bool:
+    session.write("virtual device is running\r\n")
+    return True
+
+
+async def do_snapshot_list(session: ConsoleSession, args: str | None) -> bool:
+    snapshots = await session.run_on_phone(session.console.phone.list_snapshots)
+    session.write(snapshot_table(snapshots))
+    return True
+
+
+def _snapshot_name(args: str) -> str:
+    # The emulator passes trailing spaces on; snapshot names never contain whitespace.
+    return args.rstrip(" ")
+
+
+async def do_snapshot_save(session: ConsoleSession, args: str | None) -> bool:
+    if session.console.read_only:
+        session.write(READ_ONLY_REFUSAL.format("save"))
+        return False
+    if args is None:
+        session.write("KO: Argument missing, try 'avd snapshot save <name>'\r\n")
+        return False
+    try:
+        await session.run_on_phone(session.console.phone.save_snapshot, _snapshot_name(args))
+    except (ValueError, OSError) as err:
+        session.write(f"KO: Error while creating snapshot on '{SNAPSHOT_DEVICE}': {err}\r\n")
+        return False
+    return True
+
+
+async def do_snapshot_load(session: ConsoleSession, args: str | None) -> bool:
+    if session.console.read_only:
+        session.write(READ_ONLY_REFUSAL.format("load"))
+        return False
+    if args is None:
+        session.write("KO: Argument missing, try 'avd snapshot load <name>'\r\n")
+        return False
+    name = _snapshot_name(args)
+    try:
+        await session.run_on_phone(session.console.phone.load_snapshot, name)
+    except (KeyError, ValueError):
+        # QEMU's error, then the emulator's summary (captured from an API 35 emulator).
+        session.write(
+            f"KO: Device '{SNAPSHOT_DEVICE}' does not have the requested snapshot '{name}'\r\n"
+            "KO: Snapshot load failure: snapshot doesn't exist\r\n"
+        )
+        return False
+    except OSError as err:
+        session.write(f"KO: Could not open VM state file: {err}\r\nKO: Snapshot load failure: {err}\r\n")
+        return False
+    return True
+
+
+async def do_snapshot_delete(session: ConsoleSession, args: str | None) -> bool:
+    if session.console.read_only:
+        session.write(READ_ONLY_REFUSAL.format("delete"))
+        return False
+    if args is None:
+        # sic: the emulator names `list` in this message.
+        session.write("KO: Argument missing, try 'avd snapshot list <name>'\r\n")
+        return False
+    try:
+        await session.run_on_phone(session.console.phone.delete_snapshot, _snapshot_name(args))
+    except (KeyError, ValueError):
+        pass  # QEMU skips disks without the snapshot, so deleting a missing one succeeds
+    except OSError as err:
+        session.write(f"KO: Error while deleting snapshot on device '{SNAPSHOT_DEVICE}': {err}\r\n")
+        return False
+    return True
+
+
+# ---- the tables: names, summaries and help texts are the emulator's own ------------------------------------
+HELP = Command("help|h|?", "print a list of commands", handler=do_help)
+HELP_VERBOSE = Command("help-verbose", "print a list of commands with descriptions", handler=do_help_verbose)
+PING = Command("ping", "check if the emulator is alive", handler=do_ping)
+QUIT = Command("quit|exit", "quit control session", handler=do_quit)
+KILL = Command("kill", "kill the emulator instance", handler=do_kill)
+AUTH = Command(
+    "auth",
+    "user authentication for the emulator console",
+    "use 'auth <auth_token>' to get extended console functionality\r\n",
+    handler=do_auth,
+)
+AVD_DESCRIPTION = "allows you to control (e.g. start/stop) the execution of the virtual device\r\n"
+AVD_NAME = Command(
+    "name",
+    "query virtual device name",
+    "'avd name' will return the name of this virtual device\r\n",
+    handler=do_avd_name,
+)
+SNAPSHOT_COMMANDS = (
+    Command(
+        "list",
+        "list available state snapshots",
+        "'avd snapshot list' will show a list of all state snapshots that can be loaded\r\n",
+        handler=do_snapshot_list,
+    ),
+    Command(
+        "save",
+        "save state snapshot",
+        "'avd snapshot save <name>' will save the current (run-time) state to a snapshot "
+        "with the given name\r\n",
+        handler=do_snapshot_save,
+    ),
+    Command(
+        "load",
+        "load state snapshot",
+        "'avd snapshot load <name>' will load the state snapshot of the given name\r\n",
+        handler=do_snapshot_load,
+    ),
+    Command(
+        "del",
+        "delete state snapshot",
+        "'avd snapshot del <name>' will delete the state snapshot with the given name\r\n",
+        handler=do_snapshot_delete,
+    ),
+    Command(
+        "delete",
+        "delete state snapshot",
+        "'avd snapshot delete <name>' will delete the state snapshot with the given name\r\n",
+        handler=do_snapshot_delete,
+    ),
+)
+AVD_COMMANDS = (
+    Command(
+        "status",
+        "query virtual device status",
+        "'avd status' will indicate whether the virtual device is running or not\r\n",
+        handler=do_avd_status,
+    ),
+    AVD_NAME,
+    Command(
+        "snapshot",
+        "state snapshot commands",
+        "allows you to save and restore the virtual device state in snapshots\r\n",
+        subcommands=SNAPSHOT_COMMANDS,
+    ),
+)
+# In the emulator's order; `auth` is only known before authentication.
+MAIN_COMMANDS = (
+    HELP,
+    HELP_VERBOSE,
+    PING,
+    KILL,
+    QUIT,
+    Command("avd", "control virtual device execution", AVD_DESCRIPTION, subcommands=AVD_COMMANDS),
+)
+# Before `auth`, only these work; `avd name` stays open because old Android Studio versions need it.
+PREAUTH_COMMANDS = (
+    HELP,
+    HELP_VERBOSE,
+    PING,
+    Command("avd", "control virtual device execution", AVD_DESCRIPTION, subcommands=(AVD_NAME,)),
+    AUTH,
+    QUIT,
+)
+
+
+@dataclass
+class _Console:
+    """What every session of one console server shares."""
+
+    phone: Any
+    token_path: Path
+    read_only: bool
+    on_kill: Callable[[], object] | None
+
+
+async def serve_console(
+    phone: Any,
+    host: str = "127.0.0.1",
+    port: int = 5554,
+    *,
+    read_only: bool = False,
+    on_kill: Callable[[], object] | None = None,
+    home: str | os.PathLike[str] | None = None,
+) -> asyncio.Server:
+    """Start the emulator console for `phone` on `host:port` and return the listening server.
+
+    Args:
+        phone: the simulated `Phone` (its `lock`, `avd_name` and snapshot methods are used).
+        read_only: behave like `emulator -read-only`: snapshot save, load and delete are refused.
+        on_kill: called (on the event loop) after `kill` has been answered; the emulator exits there.
+        home: the directory holding `.emulator_console_auth_token`; `$HOME` when None. The file is
+            created with a random token if missing; an empty file turns authentication off.
+    """
+    console = _Console(phone, token_path(home), read_only, on_kill)
+    try:
+        load_or_create_token(console.token_path)
+    except OSError:
+        # The emulator keeps running without a usable console in this case, and says so.
+        print(
+            f"ERROR: Unable to access '{console.token_path}': emulator console will not work",
+            file=sys.stderr,
+        )
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await ConsoleSession(console, reader, writer).run()
+
+    return await asyncio.start_server(handle, host, port)
+
+
+__all__ = ["load_or_create_token", "serve_console", "snapshot_table", "token_path"]
