@@ -1,0 +1,227 @@
+"""The `droidrl` command.
+
+`droidrl train` is the main job. The RL loop does not exist yet, so today it boots a farm of
+simulated phones with `droidrl-emulator`, checks each one through Debian's real adb, prints what is
+running, and stops them (or keeps them up with --serve).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+console = Console()
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+# ---- farm ---------------------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _free_port_run(count: int, start: int = 15554) -> int:
+    """First even port P from `start` such that P .. P + 2*count - 1 are all free."""
+    for base in range(start, 60000, 2):
+        if all(_port_free(p) for p in range(base, base + 2 * count)):
+            return base
+    raise CliError(f"no run of {2 * count} free ports above {start}")
+
+
+@dataclass
+class Farm:
+    """A private adb server plus one `droidrl-emulator` process serving `count` phones."""
+
+    adb: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen[str]
+    serials: list[str]
+    console_ports: list[int]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        subprocess.run([*self.adb, "kill-server"], env=self.env, capture_output=True, timeout=30)
+
+
+def start_farm(count: int, workdir: Path) -> Farm:
+    adb_binary = shutil.which("adb")
+    if adb_binary is None:
+        raise CliError("the `adb` binary is missing: install Debian's package (apt-get install adb)")
+    server_port = _free_port()
+    env = dict(
+        os.environ,
+        HOME=str(workdir),  # console token and adb keys stay inside the run directory
+        ANDROID_AVD_HOME=str(workdir / "avd"),
+        ANDROID_ADB_SERVER_PORT=str(server_port),
+        ADB_LOCAL_TRANSPORT_MAX_PORT="0",  # the farm announces itself; don't probe other emulators
+    )
+    adb = [adb_binary, "-P", str(server_port)]
+    subprocess.run([*adb, "start-server"], env=env, check=True, capture_output=True, timeout=60)
+    base = _free_port_run(count)
+    command = [sys.executable, "-m", "droidrl.envs.sim.emulator", "-avd", "droidrl_farm", "-count", str(count),
+               "-ports", f"{base},{base + 1}", "-no-window", "-no-snapshot"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ready = 0
+    for line in process.stdout:
+        if " ready: " in line:
+            ready += 1
+            if ready == count:
+                break
+        if line.startswith("ERROR"):
+            raise CliError(f"droidrl-emulator failed: {line.strip()}")
+    if ready < count:
+        raise CliError(f"droidrl-emulator exited with {process.wait()} after starting {ready}/{count} phones")
+    ports = [base + 2 * i for i in range(count)]
+    return Farm(adb, env, process, [f"emulator-{p}" for p in ports], ports)
+
+
+@dataclass
+class PhoneCheck:
+    serial: str
+    console_port: int
+    boot_completed: str
+    screenshot: str
+    ui_nodes: int
+    wifi_toggled: bool
+    snapshot_restored: bool
+    step_ms: float
+
+
+def _adb(farm: Farm, serial: str, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([*farm.adb, "-s", serial, *args], env=farm.env, capture_output=True, timeout=60)
+
+
+def check_phone(farm: Farm, serial: str, console_port: int) -> PhoneCheck:
+    """Drive one phone through adb like an agent would and verify the effects through adb too."""
+    boot = _adb(farm, serial, "shell", "getprop", "sys.boot_completed").stdout.decode().strip()
+    _adb(farm, serial, "emu", "avd", "snapshot", "save", "farm_check")
+    started = time.perf_counter()
+    png = _adb(farm, serial, "exec-out", "screencap", "-p").stdout
+    xml = _adb(farm, serial, "shell", "uiautomator dump /sdcard/window_dump.xml && cat /sdcard/window_dump.xml").stdout
+    step_ms = (time.perf_counter() - started) * 1000
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    before = _adb(farm, serial, "shell", "settings get global wifi_on").stdout.decode().strip()
+    _adb(farm, serial, "shell", "am start -n com.android.settings/.Settings")
+    # The same bytes an agent sees: find the rows by text in the dump and tap their centres.
+    toggled = _tap_text(farm, serial, "Network & internet") and _tap_text(farm, serial, "Internet")
+    toggled = toggled and _tap_text(farm, serial, "Wi\u2011Fi")  # Android writes Wi-Fi with a non-breaking hyphen
+    after = _adb(farm, serial, "shell", "settings get global wifi_on").stdout.decode().strip()
+    _adb(farm, serial, "emu", "avd", "snapshot", "load", "farm_check")
+    restored = _adb(farm, serial, "shell", "settings get global wifi_on").stdout.decode().strip() == before
+    return PhoneCheck(serial, console_port, boot, f"{width}x{height} {len(png) // 1024}KiB",
+                      xml.count(b"<node "), toggled and before != after, restored, step_ms)
+
+
+def _tap_text(farm: Farm, serial: str, text: str) -> bool:
+    dump = _adb(farm, serial, "shell", "uiautomator dump /sdcard/window_dump.xml >/dev/null && cat /sdcard/window_dump.xml")
+    node = next((n for n in ET.fromstring(dump.stdout).iter("node") if n.get("text") == text), None)
+    if node is None:
+        return False
+    left, top, right, bottom = map(int, re.findall(r"\d+", node.get("bounds")))
+    _adb(farm, serial, "shell", "input", "tap", str((left + right) // 2), str((top + bottom) // 2))
+    return True
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.phones < 1:
+        raise CliError(f"--phones must be >= 1, got {args.phones}")
+    console.print("[bold]droidrl train[/]: the RL training loop is not built yet. This run boots a farm of "
+                  f"{args.phones} simulated phones, checks each one through the real adb, and reports.")
+    with tempfile.TemporaryDirectory(prefix="droidrl-farm-") as tmp:
+        started = time.perf_counter()
+        with console.status(f"starting {args.phones} simulated phones (droidrl-emulator)"):
+            farm = start_farm(args.phones, Path(tmp))
+        try:
+            boot_s = time.perf_counter() - started
+            checks = []
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task("checking phones over adb", total=len(farm.serials))
+                for serial, port in zip(farm.serials, farm.console_ports, strict=True):
+                    checks.append(check_phone(farm, serial, port))
+                    progress.advance(task)
+            _print_checks(checks, boot_s, farm)
+            if args.serve:
+                console.print(f"Serving until Ctrl-C. Use: [bold]adb -P {farm.env['ANDROID_ADB_SERVER_PORT']} devices[/]"
+                              f" (HOME={tmp} for `adb emu`).")
+                try:
+                    farm.process.wait()
+                except KeyboardInterrupt:
+                    pass
+        finally:
+            farm.stop()
+    ok = all(c.boot_completed == "1" and c.wifi_toggled and c.snapshot_restored for c in checks)
+    return 0 if ok else 1
+
+
+def _print_checks(checks: list[PhoneCheck], boot_s: float, farm: Farm) -> None:
+    table = Table(title=f"Simulated phone farm: {len(checks)} phones up in {boot_s:.1f} s "
+                        f"(adb server port {farm.env['ANDROID_ADB_SERVER_PORT']})")
+    for col in ("serial", "adb port", "booted", "screenshot", "nodes", "Wi-Fi tap", "snapshot", "obs ms"):
+        table.add_column(col, no_wrap=True)
+    for c in checks:
+        table.add_row(c.serial, str(c.console_port + 1), c.boot_completed, c.screenshot, str(c.ui_nodes),
+                      _mark(c.wifi_toggled), _mark(c.snapshot_restored), f"{c.step_ms:.0f}")
+    console.print(table)
+    console.print("Wi-Fi tap: tapping rows found in the UI dump turned Wi-Fi off (settings get global wifi_on); "
+                  "snapshot: `adb emu avd snapshot load` brought it back; obs ms: screencap + uiautomator dump.")
+
+
+def _mark(ok: bool) -> str:
+    return "[green]yes[/]" if ok else "[red]NO[/]"
+
+
+# ---- entry point ----------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="droidrl", description="Online RL for Android GUI agents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="the main job (today: boot and check a simulated phone farm)")
+    train.add_argument("--phones", type=int, default=4, help="simulated phones to start (default 4)")
+    train.add_argument("--serve", action="store_true", help="keep the farm running until Ctrl-C")
+    train.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CliError as err:
+        console.print(f"[red]error:[/] {err}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
