@@ -191,7 +191,10 @@ class VirtualFS:
         try:
             yield conn
             conn.commit()
-            data = conn.serialize()
+            try:
+                data = conn.serialize()
+            except sqlite3.OperationalError:
+                data = b""  # a database with no pages yet: sqlite3 leaves an empty file too
             if data != self._files.get(path):
                 self.write(path, data)
         finally:
