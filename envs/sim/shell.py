@@ -15,14 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from droidrl.envs.sim.shell_commands import (
-    BIN_DIRS,
-    COMMANDS,
-    CommandError,
-    Context,
-    ShellExit,
-    resolve_path,
-)
+from droidrl.envs.sim.shell_commands import BIN_DIRS, COMMANDS
+from droidrl.envs.sim.shell_util import CommandError, Context, ShellExit, resolve_path
 
 SH = "/system/bin/sh"
 
