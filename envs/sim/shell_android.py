@@ -563,10 +563,108 @@ def _am_kill(ctx: Context, a: _JavaArgs) -> int:
 
 
 def _am_broadcast(ctx: Context, a: _JavaArgs) -> int:
+    extras = _string_extras(a.args[a.pos :])
     intent, _ = _parse_intent(a)
-    ctx.out(f"Broadcasting: {intent}".replace(" }", " flg=0x400000 }", 1))
+    ctx.out(f"Broadcasting: {_broadcast_intent(intent)}")
+    if intent.package in ("", ADB_KEYBOARD_PACKAGE) and intent.component is None:
+        _adb_keyboard_receive(ctx.phone, intent.action, extras)
     ctx.out("Broadcast completed: result=0")
     return 0
+
+
+def _broadcast_intent(intent: _Intent) -> str:
+    """Intent.toString of a broadcast: `am broadcast` adds flg=0x400000, printed after the type."""
+    parts = [f"act={intent.action}"] if intent.action else []
+    if intent.categories:
+        parts.append(f"cat=[{','.join(intent.categories)}]")
+    if intent.data:
+        parts.append(f"dat={intent.data}")
+    if intent.mime:
+        parts.append(f"typ={intent.mime}")
+    parts.append("flg=0x400000")
+    if intent.package:
+        parts.append(f"pkg={intent.package}")
+    if intent.component:
+        parts.append(f"cmp={short_component(*intent.component)}")
+    if intent.extras:
+        parts.append("(has extras)")
+    return "Intent { " + " ".join(parts) + " }"
+
+
+def _string_extras(args: list[str]) -> dict[str, str]:
+    """The `--es KEY VALUE` (and `-e`) string extras of an intent command line; other options skipped."""
+    extras: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("-e", "--es") and i + 2 < len(args):
+            extras[args[i + 1]] = args[i + 2]
+            i += 3
+        elif arg in _EXTRA_TWO_ARGS:
+            i += 3
+        elif arg in _AM_VALUED or arg in ("-a", "-d", "-t", "-c", "-n", "-p"):
+            i += 2
+        else:
+            i += 1
+    return extras
+
+
+# ---- ADB Keyboard (senzhk/ADBKeyBoard): the IME agents type through -------------------------------------
+# The simulated phone behaves as if ADB Keyboard were installed and selected, so its broadcasts always
+# reach it. Like the real IME it commits text into the focused field's InputConnection; with no focused
+# field it does nothing. SimDevice calls the same two functions, so typing is identical in-process.
+ADB_KEYBOARD_PACKAGE = "com.android.adbkeyboard"
+ADB_KEYBOARD_IME = "com.android.adbkeyboard/.AdbIME"
+
+
+def _input_connection(phone: Any) -> Any:
+    """The activity holding the focused field an IME would type into, or None (no InputConnection)."""
+    state = phone.state
+    focus = state.focus
+    if focus is None or focus.package != state.foreground or state.overview:
+        return None
+    stack = state.tasks.get(focus.package, [])
+    return stack[-1] if stack and focus.depth == len(stack) - 1 else None
+
+
+def adb_keyboard_commit(phone: Any, text: str) -> None:
+    """InputConnection.commitText(text): the text goes into the focused field as it is, newlines included."""
+    with phone.lock:
+        activity = _input_connection(phone)
+        if activity is None or not text:
+            return
+        if "\n" not in text:
+            phone.type_text(text)
+            return
+        # Phone.type_text presses Enter for "\n" (what `input text` does); a commit inserts the character.
+        phone.type_text("")  # the input event itself: one more tick, any toast goes away
+        field = phone.state.focus.field
+        old = "" if phone.state.select_all else activity.fields.get(field, "")
+        activity.fields[field] = old + text
+        phone.state.select_all = False
+        phone.changed()
+
+
+def adb_keyboard_clear(phone: Any) -> None:
+    """ADB_CLEAR_TEXT: empty the focused field, the way android_world clears one (CTRL+A, then DEL)."""
+    with phone.lock:
+        if _input_connection(phone) is None:
+            return
+        phone.key_combination([113, 29])  # KEYCODE_CTRL_LEFT + KEYCODE_A selects everything
+        phone.key(67)  # KEYCODE_DEL deletes the selection
+
+
+def _adb_keyboard_receive(phone: Any, action: str, extras: dict[str, str]) -> None:
+    if action == "ADB_INPUT_TEXT" and "msg" in extras:
+        adb_keyboard_commit(phone, extras["msg"])
+    elif action == "ADB_INPUT_B64" and "msg" in extras:
+        try:
+            data = base64.b64decode(extras["msg"])
+        except ValueError:
+            return  # the real IME throws on bad base64 and types nothing
+        adb_keyboard_commit(phone, data.decode("utf-8", errors="replace"))  # Java's new String(b, "UTF-8")
+    elif action == "ADB_CLEAR_TEXT":
+        adb_keyboard_clear(phone)
 
 
 def _am_stack(ctx: Context, a: _JavaArgs) -> int:
