@@ -91,8 +91,19 @@ def start_farm(count: int, workdir: Path) -> Farm:
     adb = [adb_binary, "-P", str(server_port)]
     subprocess.run([*adb, "start-server"], env=env, check=True, capture_output=True, timeout=60)
     base = _free_port_run(count)
-    command = [sys.executable, "-m", "droidrl.envs.sim.emulator", "-avd", "droidrl_farm", "-count", str(count),
-               "-ports", f"{base},{base + 1}", "-no-window", "-no-snapshot"]
+    command = [
+        sys.executable,
+        "-m",
+        "droidrl.envs.sim.emulator",
+        "-avd",
+        "droidrl_farm",
+        "-count",
+        str(count),
+        "-ports",
+        f"{base},{base + 1}",
+        "-no-window",
+        "-no-snapshot",
+    ]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ready = 0
     for line in process.stdout:
@@ -130,23 +141,40 @@ def check_phone(farm: Farm, serial: str, console_port: int) -> PhoneCheck:
     _adb(farm, serial, "emu", "avd", "snapshot", "save", "farm_check")
     started = time.perf_counter()
     png = _adb(farm, serial, "exec-out", "screencap", "-p").stdout
-    xml = _adb(farm, serial, "shell", "uiautomator dump /sdcard/window_dump.xml && cat /sdcard/window_dump.xml").stdout
+    xml = _adb(
+        farm, serial, "shell", "uiautomator dump /sdcard/window_dump.xml && cat /sdcard/window_dump.xml"
+    ).stdout
     step_ms = (time.perf_counter() - started) * 1000
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     before = _adb(farm, serial, "shell", "settings get global wifi_on").stdout.decode().strip()
     _adb(farm, serial, "shell", "am start -n com.android.settings/.Settings")
     # The same bytes an agent sees: find the rows by text in the dump and tap their centres.
     toggled = _tap_text(farm, serial, "Network & internet") and _tap_text(farm, serial, "Internet")
-    toggled = toggled and _tap_text(farm, serial, "Wi\u2011Fi")  # Android writes Wi-Fi with a non-breaking hyphen
+    toggled = toggled and _tap_text(
+        farm, serial, "Wi\u2011Fi"
+    )  # Android writes Wi-Fi with a non-breaking hyphen
     after = _adb(farm, serial, "shell", "settings get global wifi_on").stdout.decode().strip()
     _adb(farm, serial, "emu", "avd", "snapshot", "load", "farm_check")
     restored = _adb(farm, serial, "shell", "settings get global wifi_on").stdout.decode().strip() == before
-    return PhoneCheck(serial, console_port, boot, f"{width}x{height} {len(png) // 1024}KiB",
-                      xml.count(b"<node "), toggled and before != after, restored, step_ms)
+    return PhoneCheck(
+        serial,
+        console_port,
+        boot,
+        f"{width}x{height} {len(png) // 1024}KiB",
+        xml.count(b"<node "),
+        toggled and before != after,
+        restored,
+        step_ms,
+    )
 
 
 def _tap_text(farm: Farm, serial: str, text: str) -> bool:
-    dump = _adb(farm, serial, "shell", "uiautomator dump /sdcard/window_dump.xml >/dev/null && cat /sdcard/window_dump.xml")
+    dump = _adb(
+        farm,
+        serial,
+        "shell",
+        "uiautomator dump /sdcard/window_dump.xml >/dev/null && cat /sdcard/window_dump.xml",
+    )
     node = next((n for n in ET.fromstring(dump.stdout).iter("node") if n.get("text") == text), None)
     if node is None:
         return False
@@ -158,8 +186,10 @@ def _tap_text(farm: Farm, serial: str, text: str) -> bool:
 def cmd_train(args: argparse.Namespace) -> int:
     if args.phones < 1:
         raise CliError(f"--phones must be >= 1, got {args.phones}")
-    console.print("[bold]droidrl train[/]: the RL training loop is not built yet. This run boots a farm of "
-                  f"{args.phones} simulated phones, checks each one through the real adb, and reports.")
+    console.print(
+        "[bold]droidrl train[/]: the RL training loop is not built yet. This run boots a farm of "
+        f"{args.phones} simulated phones, checks each one through the real adb, and reports."
+    )
     with tempfile.TemporaryDirectory(prefix="droidrl-farm-") as tmp:
         started = time.perf_counter()
         with console.status(f"starting {args.phones} simulated phones (droidrl-emulator)"):
@@ -174,8 +204,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                     progress.advance(task)
             _print_checks(checks, boot_s, farm)
             if args.serve:
-                console.print(f"Serving until Ctrl-C. Use: [bold]adb -P {farm.env['ANDROID_ADB_SERVER_PORT']} devices[/]"
-                              f" (HOME={tmp} for `adb emu`).")
+                console.print(
+                    f"Serving until Ctrl-C. Use: [bold]adb -P {farm.env['ANDROID_ADB_SERVER_PORT']} devices[/]"
+                    f" (HOME={tmp} for `adb emu`)."
+                )
                 try:
                     farm.process.wait()
                 except KeyboardInterrupt:
@@ -187,16 +219,28 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _print_checks(checks: list[PhoneCheck], boot_s: float, farm: Farm) -> None:
-    table = Table(title=f"Simulated phone farm: {len(checks)} phones up in {boot_s:.1f} s "
-                        f"(adb server port {farm.env['ANDROID_ADB_SERVER_PORT']})")
+    table = Table(
+        title=f"Simulated phone farm: {len(checks)} phones up in {boot_s:.1f} s "
+        f"(adb server port {farm.env['ANDROID_ADB_SERVER_PORT']})"
+    )
     for col in ("serial", "adb port", "booted", "screenshot", "nodes", "Wi-Fi tap", "snapshot", "obs ms"):
         table.add_column(col, no_wrap=True)
     for c in checks:
-        table.add_row(c.serial, str(c.console_port + 1), c.boot_completed, c.screenshot, str(c.ui_nodes),
-                      _mark(c.wifi_toggled), _mark(c.snapshot_restored), f"{c.step_ms:.0f}")
+        table.add_row(
+            c.serial,
+            str(c.console_port + 1),
+            c.boot_completed,
+            c.screenshot,
+            str(c.ui_nodes),
+            _mark(c.wifi_toggled),
+            _mark(c.snapshot_restored),
+            f"{c.step_ms:.0f}",
+        )
     console.print(table)
-    console.print("Wi-Fi tap: tapping rows found in the UI dump turned Wi-Fi off (settings get global wifi_on); "
-                  "snapshot: `adb emu avd snapshot load` brought it back; obs ms: screencap + uiautomator dump.")
+    console.print(
+        "Wi-Fi tap: tapping rows found in the UI dump turned Wi-Fi off (settings get global wifi_on); "
+        "snapshot: `adb emu avd snapshot load` brought it back; obs ms: screencap + uiautomator dump."
+    )
 
 
 def _mark(ok: bool) -> str:

@@ -30,7 +30,8 @@ ADB = "/usr/bin/adb"
 
 def prepare(phone: Phone) -> tuple[int, int]:
     """Open Settings > Display and use a few apps so snapshots hold a realistic state; returns the
-    centre of the Dark theme row, which each benchmark step taps (toggling the theme every time)."""
+    centre of the Dark theme row, which each benchmark step taps (toggling the theme every time).
+    """
     for package in ("com.google.android.contacts", "com.google.android.deskclock"):
         phone.launch(package)
     phone.launch("com.android.settings")
@@ -91,7 +92,9 @@ def main() -> None:
         adb = [ADB, "-P", str(server_port)]
         subprocess.run([*adb, "start-server"], env=env, check=True, capture_output=True)
         try:
-            subprocess.run([*adb, "connect", f"127.0.0.1:{adbd_port}"], env=env, check=True, capture_output=True)
+            subprocess.run(
+                [*adb, "connect", f"127.0.0.1:{adbd_port}"], env=env, check=True, capture_output=True
+            )
             device = adbutils.AdbClient(host="127.0.0.1", port=server_port).device(f"127.0.0.1:{adbd_port}")
 
             def adb_step() -> None:
@@ -101,7 +104,12 @@ def main() -> None:
 
             rows.append(("adb: tap + screenshot + xml", timed(adb_step, args.steps)))
             rows.append(("adb: input tap", timed(lambda: device.click(x, y), args.steps)))
-            rows.append(("adb: screencap -p", timed(lambda: device.shell(["screencap", "-p"], encoding=None), args.steps)))
+            rows.append(
+                (
+                    "adb: screencap -p",
+                    timed(lambda: device.shell(["screencap", "-p"], encoding=None), args.steps),
+                )
+            )
             rows.append(("adb: uiautomator dump + pull", timed(device.dump_hierarchy, args.steps)))
         finally:
             subprocess.run([*adb, "kill-server"], env=env, capture_output=True)
@@ -115,7 +123,9 @@ def main() -> None:
     console.print(table)
     local_p50 = percentiles(rows[0][1])[0]
     adb_p50 = percentiles(next(s for n, s in rows if n.startswith("adb: tap +")))[0]
-    console.print(f"snapshot size {size_kib:.0f} KiB; adb step / in-process step (p50) = {adb_p50 / local_p50:.2f}x")
+    console.print(
+        f"snapshot size {size_kib:.0f} KiB; adb step / in-process step (p50) = {adb_p50 / local_p50:.2f}x"
+    )
 
 
 if __name__ == "__main__":

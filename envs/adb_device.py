@@ -16,6 +16,8 @@ from typing import TypeVar
 import adbutils
 import numpy as np
 from adbutils.errors import AdbError, AdbTimeout
+from PIL import Image
+
 from droidrl.envs.console_client import EmulatorConsole
 from droidrl.envs.device import check_snapshot_name, key_argument, text_chunks
 from droidrl.envs.errors import (
@@ -25,7 +27,6 @@ from droidrl.envs.errors import (
     FileNotFoundOnDevice,
     SnapshotError,
 )
-from PIL import Image
 
 # ADB Keyboard (github.com/senzhk/ADBKeyBoard): an IME that commits the text of a broadcast into the
 # focused field. The base64 form (action ADB_INPUT_B64, string extra `msg`, UTF-8) is what Open-AutoGLM

@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import numpy as np
+
 from droidrl.envs.device import Device
 from droidrl.envs.errors import DeviceContractError
 

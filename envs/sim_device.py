@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import numpy as np
+
 from droidrl.envs.device import check_snapshot_name, key_argument, text_chunks
 from droidrl.envs.errors import DeviceCommandError, FileNotFoundOnDevice, SnapshotError
 from droidrl.envs.sim.phone import LAUNCHER, Phone

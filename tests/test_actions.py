@@ -7,6 +7,9 @@ import sys
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from droidrl.envs.actions import (
     APP_PACKAGES,
     CENTER,
@@ -35,8 +38,6 @@ from droidrl.envs.actions import (
     to_grid,
     to_pixels,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 # ---------------------------------------------------------------------------------------------
 # parse: text -> action

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import adbutils
 import pytest
+
 from droidrl.envs.sim.adbd import adbd_in_thread, announce_to_adb_server
 
 

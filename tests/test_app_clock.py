@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+
 from droidrl.envs.sim.apps import clock
 from droidrl.envs.sim.phone import KEYCODE_BACK, Phone
 

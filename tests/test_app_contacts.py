@@ -4,6 +4,7 @@ import sqlite3
 import xml.etree.ElementTree as ET
 
 import pytest
+
 from droidrl.envs.sim.apps import contacts, launcher
 from droidrl.envs.sim.phone import LAUNCHER, Phone
 

@@ -3,6 +3,7 @@
 import xml.etree.ElementTree as ET
 
 import pytest
+
 from droidrl.envs.sim.apps import contacts, launcher, settings
 from droidrl.envs.sim.phone import LAUNCHER, Phone
 from droidrl.envs.sim.ui import SEEKBAR, Node

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+
 from droidrl.envs.checker import CHECK_FILE, check_device
 from droidrl.envs.device import Device
 from droidrl.envs.errors import DeviceContractError, FileNotFoundOnDevice, SnapshotError

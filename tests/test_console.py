@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from droidrl.envs.sim.console import human_size, serve_console, snapshot_table
 from droidrl.envs.sim.phone import Phone, SnapshotInfo
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import AdbServer
+
 from droidrl.envs.adb_device import AdbDevice
 from droidrl.envs.checker import check_device
 from droidrl.envs.device import Device, text_chunks

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import AdbServer, free_port
+
 from droidrl.envs.sim import emulator
 from droidrl.envs.sim.phone import Phone
 

@@ -14,7 +14,7 @@ from PIL import Image
 from droidrl.envs.sim.adbd import adbd_in_thread
 from droidrl.envs.sim.phone import Phone
 
-INJECTION = "Ann's; $(reboot) `id` \"q\" & | > x 中文"
+INJECTION = 'Ann\'s; $(reboot) `id` "q" & | > x 中文'
 
 
 @pytest.fixture
@@ -95,7 +95,9 @@ def test_adbutils_device_api(pair):
     local, device = pair
     assert device.window_size() == (1080, 2400)
     packages = device.list_packages()
-    assert {"com.android.settings", "com.google.android.contacts", "com.google.android.deskclock"} <= set(packages)
+    assert {"com.android.settings", "com.google.android.contacts", "com.google.android.deskclock"} <= set(
+        packages
+    )
     assert device.app_current().package == "com.google.android.apps.nexuslauncher"
     device.app_start("com.google.android.deskclock")
     current = device.app_current()

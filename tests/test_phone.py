@@ -35,7 +35,11 @@ def _detail(ctx: Ctx) -> Screen:
     (title,) = ctx.query("notes.db", "SELECT title FROM notes WHERE _id=?", (ctx.args["note_id"],))[0]
 
     def save() -> None:
-        ctx.execute("notes.db", "UPDATE notes SET title=? WHERE _id=?", (ctx.field("title", title), ctx.args["note_id"]))
+        ctx.execute(
+            "notes.db",
+            "UPDATE notes SET title=? WHERE _id=?",
+            (ctx.field("title", title), ctx.args["note_id"]),
+        )
         ctx.toast("Saved")
         ctx.finish()
 
@@ -51,12 +55,20 @@ def _detail(ctx: Ctx) -> Screen:
 
     dialog = None
     if ctx.extra.get("dialog"):
-        dialog = Dialog(title="Delete note?", buttons=[("Delete", delete), ("Cancel", close_dialog)], on_cancel=close_dialog)
+        dialog = Dialog(
+            title="Delete note?",
+            buttons=[("Delete", delete), ("Cancel", close_dialog)],
+            on_cancel=close_dialog,
+        )
     rows = [
         edit("title", ctx.field("title", title), "Title", "title_edit", focused=ctx.focused("title")),
         button("Save", save, rid="save"),
         button("Delete", ask_delete, rid="delete", primary=False),
-        switch_item("Pinned", ctx.extra.get("pinned", False), lambda: ctx.extra.update(pinned=not ctx.extra.get("pinned"))),
+        switch_item(
+            "Pinned",
+            ctx.extra.get("pinned", False),
+            lambda: ctx.extra.update(pinned=not ctx.extra.get("pinned")),
+        ),
         text("Body text " * 20),
     ]
     return Screen(title="Edit note", up=ctx.finish, rows=rows, dialog=dialog, on_enter=save)
@@ -215,9 +227,25 @@ def test_ui_xml_has_real_attributes_and_matches_hit_testing(phone):
     root = ET.fromstring(xml)
     assert root.tag == "hierarchy" and root.get("rotation") == "0"
     nodes = list(root.iter("node"))
-    expected = ["index", "text", "resource-id", "class", "package", "content-desc", "checkable", "checked",
-                "clickable", "enabled", "focusable", "focused", "scrollable", "long-clickable", "password",
-                "selected", "bounds"]
+    expected = [
+        "index",
+        "text",
+        "resource-id",
+        "class",
+        "package",
+        "content-desc",
+        "checkable",
+        "checked",
+        "clickable",
+        "enabled",
+        "focusable",
+        "focused",
+        "scrollable",
+        "long-clickable",
+        "password",
+        "selected",
+        "bounds",
+    ]
     assert list(nodes[0].attrib) == expected
     row = next(n for n in nodes if n.get("text") == "note 04")
     assert row.get("resource-id") == "android:id/title" and row.get("package") == PKG

@@ -4,6 +4,8 @@ import io
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from droidrl.envs.sim import render
 from droidrl.envs.sim.ui import (
     BUTTON,
@@ -30,7 +32,6 @@ from droidrl.envs.sim.ui import (
     switch_item,
     text,
 )
-from PIL import Image
 
 M = Metrics(1080, 2400, 420)
 

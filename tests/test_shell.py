@@ -17,11 +17,12 @@ import pytest
 from adbutils._utils import list2cmdline
 from adbutils.screenshot import ScreenshotExtesion
 from adbutils.shell import ShellExtension
-from droidrl.envs.sim.phone import Phone
-from droidrl.envs.sim.shell import ShellResult, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
+
+from droidrl.envs.sim.phone import Phone
+from droidrl.envs.sim.shell import ShellResult, run
 
 SETTINGS = "com.android.settings"
 CONTACTS = "com.google.android.contacts"

@@ -22,7 +22,12 @@ def test_base_layout(fs):
 def test_write_read_stat(fs):
     fs.write("/sdcard/a/b/c.txt", b"hello", mode=0o644)
     st = fs.stat("/sdcard/a/b/c.txt")
-    assert (st.size, stat.S_IMODE(st.mode), stat.S_ISREG(st.mode), st.mtime) == (5, 0o644, True, 1_697_384_040)
+    assert (st.size, stat.S_IMODE(st.mode), stat.S_ISREG(st.mode), st.mtime) == (
+        5,
+        0o644,
+        True,
+        1_697_384_040,
+    )
     assert fs.read("sdcard//a/b/../b/c.txt") == b"hello"
     assert fs.is_dir("/sdcard/a/b")
 

@@ -73,6 +73,10 @@ class Ctx:
     def set_field(self, key: str, value: str) -> None:
         self.activity.fields[key] = value
 
+    def clear_focus(self) -> None:
+        """Drop keyboard focus (e.g. when a dialog with a field closes)."""
+        self.phone.state.focus = None
+
     def focused(self, key: str) -> bool:
         f = self.phone.state.focus
         return f is not None and f.package == self.app.package and f.depth == self.depth and f.field == key

@@ -213,7 +213,9 @@ class Phone:
 
     def task_stacks(self) -> list[tuple[int, str, list[str]]]:
         """(task id, package, activities bottom->top) for every task, foreground first."""
-        order = [self.state.foreground] + [p for p in reversed(self.state.recents) if p != self.state.foreground]
+        order = [self.state.foreground] + [
+            p for p in reversed(self.state.recents) if p != self.state.foreground
+        ]
         order += [p for p in self.state.tasks if p not in order]
         ids = {pkg: 1 + sorted(self.apps).index(pkg) for pkg in self.apps}
         return [(ids[p], p, [a.name for a in self.state.tasks[p]]) for p in order if p in self.state.tasks]
@@ -323,19 +325,25 @@ class Phone:
         focus = self.state.focus
         ime = focus is not None and focus.package == app.package and focus.depth == ctx.depth
         root, scroll = layout_screen(screen, self.metrics, app.package, ctx.activity.scroll, ime)
+        fields = [*root.walk(), *(screen.dialog.rows if screen.dialog is not None else [])]
+        fields = [n for row in fields for n in row.walk() if n.cls == EDIT]
+        if ime and not any(n.field == focus.field for n in fields):
+            # The focused field is gone (its dialog closed): Android drops focus and hides the IME.
+            self.state.focus, ime = None, False
+            root, scroll = layout_screen(screen, self.metrics, app.package, ctx.activity.scroll, ime)
         ctx.activity.scroll = scroll
         for node in root.walk():
             if node.cls == EDIT and node.field:
                 node.focused = ime and focus.field == node.field
         windows = [root, systemui.status_bar(self), systemui.nav_bar(self)]
         if screen.dialog is not None:
-            windows.append(layout_dialog(screen.dialog, self.metrics, app.package))
+            windows.append(layout_dialog(screen.dialog, self.metrics, app.package, keyboard=ime))
         if self.state.system_dialog is not None:
             windows.append(systemui.system_dialog(self))
-        if self.state.toast:
-            windows.append(systemui.toast(self, self.state.toast))
         if ime:
             windows.append(keyboard.layout(self))
+        if self.state.toast:  # toasts float above the keyboard, as on a phone
+            windows.append(systemui.toast(self, self.state.toast))
         return windows, screen
 
     def _screen(self) -> Screen:
@@ -382,7 +390,12 @@ class Phone:
         self.changed()
 
     def _interactive(self, node: Node) -> bool:
-        return node.enabled and (node.on_click is not None or node.on_long_click is not None or (node.cls == EDIT and bool(node.field)) or node.cls == SEEKBAR)
+        return node.enabled and (
+            node.on_click is not None
+            or node.on_long_click is not None
+            or (node.cls == EDIT and bool(node.field))
+            or node.cls == SEEKBAR
+        )
 
     def hit(self, x: int, y: int) -> Node | None:
         """The node a touch at (x, y) lands on: the deepest interactive node of the topmost window under it.
@@ -535,11 +548,20 @@ class Phone:
         stack = self.state.tasks.get(f.package, [])
         return stack[f.depth] if f.depth == len(stack) - 1 else None
 
+    def _field_text(self, activity: Activity, key: str) -> str:
+        """The text a field holds: typed text, else what the screen prefilled it with."""
+        if key in activity.fields:
+            return activity.fields[key]
+        for node in self.windows()[0].walk():
+            if node.cls == EDIT and node.field == key:
+                return node.text
+        return ""
+
     def _type(self, text: str) -> None:
         activity = self._focused_activity()
         if activity is None or not text:
             return
-        old = "" if self.state.select_all else activity.fields.get(self.state.focus.field, "")
+        old = "" if self.state.select_all else self._field_text(activity, self.state.focus.field)
         activity.fields[self.state.focus.field] = old + text
         self.state.select_all = False
 
@@ -548,7 +570,7 @@ class Phone:
         if activity is None:
             return
         key = self.state.focus.field
-        value = activity.fields.get(key, "")
+        value = self._field_text(activity, key)
         activity.fields[key] = "" if self.state.select_all else value[:-1]
         self.state.select_all = False
 
@@ -568,6 +590,8 @@ class Phone:
                 systemui.dismiss_system_dialog(self)
         elif screen.dialog is not None:
             self._cancel_dialog(screen)
+        elif screen.on_back is not None and not self.state.overview:
+            screen.on_back()  # the app handles BACK itself (e.g. "Discard changes?")
         elif self.state.overview:
             self.state.overview = False
         elif self.state.foreground != LAUNCHER:

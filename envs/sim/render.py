@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image, ImageColor, ImageDraw, ImageFont
+
 from droidrl.envs.sim.ui import (
     BUTTON,
     CHECKBOX,
@@ -33,7 +35,6 @@ from droidrl.envs.sim.ui import (
     place_row,
     row_height,
 )
-from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 RGB = tuple[int, int, int]
 Box = tuple[int, int, int, int]
@@ -428,7 +429,10 @@ def _text(
     left, top, right, bottom = box
     if not text or right <= left or bottom <= top:
         return
-    lines = _layout(text, px, bold, right - left, max_lines)
+    # No glyph is narrower than ~0.2 em, so more characters than this can never show; cutting here keeps
+    # a model that types 100 KB into a field from stalling the render (layout is quadratic in length).
+    limit = max_lines * (1 + (right - left) * 5 // max(1, px)) + 1
+    lines = _layout(text[:limit], px, bold, right - left, max_lines)
     step = _line_height(px) if len(lines) > 1 else 0
     mask_h = _line_mask(lines[0], px, bold).height
     y = top + (bottom - top - mask_h - step * (len(lines) - 1)) // 2
@@ -683,6 +687,8 @@ def _paint_edit(c: _Canvas, node: Node) -> None:
     else:
         shown = node.text
         if focused:  # a focused field scrolls to keep the caret (at the end) visible
+            # No glyph is narrower than ~0.2 em: only the last width*5/px characters can ever show.
+            shown = shown[-(2 + (inner[2] - inner[0]) * 5 // max(1, px)) :]
             while len(shown) > 1 and _text_width(shown, px, False) > inner[2] - inner[0] - c.m.dp(4):
                 shown = shown[1:]
         _text(c, shown, inner, _colour(c, node.color, c.p.text), px)

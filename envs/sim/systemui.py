@@ -28,14 +28,24 @@ def status_bar(phone: Phone) -> Node:
     if phone.get_setting("global", "bluetooth_on") == "1":
         icons.append(("bluetooth", "Bluetooth on."))
     icons.append(("battery", "Battery 100 percent."))
-    root = Node(cls=FRAME, kind="status_bar", rid="com.android.systemui:id/status_bar", bounds=(0, 0, m.width, h))
+    root = Node(
+        cls=FRAME, kind="status_bar", rid="com.android.systemui:id/status_bar", bounds=(0, 0, m.width, h)
+    )
     root.children.append(
-        Node(cls=TEXT, text=clock, rid="com.android.systemui:id/clock", size=14, bounds=(m.dp(16), 0, m.dp(96), h))
+        Node(
+            cls=TEXT,
+            text=clock,
+            rid="com.android.systemui:id/clock",
+            size=14,
+            bounds=(m.dp(16), 0, m.dp(96), h),
+        )
     )
     x = m.width - m.dp(16)
     for name, desc in reversed(icons):
         w = m.dp(44) if name == "battery" else m.dp(22)
-        root.children.append(Node(cls=IMAGE, desc=desc, kind=f"sb_{name}", hint=name, size=12, bounds=(x - w, 0, x, h)))
+        root.children.append(
+            Node(cls=IMAGE, desc=desc, kind=f"sb_{name}", hint=name, size=12, bounds=(x - w, 0, x, h))
+        )
         x -= w + m.dp(4)
     for node in root.walk():
         node.package = SYSTEMUI
@@ -48,14 +58,30 @@ def nav_bar(phone: Phone) -> Node:
 
     m = phone.metrics
     top = m.height - m.nav_bar
-    root = Node(cls=FRAME, kind="nav_bar", rid="com.android.systemui:id/navigation_bar_frame", bounds=(0, top, m.width, m.height))
+    root = Node(
+        cls=FRAME,
+        kind="nav_bar",
+        rid="com.android.systemui:id/navigation_bar_frame",
+        bounds=(0, top, m.width, m.height),
+    )
     w = m.dp(72)
-    specs = [("back", "Back", KEYCODE_BACK, m.width // 4), ("home", "Home", KEYCODE_HOME, m.width // 2),
-             ("recent_apps", "Overview", KEYCODE_APP_SWITCH, 3 * m.width // 4)]
+    specs = [
+        ("back", "Back", KEYCODE_BACK, m.width // 4),
+        ("home", "Home", KEYCODE_HOME, m.width // 2),
+        ("recent_apps", "Overview", KEYCODE_APP_SWITCH, 3 * m.width // 4),
+    ]
     for rid, desc, code, cx in specs:
         root.children.append(
-            Node(cls=IMAGE_BUTTON, rid=f"com.android.systemui:id/{rid}", desc=desc, kind=f"nav_{rid}", clickable=True,
-                 long_clickable=True, on_click=lambda code=code: phone.press(code), bounds=(cx - w // 2, top, cx + w // 2, m.height))
+            Node(
+                cls=IMAGE_BUTTON,
+                rid=f"com.android.systemui:id/{rid}",
+                desc=desc,
+                kind=f"nav_{rid}",
+                clickable=True,
+                long_clickable=True,
+                on_click=lambda code=code: phone.press(code),
+                bounds=(cx - w // 2, top, cx + w // 2, m.height),
+            )
         )
     for node in root.walk():
         node.package = SYSTEMUI
@@ -67,16 +93,44 @@ def toast(phone: Phone, message: str) -> Node:
     width = min(m.width - m.dp(48), m.dp(24) + round(len(message) * m.dp(14) * 0.55))
     left = (m.width - width) // 2
     bottom = m.height - m.nav_bar - m.dp(64)
-    node = Node(cls="android.widget.Toast", kind="toast", package=phone.state.foreground, bounds=(left, bottom - m.dp(44), left + width, bottom))
-    node.children.append(Node(cls=TEXT, text=message, rid="android:id/message", size=14, align="center", package=node.package, bounds=node.bounds))
+    node = Node(
+        cls="android.widget.Toast",
+        kind="toast",
+        package=phone.state.foreground,
+        bounds=(left, bottom - m.dp(44), left + width, bottom),
+    )
+    node.children.append(
+        Node(
+            cls=TEXT,
+            text=message,
+            rid="android:id/message",
+            size=14,
+            align="center",
+            package=node.package,
+            bounds=node.bounds,
+        )
+    )
     return node
 
 
-def show_system_dialog(phone: Phone, title: str, message: str, buttons: list[str], *, cancelable: bool = True,
-                       package: str = "com.android.permissioncontroller") -> None:
+def show_system_dialog(
+    phone: Phone,
+    title: str,
+    message: str,
+    buttons: list[str],
+    *,
+    cancelable: bool = True,
+    package: str = "com.android.permissioncontroller",
+) -> None:
     """Put a system dialog on screen (permission prompt, ad, rating request); any button dismisses it."""
-    phone.state.system_dialog = {"title": title, "message": message, "buttons": list(buttons),
-                                 "cancelable": cancelable, "package": package, "result": None}
+    phone.state.system_dialog = {
+        "title": title,
+        "message": message,
+        "buttons": list(buttons),
+        "cancelable": cancelable,
+        "package": package,
+        "result": None,
+    }
     phone.changed()
 
 
@@ -91,7 +145,9 @@ def system_dialog(phone: Phone) -> Node:
     dialog = Dialog(
         title=spec["title"],
         message=spec["message"],
-        buttons=[(label, lambda label=label: dismiss_system_dialog(phone, label)) for label in spec["buttons"]],
+        buttons=[
+            (label, lambda label=label: dismiss_system_dialog(phone, label)) for label in spec["buttons"]
+        ],
     )
     card = layout_dialog(dialog, phone.metrics, spec["package"])
     card.kind = "system_dialog"

@@ -112,6 +112,7 @@ class Screen:
     dialog: Dialog | None = None
     app_bar: bool = True
     on_enter: Handler | None = None  # IME action (ENTER) in a focused field, e.g. run a search
+    on_back: Handler | None = None  # BACK when no keyboard or dialog is up; None finishes the activity
     rid_prefix: str = ""  # package used to qualify short resource-ids
 
 
@@ -158,7 +159,9 @@ def item(
 
 def switch(checked: bool, rid: str = "android:id/switch_widget") -> Node:
     """A trailing on/off switch; the row it sits in handles the click, as in Android preferences."""
-    return Node(cls=SWITCH, kind="switch", checkable=True, checked=checked, rid=rid, text="ON" if checked else "OFF")
+    return Node(
+        cls=SWITCH, kind="switch", checkable=True, checked=checked, rid=rid, text="ON" if checked else "OFF"
+    )
 
 
 def checkbox(checked: bool, rid: str = "android:id/checkbox") -> Node:
@@ -173,10 +176,17 @@ def switch_item(title: str, checked: bool, on_toggle: Handler, subtitle: str = "
 
 
 def header(text: str, rid: str = "android:id/title") -> Node:
-    return Node(cls=LINEAR, kind="header", height=48, children=[Node(cls=TEXT, text=text, rid=rid, size=14, bold=True)])
+    return Node(
+        cls=LINEAR,
+        kind="header",
+        height=48,
+        children=[Node(cls=TEXT, text=text, rid=rid, size=14, bold=True)],
+    )
 
 
-def edit(field_key: str, value: str, hint: str, rid: str, *, password: bool = False, focused: bool = False) -> Node:
+def edit(
+    field_key: str, value: str, hint: str, rid: str, *, password: bool = False, focused: bool = False
+) -> Node:
     """An EditText bound to the activity field `field_key`; the phone focuses it on tap."""
     box = Node(
         cls=EDIT,
@@ -195,7 +205,9 @@ def edit(field_key: str, value: str, hint: str, rid: str, *, password: bool = Fa
     return Node(cls=LINEAR, kind="edit_row", height=64, children=[box])
 
 
-def button(text: str, on_click: Handler, rid: str = "", *, primary: bool = True, enabled: bool = True) -> Node:
+def button(
+    text: str, on_click: Handler, rid: str = "", *, primary: bool = True, enabled: bool = True
+) -> Node:
     btn = Node(
         cls=BUTTON,
         text=text,
@@ -214,13 +226,25 @@ def button(text: str, on_click: Handler, rid: str = "", *, primary: bool = True,
 def buttons(*pairs: tuple[str, Handler, str]) -> Node:
     """A row of equal-width buttons from (label, handler, resource-id) triples."""
     children = [
-        Node(cls=BUTTON, text=t, rid=r, clickable=True, focusable=True, on_click=h, kind="secondary", size=16, bold=True)
+        Node(
+            cls=BUTTON,
+            text=t,
+            rid=r,
+            clickable=True,
+            focusable=True,
+            on_click=h,
+            kind="secondary",
+            size=16,
+            bold=True,
+        )
         for t, h, r in pairs
     ]
     return Node(cls=LINEAR, kind="button_row", height=64, children=children)
 
 
-def text(value: str, *, size: float = 16, bold: bool = False, rid: str = "", color: str = "", align: str = "left") -> Node:
+def text(
+    value: str, *, size: float = 16, bold: bool = False, rid: str = "", color: str = "", align: str = "left"
+) -> Node:
     """A paragraph; its height grows with the number of wrapped lines."""
     return Node(
         cls=LINEAR,
@@ -232,12 +256,26 @@ def text(value: str, *, size: float = 16, bold: bool = False, rid: str = "", col
 def big_text(value: str, rid: str = "", size: float = 56) -> Node:
     """A large centred read-out (the timer and stopwatch displays)."""
     return Node(
-        cls=LINEAR, kind="text_row", height=size * 2.2, children=[Node(cls=TEXT, text=value, rid=rid, size=size, align="center")]
+        cls=LINEAR,
+        kind="text_row",
+        height=size * 2.2,
+        children=[Node(cls=TEXT, text=value, rid=rid, size=size, align="center")],
     )
 
 
-def slider(title: str, progress: float, on_progress: Callable[[float], None], rid: str = "android:id/seekbar") -> Node:
-    bar = Node(cls=SEEKBAR, kind="seekbar", rid=rid, progress=progress, on_progress=on_progress, focusable=True, clickable=True, scrollable=False)
+def slider(
+    title: str, progress: float, on_progress: Callable[[float], None], rid: str = "android:id/seekbar"
+) -> Node:
+    bar = Node(
+        cls=SEEKBAR,
+        kind="seekbar",
+        rid=rid,
+        progress=progress,
+        on_progress=on_progress,
+        focusable=True,
+        clickable=True,
+        scrollable=False,
+    )
     bar.text = f"{round(progress * 100)}"
     return Node(
         cls=LINEAR,
@@ -250,7 +288,19 @@ def slider(title: str, progress: float, on_progress: Callable[[float], None], ri
 def chips(options: list[tuple[str, bool, Handler]], rid: str = "") -> Node:
     """Small toggle chips in one row (e.g. alarm repeat days): (label, selected, handler)."""
     children = [
-        Node(cls="android.widget.ToggleButton", text=label, kind="chip", checkable=True, checked=sel, selected=sel, clickable=True, on_click=h, rid=rid, size=14, align="center")
+        Node(
+            cls="android.widget.ToggleButton",
+            text=label,
+            kind="chip",
+            checkable=True,
+            checked=sel,
+            selected=sel,
+            clickable=True,
+            on_click=h,
+            rid=rid,
+            size=14,
+            align="center",
+        )
         for label, sel, h in options
     ]
     return Node(cls=LINEAR, kind="chips_row", height=56, children=children)
@@ -264,7 +314,16 @@ def grid(cells: list[Node], columns: int = 4, cell_height: float = 104) -> Node:
 
 def icon_button(desc: str, on_click: Handler, rid: str = "", glyph: str = "") -> Node:
     """An app-bar or FAB icon; `glyph` is what the renderer draws, `desc` the content-desc."""
-    return Node(cls=IMAGE_BUTTON, desc=desc, rid=rid, clickable=True, focusable=True, on_click=on_click, text="", hint=glyph or desc[:1])
+    return Node(
+        cls=IMAGE_BUTTON,
+        desc=desc,
+        rid=rid,
+        clickable=True,
+        focusable=True,
+        on_click=on_click,
+        text="",
+        hint=glyph or desc[:1],
+    )
 
 
 def spacer(height: float = 16) -> Node:
@@ -344,8 +403,13 @@ def place_row(row: Node, m: Metrics, left: int, top: int, right: int, height: in
         trailing = [k for k in kids if k.kind not in ("title", "subtitle", "avatar")]
         text_right = right - pad
         for k in trailing:
-            w = m.dp(56) if k.cls in (SWITCH, CHECKBOX, IMAGE_BUTTON) else m.dp(96)
-            k.bounds = (right - pad - w, top + (height - m.dp(40)) // 2, right - pad, top + (height + m.dp(40)) // 2)
+            w = m.dp(56) if k.cls in (SWITCH, CHECKBOX, RADIO, IMAGE_BUTTON) else m.dp(96)
+            k.bounds = (
+                right - pad - w,
+                top + (height - m.dp(40)) // 2,
+                right - pad,
+                top + (height + m.dp(40)) // 2,
+            )
             text_right = k.bounds[0] - m.dp(8)
         line = m.dp(24)
         y = top + (height - line * len(texts)) // 2
@@ -386,7 +450,9 @@ def layout_screen(screen: Screen, m: Metrics, package: str, scroll: int, keyboar
     Rows scrolled fully out of the viewport are left out of the tree, as a RecyclerView recycles them.
     """
     root = Node(cls=FRAME, package=package, bounds=(0, 0, m.width, m.height))
-    content = Node(cls=LINEAR, rid="android:id/content", bounds=(0, m.status_bar, m.width, m.height - m.nav_bar))
+    content = Node(
+        cls=LINEAR, rid="android:id/content", bounds=(0, m.status_bar, m.width, m.height - m.nav_bar)
+    )
     root.children.append(content)
     top = m.status_bar
     if screen.app_bar:
@@ -399,7 +465,13 @@ def layout_screen(screen: Screen, m: Metrics, package: str, scroll: int, keyboar
             x += m.dp(52)
         else:
             x = m.dp(16)
-        title = Node(cls=TEXT, text=screen.title, kind="app_title", size=22, bounds=(x, top + m.dp(12), m.width - m.dp(16), top + m.dp(52)))
+        title = Node(
+            cls=TEXT,
+            text=screen.title,
+            kind="app_title",
+            size=22,
+            bounds=(x, top + m.dp(12), m.width - m.dp(16), top + m.dp(52)),
+        )
         bar.children.append(title)
         right = m.width - m.dp(4)
         for action in reversed(screen.actions):
@@ -453,21 +525,30 @@ def layout_screen(screen: Screen, m: Metrics, package: str, scroll: int, keyboar
     return root, scroll
 
 
-def layout_dialog(dialog: Dialog, m: Metrics, package: str) -> Node:
+def layout_dialog(dialog: Dialog, m: Metrics, package: str, *, keyboard: bool = False) -> Node:
     """A centred dialog card; its buttons use the framework ids button1 (positive), button2, button3."""
     width = m.width - m.dp(64)
     left = (m.width - width) // 2
     inner_w = width - m.dp(48)
     parts: list[tuple[Node, int]] = []
     if dialog.title:
-        parts.append((Node(cls=TEXT, text=dialog.title, rid="android:id/alertTitle", size=20, bold=True), m.dp(48)))
+        parts.append(
+            (Node(cls=TEXT, text=dialog.title, rid="android:id/alertTitle", size=20, bold=True), m.dp(48))
+        )
     if dialog.message:
         h = _text_lines(dialog.message, m.dp(16), inner_w) * round(m.dp(16) * 1.4) + m.dp(12)
         parts.append((Node(cls=TEXT, text=dialog.message, rid="android:id/message", size=16), h))
     rows_h = [row_height(r, m, width) for r in dialog.rows]
     height = m.dp(24) + sum(h for _, h in parts) + sum(rows_h) + (m.dp(64) if dialog.buttons else m.dp(8))
-    top = (m.height - height) // 2
-    card = Node(cls=FRAME, rid="android:id/parentPanel", kind="dialog", package=package, bounds=(left, top, left + width, top + height))
+    area_top, area_bottom = m.status_bar, m.height - m.nav_bar - (m.keyboard if keyboard else 0)
+    top = max(area_top, area_top + (area_bottom - area_top - height) // 2)  # centred above the keyboard
+    card = Node(
+        cls=FRAME,
+        rid="android:id/parentPanel",
+        kind="dialog",
+        package=package,
+        bounds=(left, top, left + width, top + height),
+    )
     y = top + m.dp(20)
     for node, h in parts:
         node.bounds = (left + m.dp(24), y, left + width - m.dp(24), y + h)
@@ -481,7 +562,17 @@ def layout_dialog(dialog: Dialog, m: Metrics, package: str) -> Node:
     x = left + width - m.dp(16)
     for (label, handler), rid in zip(dialog.buttons, ids, strict=False):
         w = max(m.dp(72), m.dp(12) * len(label) + m.dp(24))
-        btn = Node(cls=BUTTON, text=label.upper(), rid=rid, clickable=True, focusable=True, on_click=handler, kind="text_button", size=15, bold=True)
+        btn = Node(
+            cls=BUTTON,
+            text=label.upper(),
+            rid=rid,
+            clickable=True,
+            focusable=True,
+            on_click=handler,
+            kind="text_button",
+            size=15,
+            bold=True,
+        )
         btn.bounds = (x - w, y + m.dp(8), x, y + m.dp(56))
         card.children.append(btn)
         x -= w + m.dp(8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from xml.sax.saxutils import quoteattr
 
 from droidrl.envs.sim.ui import Node
@@ -21,6 +22,14 @@ _BOOLS = (
 )
 
 
+# XML 1.0 forbids these; uiautomator replaces them with "." (stripInvalidXMLChars) and so do we.
+_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _clean(value: str) -> str:
+    return _INVALID_XML.sub(".", value)
+
+
 def _visible_text(node: Node) -> str:
     # An empty EditText reports its hint as text (API 26+), and password text is masked.
     if node.cls.endswith("EditText"):
@@ -35,11 +44,11 @@ def _write(node: Node, index: int, depth: int, out: list[str]) -> None:
     left, top, right, bottom = node.bounds
     attrs = [
         f"index={quoteattr(str(index))}",
-        f"text={quoteattr(_visible_text(node))}",
+        f"text={quoteattr(_clean(_visible_text(node)))}",
         f"resource-id={quoteattr(node.rid)}",
         f"class={quoteattr(node.cls)}",
         f"package={quoteattr(node.package)}",
-        f"content-desc={quoteattr(node.desc)}",
+        f"content-desc={quoteattr(_clean(node.desc))}",
     ]
     attrs += [f'{name}="{str(getattr(node, attr)).lower()}"' for name, attr in _BOOLS]
     attrs.append(f'bounds="[{left},{top}][{right},{bottom}]"')

@@ -181,7 +181,7 @@ class VirtualFS:
         """
         path = normpath(path)
         conn = sqlite3.connect(":memory:")
-        if path in self._files and self._files[path]:
+        if self._files.get(path):
             try:
                 conn.deserialize(self._files[path])
                 conn.execute("PRAGMA schema_version")  # deserialize accepts anything; this reads the header

@@ -37,8 +37,15 @@ def overview_screen(ctx: Ctx) -> Screen:
     for pkg in reversed(ctx.phone.state.recents):
         app = ctx.phone.apps[pkg]
         running = pkg in ctx.phone.state.tasks
-        rows.append(item(app.label, "Running" if running else "", avatar=app.label, rid="snapshot",
-                         on_click=lambda pkg=pkg: ctx.phone.launch(pkg)))
+        rows.append(
+            item(
+                app.label,
+                "Running" if running else "",
+                avatar=app.label,
+                rid="snapshot",
+                on_click=lambda pkg=pkg: ctx.phone.launch(pkg),
+            )
+        )
     if rows:
         rows.append(button("Clear all", lambda: _clear_all(ctx), rid="clear_all", primary=False))
     else:
