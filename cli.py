@@ -141,18 +141,14 @@ def check_phone(farm: Farm, serial: str, console_port: int) -> PhoneCheck:
     _adb(farm, serial, "emu", "avd", "snapshot", "save", "farm_check")
     started = time.perf_counter()
     png = _adb(farm, serial, "exec-out", "screencap", "-p").stdout
-    xml = _adb(
-        farm, serial, "shell", "uiautomator dump /sdcard/window_dump.xml && cat /sdcard/window_dump.xml"
-    ).stdout
+    xml = _adb(farm, serial, "shell", "uiautomator dump /sdcard/window_dump.xml && cat /sdcard/window_dump.xml").stdout
     step_ms = (time.perf_counter() - started) * 1000
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     before = _adb(farm, serial, "shell", "settings get global wifi_on").stdout.decode().strip()
     _adb(farm, serial, "shell", "am start -n com.android.settings/.Settings")
     # The same bytes an agent sees: find the rows by text in the dump and tap their centres.
     toggled = _tap_text(farm, serial, "Network & internet") and _tap_text(farm, serial, "Internet")
-    toggled = toggled and _tap_text(
-        farm, serial, "Wi\u2011Fi"
-    )  # Android writes Wi-Fi with a non-breaking hyphen
+    toggled = toggled and _tap_text(farm, serial, "Wi\u2011Fi")  # Android writes Wi-Fi with a non-breaking hyphen
     after = _adb(farm, serial, "shell", "settings get global wifi_on").stdout.decode().strip()
     _adb(farm, serial, "emu", "avd", "snapshot", "load", "farm_check")
     restored = _adb(farm, serial, "shell", "settings get global wifi_on").stdout.decode().strip() == before

@@ -29,8 +29,9 @@ ADB = "/usr/bin/adb"
 
 
 def prepare(phone: Phone) -> tuple[int, int]:
-    """Open Settings > Display and use a few apps so snapshots hold a realistic state; returns the
-    centre of the Dark theme row, which each benchmark step taps (toggling the theme every time).
+    """Open Settings > Display after using a few apps, so snapshots hold a realistic state.
+
+    Returns the centre of the Dark theme row, which each benchmark step taps (toggling the theme).
     """
     for package in ("com.google.android.contacts", "com.google.android.deskclock"):
         phone.launch(package)
@@ -92,9 +93,7 @@ def main() -> None:
         adb = [ADB, "-P", str(server_port)]
         subprocess.run([*adb, "start-server"], env=env, check=True, capture_output=True)
         try:
-            subprocess.run(
-                [*adb, "connect", f"127.0.0.1:{adbd_port}"], env=env, check=True, capture_output=True
-            )
+            subprocess.run([*adb, "connect", f"127.0.0.1:{adbd_port}"], env=env, check=True, capture_output=True)
             device = adbutils.AdbClient(host="127.0.0.1", port=server_port).device(f"127.0.0.1:{adbd_port}")
 
             def adb_step() -> None:
@@ -123,9 +122,7 @@ def main() -> None:
     console.print(table)
     local_p50 = percentiles(rows[0][1])[0]
     adb_p50 = percentiles(next(s for n, s in rows if n.startswith("adb: tap +")))[0]
-    console.print(
-        f"snapshot size {size_kib:.0f} KiB; adb step / in-process step (p50) = {adb_p50 / local_p50:.2f}x"
-    )
+    console.print(f"snapshot size {size_kib:.0f} KiB; adb step / in-process step (p50) = {adb_p50 / local_p50:.2f}x")
 
 
 if __name__ == "__main__":

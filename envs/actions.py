@@ -113,9 +113,7 @@ class Type:
         if self.focus is not None:
             _check_point(self.focus, "Type focus")
         if not isinstance(self.clear, bool) or not isinstance(self.enter, bool):
-            raise ActionError(
-                f"Type clear= and enter= must be True or False; got {self.clear!r}, {self.enter!r}"
-            )
+            raise ActionError(f"Type clear= and enter= must be True or False; got {self.clear!r}, {self.enter!r}")
 
 
 @dataclass(frozen=True)
@@ -153,8 +151,7 @@ class Wait:
         ok = isinstance(self.seconds, int | float) and not isinstance(self.seconds, bool)
         if not ok or not 0 <= self.seconds <= MAX_WAIT_SECONDS:
             raise ActionError(
-                f"Wait duration must be between 0 and {MAX_WAIT_SECONDS:g} seconds; "
-                f"got {_snippet(repr(self.seconds))}"
+                f"Wait duration must be between 0 and {MAX_WAIT_SECONDS:g} seconds; got {_snippet(repr(self.seconds))}"
             )
 
 
@@ -197,9 +194,7 @@ class Invalid:
     reason: str
 
 
-Action = (
-    Tap | LongPress | DoubleTap | Swipe | Type | Launch | Back | Home | Enter | Wait | Finish | Note | CallApi
-)
+Action = Tap | LongPress | DoubleTap | Swipe | Type | Launch | Back | Home | Enter | Wait | Finish | Note | CallApi
 
 
 def swipe_in_direction(direction: str, dist: str | float = "medium", start: Point = CENTER) -> Swipe:
@@ -209,9 +204,7 @@ def swipe_in_direction(direction: str, dist: str | float = "medium", start: Poin
     grid units, or by `dist` grid units when it is a number; the end is clamped into 0-999.
     """
     if not isinstance(direction, str) or direction.strip().lower() not in _FINGER_STEPS:
-        raise ActionError(
-            f"Swipe direction must be one of up, down, left, right; got {_snippet(repr(direction))}"
-        )
+        raise ActionError(f"Swipe direction must be one of up, down, left, right; got {_snippet(repr(direction))}")
     if isinstance(dist, str) and dist.strip().lower() in SWIPE_DISTANCES:
         length = SWIPE_DISTANCES[dist.strip().lower()]
     elif isinstance(dist, int | float) and not isinstance(dist, bool) and math.isfinite(dist) and dist >= 0:
@@ -372,9 +365,7 @@ def parse(text: str) -> Action | Invalid:
     try:
         return _parse(text)
     except Exception as exc:  # a parser bug must cost one invalid step, never a rollout worker
-        return Invalid(
-            f"internal parser error ({type(exc).__name__}: {_snippet(str(exc))}); please report it"
-        )
+        return Invalid(f"internal parser error ({type(exc).__name__}: {_snippet(str(exc))}); please report it")
 
 
 # `(?<![A-Za-z0-9_])` rather than `\b`: a call glued to Chinese text ("点击do(...") still counts.
@@ -401,9 +392,7 @@ def _parse(text: str) -> Action | Invalid:
         if repaired is not None:
             return repaired
         if open_quote_at is not None:
-            return Invalid(
-                f"unbalanced quotes: the string {_snippet(text[open_quote_at:], 40)} is never closed"
-            )
+            return Invalid(f"unbalanced quotes: the string {_snippet(text[open_quote_at:], 40)} is never closed")
         return Invalid(f"unbalanced brackets: {_snippet(region, 40)} is never closed with ')'")
     rest = text[end:]
     if _CALL_START.search(rest) or "<answer>" in rest:
@@ -440,9 +429,7 @@ def _find_call(text: str) -> tuple[int, bool] | Invalid:
         if call is None:
             body_end = text.find("</answer>", body_start)
             body = text[body_start : body_end if body_end >= 0 else len(text)].strip()
-            return Invalid(
-                f"the <answer> block holds no do(action=...) or finish(message=...) call: {_snippet(body)}"
-            )
+            return Invalid(f"the <answer> block holds no do(action=...) or finish(message=...) call: {_snippet(body)}")
         return call.start(), True
     if call is not None:
         return call.start(), False
@@ -542,9 +529,7 @@ def _read_call(source: str) -> tuple[str, dict[str, Any]] | Invalid:
         return Invalid(f"malformed action ({_snippet(message, 120, quote=False)}): {_snippet(source)}")
     call = tree.body
     if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)):
-        return Invalid(
-            f"malformed action: expected one call like do(...) or finish(...); got {_snippet(source)}"
-        )
+        return Invalid(f"malformed action: expected one call like do(...) or finish(...); got {_snippet(source)}")
     name = call.func.id
     if call.args:
         usage = 'finish(message="...")' if name == "finish" else 'do(action="Tap", element=[x, y])'
@@ -559,9 +544,7 @@ def _read_call(source: str) -> tuple[str, dict[str, Any]] | Invalid:
             kwargs[keyword.arg] = ast.literal_eval(keyword.value)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             written = ast.get_source_segment(source, keyword.value) or "?"
-            return Invalid(
-                f"{keyword.arg}= must be a literal (number, quoted string or list); got {_snippet(written)}"
-            )
+            return Invalid(f"{keyword.arg}= must be a literal (number, quoted string or list); got {_snippet(written)}")
     return name, kwargs
 
 
@@ -682,15 +665,11 @@ def _build(name: str, kwargs: dict[str, Any]) -> Action | Invalid:
     else:
         action = kwargs.pop("action", None)
         if not isinstance(action, str):
-            return Invalid(
-                f'do() needs action="Name" as a quoted string; got action={_snippet(repr(action))}'
-            )
+            return Invalid(f'do() needs action="Name" as a quoted string; got action={_snippet(repr(action))}')
         canonical = _ACTION_ALIASES.get(_name_key(action))
         if canonical is None:
             known = ", ".join(known_name for known_name in _USAGE if known_name != "finish")
-            return Invalid(
-                f"unknown action {_snippet(action)}; known actions: {known}, and finish(message=...)"
-            )
+            return Invalid(f"unknown action {_snippet(action)}; known actions: {known}, and finish(message=...)")
     try:
         return _BUILDERS[canonical](canonical, kwargs)
     except ActionError as exc:
@@ -715,8 +694,7 @@ def _point(value: object, what: str) -> Point:
         raise ActionError(f"{what} must be a list [x, y] or [x1, y1, x2, y2]; got {_snippet(repr(value))}")
     if len(value) not in (2, 4):
         raise ActionError(
-            f"{what} must be [x, y] or a box [x1, y1, x2, y2]; "
-            f"got {len(value)} values {_snippet(repr(value))}"
+            f"{what} must be [x, y] or a box [x1, y1, x2, y2]; got {len(value)} values {_snippet(repr(value))}"
         )
     axes = ("x", "y") if len(value) == 2 else ("x1", "y1", "x2", "y2")
     numbers = [_grid_number(v, what, axis) for v, axis in zip(value, axes, strict=True)]
@@ -759,8 +737,7 @@ def _build_swipe(name: str, kwargs: dict[str, Any]) -> Action:
         return Swipe(_point(kwargs["start"], "Swipe start"), _point(kwargs["end"], "Swipe end"))
     if "direction" not in kwargs:
         raise ActionError(
-            'Swipe needs start=[x1, y1], end=[x2, y2] (or direction="up|down|left|right"); '
-            f"use {_USAGE['Swipe']}"
+            f'Swipe needs start=[x1, y1], end=[x2, y2] (or direction="up|down|left|right"); use {_USAGE["Swipe"]}'
         )
     _check_args(name, kwargs, required=("direction",), optional=("dist", "element"))
     start = CENTER if kwargs.get("element") is None else _point(kwargs["element"], "Swipe element")
@@ -847,8 +824,7 @@ def _refuse_takeover(name: str, kwargs: dict[str, Any]) -> Action:
 
 def _refuse_interact(name: str, kwargs: dict[str, Any]) -> Action:
     raise ActionError(
-        "Interact asks the user to choose between options; droidrl episodes have no user to ask, "
-        "so choose one yourself"
+        "Interact asks the user to choose between options; droidrl episodes have no user to ask, so choose one yourself"
     )
 
 
@@ -982,9 +958,7 @@ def parse_json(text: str, size: tuple[int, int], elements: Sequence[Box] | None 
     try:
         return _parse_json(text, (width, height), elements)
     except Exception as exc:  # a parser bug must cost one invalid step, never a rollout worker
-        return Invalid(
-            f"internal parser error ({type(exc).__name__}: {_snippet(str(exc))}); please report it"
-        )
+        return Invalid(f"internal parser error ({type(exc).__name__}: {_snippet(str(exc))}); please report it")
 
 
 _JSON_KEYS = (
@@ -1021,15 +995,12 @@ def _parse_json(text: str, size: tuple[int, int], elements: Sequence[Box] | None
     unknown = [key for key in obj if key not in _JSON_KEYS]
     if unknown:
         return Invalid(
-            f"unknown JSON action key(s) {_snippet(', '.join(map(str, unknown)))}; "
-            f"known: {', '.join(_JSON_KEYS)}"
+            f"unknown JSON action key(s) {_snippet(', '.join(map(str, unknown)))}; known: {', '.join(_JSON_KEYS)}"
         )
     fields = {key: value for key, value in obj.items() if value is not None}
     action_type = fields.get("action_type")
     if not isinstance(action_type, str):
-        return Invalid(
-            'a JSON action needs "action_type" as a string, like {"action_type": "click", "index": 3}'
-        )
+        return Invalid('a JSON action needs "action_type" as a string, like {"action_type": "click", "index": 3}')
     builder = _JSON_BUILDERS.get(action_type)
     if builder is None:
         return Invalid(f"unknown action_type {_snippet(action_type)}; known: {', '.join(_JSON_BUILDERS)}")
@@ -1057,9 +1028,7 @@ def _json_box(index: object, size: tuple[int, int], elements: Sequence[Box] | No
     if isinstance(index, bool) or not isinstance(index, int):
         raise ActionError(f"index must be an element number; got {_snippet(repr(index))}")
     if elements is None:
-        raise ActionError(
-            "index needs the UI element list, which this environment does not provide; use x and y"
-        )
+        raise ActionError("index needs the UI element list, which this environment does not provide; use x and y")
     if not 0 <= index < len(elements):
         raise ActionError(f"element index {index} is out of range: the screen lists {len(elements)} elements")
     width, height = size
@@ -1135,9 +1104,7 @@ def _json_input_text(
 def _json_direction(action_type: str, fields: dict[str, Any]) -> str:
     direction = fields.get("direction")
     if direction not in ("up", "down", "left", "right"):
-        raise ActionError(
-            f'{action_type} needs "direction": up, down, left or right; got {_snippet(repr(direction))}'
-        )
+        raise ActionError(f'{action_type} needs "direction": up, down, left or right; got {_snippet(repr(direction))}')
     return direction
 
 

@@ -96,9 +96,7 @@ class AdbDevice:
             sizes = dict(re.findall(r"(Physical|Override) size: (\d+x\d+)", out))
             text = sizes.get("Override") or sizes.get("Physical")
             if text is None:
-                raise DeviceCommandError(
-                    f"`wm size` on {self.serial} printed no screen size: {out.strip()!r}"
-                )
+                raise DeviceCommandError(f"`wm size` on {self.serial} printed no screen size: {out.strip()!r}")
             width, height = text.split("x")
             self._size = int(width), int(height)
         return self._size
@@ -292,9 +290,7 @@ class AdbDevice:
         try:
             return fn()
         except AdbTimeout as err:
-            raise DeviceUnavailable(
-                self.serial, f"{what} got no answer within {self.timeout_s:.0f}s ({err})"
-            ) from None
+            raise DeviceUnavailable(self.serial, f"{what} got no answer within {self.timeout_s:.0f}s ({err})") from None
         except (AdbError, OSError, EOFError) as err:
             raise self._failure(what, str(err) or type(err).__name__) from None
 

@@ -72,9 +72,7 @@ def check_ui_xml(device: Device, width: int, height: int) -> None:
     boxes = [_bounds(node.get("bounds", "")) for node in root]
     if None in boxes:
         bad = next(node.get("bounds") for node, box in zip(root, boxes, strict=True) if box is None)
-        raise DeviceContractError(
-            f"ui_xml() has a window with bounds {bad!r}; expected '[left,top][right,bottom]'"
-        )
+        raise DeviceContractError(f"ui_xml() has a window with bounds {bad!r}; expected '[left,top][right,bottom]'")
     cover = (
         min(b[0] for b in boxes),
         min(b[1] for b in boxes),

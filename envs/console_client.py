@@ -58,9 +58,7 @@ class EmulatorConsole:
         if errors:
             raise ConsoleError(command, " / ".join(errors))
         if not lines or lines[-1] != "OK":
-            raise ConnectionError(
-                f"emulator console {self.host}:{self.port} closed while running {command!r}"
-            )
+            raise ConnectionError(f"emulator console {self.host}:{self.port} closed while running {command!r}")
         return "".join(line + "\n" for line in lines[:-1])
 
     def _authenticate(self, sock: socket.socket, reader: BinaryIO) -> None:

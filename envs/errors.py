@@ -11,9 +11,7 @@ class DeviceUnavailable(DroidrlEnvError):
     """The device is dead, offline or unreachable: the caller should replace it (or restart it)."""
 
     def __init__(self, serial: str, reason: str) -> None:
-        super().__init__(
-            f"device {serial} is unavailable: {reason}. Restart the emulator or hand out another device."
-        )
+        super().__init__(f"device {serial} is unavailable: {reason}. Restart the emulator or hand out another device.")
         self.serial = serial
         self.reason = reason
 

@@ -52,9 +52,7 @@ class AdbServer:
         deadline = time.monotonic() + timeout
         while self.devices().get(serial) != "device":
             if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"adb server on port {self.port} never listed {serial!r}: {self.devices()}"
-                )
+                raise TimeoutError(f"adb server on port {self.port} never listed {serial!r}: {self.devices()}")
             time.sleep(0.05)
 
 

@@ -294,8 +294,7 @@ MODEL_OUTPUTS = [
         Tap((850, 950)),
     ),
     (
-        "<think>需要登录，用户需要接管。</think>"
-        '<answer>do(action="Take_over", message="请登录账号")</answer>',
+        '<think>需要登录，用户需要接管。</think><answer>do(action="Take_over", message="请登录账号")</answer>',
         Invalid("no human"),
     ),
     (
@@ -419,9 +418,7 @@ def _mutate(text: str, data: st.DataObject) -> str:
     for _ in range(data.draw(st.integers(1, 4))):
         i = data.draw(st.integers(0, len(text)))
         j = data.draw(st.integers(i, min(len(text), i + 5)))
-        insert = data.draw(
-            st.sampled_from(["", '"', "'", "\\", "(", ")", "[", "]", ",", "=", "\n", "0", "é"])
-        )
+        insert = data.draw(st.sampled_from(["", '"', "'", "\\", "(", ")", "[", "]", ",", "=", "\n", "0", "é"]))
         text = text[:i] + insert + text[j:]
     return text
 
@@ -493,9 +490,7 @@ parse(r'do(action="Type", text="\c \641")')
 parse('do(action="Tap", element=[1if 1 else 2, 3])')
 assert not {"torch", "ray", "vllm"} & set(sys.modules)
 """
-    result = subprocess.run(
-        [sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stderr == "", result.stderr
 
 

@@ -228,9 +228,7 @@ def test_bad_sync_request_gets_fail_and_close(raw_host, request_bytes, message):
 def test_truncated_sync_frame_leaves_no_file_and_connection_usable(raw_host, sim_phone_adbd):
     raw_host.connect()
     remote = raw_host.open(1, "sync:")
-    truncated = (
-        sync_request(b"SEND", "/sdcard/part.bin,33188") + b"DATA" + struct.pack("<I", 1000) + b"x" * 10
-    )
+    truncated = sync_request(b"SEND", "/sdcard/part.bin,33188") + b"DATA" + struct.pack("<I", 1000) + b"x" * 10
     raw_host.send(WRTE, 1, remote, truncated)
     assert raw_host.recv() == (OKAY, remote, 1, b"")
     raw_host.send(CLSE, 1, remote)  # the host gives up in the middle of the frame
@@ -388,9 +386,7 @@ def test_adb_shell_ls_and_adb_ls(adb, sim_phone_adbd):
     sim_phone_adbd.phone.fs.write("/sdcard/Documents/notes.txt", b"hello")
     assert b"notes.txt" in adb("shell", "ls /sdcard/Documents").stdout.split()
     listing = adb("ls", "/sdcard/Documents").stdout.decode().splitlines()
-    assert f"{stat.S_IFREG | 0o660:08x} 00000005" in next(
-        line for line in listing if line.endswith("notes.txt")
-    )
+    assert f"{stat.S_IFREG | 0o660:08x} 00000005" in next(line for line in listing if line.endswith("notes.txt"))
 
 
 @pytest.mark.adb
@@ -399,9 +395,7 @@ def test_adb_server_discovers_a_phone_on_the_first_emulator_port(sim_phone, adb_
         try:
             stack.enter_context(adbd_in_thread(sim_phone, port=5555))
         except OSError as err:
-            pytest.fail(
-                f"port 5555 (the first emulator's adb port) is busy, so discovery cannot be tested: {err}"
-            )
+            pytest.fail(f"port 5555 (the first emulator's adb port) is busy, so discovery cannot be tested: {err}")
         server = adb_server_factory(scan_emulators=True)  # probes 5555 once, at start
         server.wait_for_device("emulator-5554")
         assert server.adb("-s", "emulator-5554", "shell", "echo hi").stdout == b"hi\n"

@@ -27,9 +27,7 @@ def rows(phone: Phone, sql: str) -> list[tuple]:
 
 
 def alarms(phone: Phone) -> list[tuple]:
-    return rows(
-        phone, "SELECT hour, minutes, enabled, daysofweek, vibrate, label FROM alarm_templates ORDER BY _id"
-    )
+    return rows(phone, "SELECT hour, minutes, enabled, daysofweek, vibrate, label FROM alarm_templates ORDER BY _id")
 
 
 def texts(phone: Phone) -> list[str]:
@@ -84,11 +82,7 @@ def test_tabs_switch_and_mark_the_selected_one(phone: Phone) -> None:
         ("alarm", "Alarm"),
     ]:
         go_to(phone, tab)
-        selected = [
-            n.text
-            for n in phone.windows()[0].walk()
-            if n.rid.startswith(f"{PKG}:id/tab_menu_") and n.selected
-        ]
+        selected = [n.text for n in phone.windows()[0].walk() if n.rid.startswith(f"{PKG}:id/tab_menu_") and n.selected]
         assert selected == [title]
         assert title in texts(phone)  # the app bar names the page
 
@@ -394,10 +388,7 @@ def test_checker_view_over_the_device_shell() -> None:
     out = phone.shell(f"sqlite3 {DB_PATH} 'SELECT state FROM stopwatch'")
     assert out.stdout.decode().strip() == "running"
     assert phone.shell(f"pm clear {PKG}").stdout.decode().strip() == "Success"
-    assert (
-        phone.shell(f"sqlite3 {DB_PATH} 'SELECT COUNT(*) FROM alarm_templates'").stdout.decode().strip()
-        == "2"
-    )
+    assert phone.shell(f"sqlite3 {DB_PATH} 'SELECT COUNT(*) FROM alarm_templates'").stdout.decode().strip() == "2"
 
 
 def test_pulled_database_opens_with_host_sqlite(phone: Phone, tmp_path) -> None:

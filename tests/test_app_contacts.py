@@ -29,9 +29,7 @@ def names_and_numbers(phone: Phone) -> list[tuple[str, str]]:
 
 def contact_row(phone: Phone, name: str) -> tuple | None:
     with phone.fs.sqlite(DB) as conn:
-        return conn.execute(
-            "SELECT _id, starred, deleted FROM raw_contacts WHERE display_name = ?", (name,)
-        ).fetchone()
+        return conn.execute("SELECT _id, starred, deleted FROM raw_contacts WHERE display_name = ?", (name,)).fetchone()
 
 
 def count(phone: Phone) -> int:
@@ -229,9 +227,7 @@ def test_insert_intent_extras_prefill_the_editor(phone):
 def test_long_list_scrolls_to_the_last_contact(phone):
     with phone.fs.sqlite(DB) as conn:  # a task's setup writes the provider database directly
         for i in range(34):
-            raw_id = conn.execute(
-                "INSERT INTO raw_contacts (display_name) VALUES (?)", (f"Person {i:02d}",)
-            ).lastrowid
+            raw_id = conn.execute("INSERT INTO raw_contacts (display_name) VALUES (?)", (f"Person {i:02d}",)).lastrowid
             conn.execute(
                 "INSERT INTO data (raw_contact_id, mimetype, data1) VALUES (?, ?, ?)",
                 (raw_id, contacts.PHONE, f"555-01{i:02d}"),
@@ -267,9 +263,7 @@ def test_saving_a_contact_deleted_meanwhile_does_not_resurrect_it(phone):
     assert "Couldn't save contact changes" in phone.ui_xml()
     assert count(phone) == 5
     with phone.fs.sqlite(DB) as conn:
-        assert conn.execute("SELECT count(*) FROM data WHERE raw_contact_id = ?", (raw_id,)).fetchone() == (
-            0,
-        )
+        assert conn.execute("SELECT count(*) FROM data WHERE raw_contact_id = ?", (raw_id,)).fetchone() == (0,)
 
 
 def test_every_screen_but_the_list_has_navigate_up(phone):

@@ -155,13 +155,11 @@ def test_a_correct_fake_and_the_sim_device_pass() -> None:
         ),
         (
             RgbaScreenshot(),
-            "screenshot() has shape (30, 40, 4); size is 40x30, so it must be (30, 40, 3) "
-            "(height, width, RGB)",
+            "screenshot() has shape (30, 40, 4); size is 40x30, so it must be (30, 40, 3) (height, width, RGB)",
         ),
         (
             TransposedScreenshot(),
-            "screenshot() has shape (40, 30, 3); size is 40x30, so it must be (30, 40, 3) "
-            "(height, width, RGB)",
+            "screenshot() has shape (40, 30, 3); size is 40x30, so it must be (30, 40, 3) (height, width, RGB)",
         ),
         (
             BrokenXml(),

@@ -126,10 +126,7 @@ def test_empty_token_file_turns_auth_off(phone: Phone, tmp_path: Path) -> None:
     try:
         # With auth off the commands are the full set, which has no `auth` command at all.
         assert server.talk(b"avd status\nauth x\nquit\n") == (
-            HELP_PROMPT
-            + b"OK\r\n"
-            + b"virtual device is running\r\nOK\r\n"
-            + b"KO: unknown command, try 'help'\r\n"
+            HELP_PROMPT + b"OK\r\n" + b"virtual device is running\r\nOK\r\n" + b"KO: unknown command, try 'help'\r\n"
         )
     finally:
         server.close()
@@ -153,8 +150,7 @@ def test_wrong_token_is_refused_and_the_server_keeps_serving(console: Console, h
         read_until(first, auth_banner(home))
         first.sendall(b"auth wrong\n")
         assert (
-            read_until(first, b"\r\n")
-            == b"KO: authentication token does not match ~/.emulator_console_auth_token\r\n"
+            read_until(first, b"\r\n") == b"KO: authentication token does not match ~/.emulator_console_auth_token\r\n"
         )
         first.sendall(b"kill\n")  # still unauthenticated: not even told that `kill` exists
         assert read_until(first, b"\r\n") == b"KO: unknown command, try 'help'\r\n"
@@ -182,10 +178,7 @@ def test_commands_allowed_before_auth(console: Console, home: Path, phone: Phone
     )
     assert reply == auth_banner(home) + (
         b"I am alive!\r\nOK\r\n"
-        b"Pixel_Test\r\nOK\r\n"
-        + preauth_avd_help
-        + b"KO:  bad sub-command\r\n"
-        + b"Android console commands:\r\n"
+        b"Pixel_Test\r\nOK\r\n" + preauth_avd_help + b"KO:  bad sub-command\r\n" + b"Android console commands:\r\n"
         b"    help|h|?\r\n    help-verbose\r\n    ping\r\n    avd\r\n    auth\r\n    quit|exit\r\n"
         b"\r\nTry 'help-verbose' for more description\r\nTry 'help <command>' for command-specific help\r\n"
         b"OK\r\n"
@@ -336,9 +329,7 @@ def test_snapshot_sizes_are_qemu_human_readable(size: int, text: str) -> None:
 
 
 def test_snapshot_errors_use_the_real_wording(console: Console, home: Path) -> None:
-    reply = console.talk(
-        authed(b"avd snapshot save\navd snapshot load\navd snapshot del\navd snapshot load nope\n")
-    )
+    reply = console.talk(authed(b"avd snapshot save\navd snapshot load\navd snapshot del\navd snapshot load nope\n"))
     assert reply == auth_banner(home) + AUTHED + (
         b"KO: Argument missing, try 'avd snapshot save <name>'\r\n"
         b"KO: Argument missing, try 'avd snapshot load <name>'\r\n"

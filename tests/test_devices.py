@@ -71,9 +71,7 @@ class ThreadedEmulator:
 
         async def start() -> list[asyncio.Server]:
             adbd = await serve_adbd(phone, "127.0.0.1", self.adb_port)
-            console = await serve_console(
-                phone, "127.0.0.1", self.console_port, read_only=read_only, home=home
-            )
+            console = await serve_console(phone, "127.0.0.1", self.console_port, read_only=read_only, home=home)
             return [adbd, console]
 
         self.servers = asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
@@ -235,16 +233,10 @@ def test_files_and_shell_are_the_same(pair: tuple[SimDevice, AdbDevice]) -> None
         device.push("/sdcard/new/dir/x.txt", b"parents are created")
         assert device.pull("/sdcard/new/dir/x.txt") == b"parents are created"
     assert adb.shell("ls -l /sdcard/Download/blob.bin") == sim.shell("ls -l /sdcard/Download/blob.bin")
-    assert (
-        adb.shell("echo out; echo err >&2; exit 3")
-        == sim.shell("echo out; echo err >&2; exit 3")
-        == "out\nerr\n"
-    )
+    assert adb.shell("echo out; echo err >&2; exit 3") == sim.shell("echo out; echo err >&2; exit 3") == "out\nerr\n"
 
     for device in pair:
-        with pytest.raises(
-            FileNotFoundOnDevice, match=r"^cannot pull /nope from .*: open failed: No such file"
-        ):
+        with pytest.raises(FileNotFoundOnDevice, match=r"^cannot pull /nope from .*: open failed: No such file"):
             device.pull("/nope")
         with pytest.raises(FileNotFoundOnDevice, match="Is a directory"):
             device.pull("/sdcard")
@@ -337,9 +329,7 @@ def test_read_only_emulator_refuses_snapshots(home: Path, adb_server: AdbServer)
     try:
         emu.announce(adb_server)
         device = AdbDevice(emu.serial, adb_port=adb_server.port)
-        with pytest.raises(
-            SnapshotError, match='"-read-only" was specified; start the emulator without -read-only'
-        ):
+        with pytest.raises(SnapshotError, match='"-read-only" was specified; start the emulator without -read-only'):
             device.save_snapshot("s")
     finally:
         emu.kill()
@@ -533,9 +523,7 @@ def test_type_text_selects_adb_keyboard_once(adb_device: AdbDevice, emulator: Th
 
 def test_the_broadcast_prints_what_android_prints() -> None:
     phone = Phone()
-    out = phone.shell(
-        "am broadcast -a ADB_INPUT_B64 -p com.android.adbkeyboard --es msg aGk="
-    ).stdout.decode()
+    out = phone.shell("am broadcast -a ADB_INPUT_B64 -p com.android.adbkeyboard --es msg aGk=").stdout.decode()
     assert out == (
         "Broadcasting: Intent { act=ADB_INPUT_B64 flg=0x400000 pkg=com.android.adbkeyboard (has extras) }\n"
         "Broadcast completed: result=0\n"
@@ -571,9 +559,7 @@ def test_sim_device_is_a_device_and_validates_arguments() -> None:
     assert device.size == (720, 1280) and device.screenshot().shape == (1280, 720, 3)
     with pytest.raises(ValueError, match="either a phone or Phone arguments"):
         SimDevice(Phone(), width=720)
-    with pytest.raises(
-        DeviceCommandError, match=r"cannot launch 'com\.google\.android\.apps\.nexuslauncher'"
-    ):
+    with pytest.raises(DeviceCommandError, match=r"cannot launch 'com\.google\.android\.apps\.nexuslauncher'"):
         device.launch("com.google.android.apps.nexuslauncher")  # no LAUNCHER activity: press HOME instead
     with pytest.raises(ValueError, match="out of range"):
         device.key(-1)

@@ -50,9 +50,7 @@ class EmulatorProcess:
         while not any(text in line for line in self.lines):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.proc.kill()
-                pytest.fail(
-                    f"droidrl-emulator never printed {text!r}:\n{self.output}\n{self.proc.stderr.read()}"
-                )
+                pytest.fail(f"droidrl-emulator never printed {text!r}:\n{self.output}\n{self.proc.stderr.read()}")
             time.sleep(0.02)
 
     def wait(self, timeout: float = 5) -> int:
@@ -133,9 +131,7 @@ def test_adb_discovers_the_emulator_and_adb_emu_drives_its_snapshots(
     adb_ok(adb_server, "push", str(local), "/sdcard/Download/note.txt")
     adb_ok(adb_server, "pull", "/sdcard/Download/note.txt", str(tmp_path / "copy.txt"))
     assert adb_ok(adb_server, "emu", "avd", "snapshot", "load", "s1") == b"OK\r\n"
-    assert adb_server.adb(
-        "-s", SERIAL, "pull", "/sdcard/Download/note.txt", str(tmp_path / "gone.txt")
-    ).returncode
+    assert adb_server.adb("-s", SERIAL, "pull", "/sdcard/Download/note.txt", str(tmp_path / "gone.txt")).returncode
     assert b"--        s1 " in adb_ok(adb_server, "emu", "avd", "snapshot", "list")
 
     assert process.stop(signal.SIGTERM) == 0
@@ -172,9 +168,7 @@ def test_adb_emu_kill_exits_and_quickboot_restores_the_state(
 
 
 # ---- processes without adb ------------------------------------------------------------------------------
-def test_a_second_emulator_on_the_same_avd_needs_read_only(
-    tmp_path: Path, emulators: list[EmulatorProcess]
-) -> None:
+def test_a_second_emulator_on_the_same_avd_needs_read_only(tmp_path: Path, emulators: list[EmulatorProcess]) -> None:
     env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "ANDROID_ADB_SERVER_PORT": str(free_port())}
     first = start(emulators, ["-avd", "shared", "-ports", f"{free_port()},{free_port()}"], env)
     second = EmulatorProcess(["-avd", "shared", "-ports", f"{free_port()},{free_port()}"], env)
@@ -220,9 +214,7 @@ def test_a_taken_port_fails_fast_naming_the_flag(
         (["-bogus"], "-bogus"),
     ],
 )
-def test_bad_flag_values_name_the_flag(
-    args: list[str], flag: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_bad_flag_values_name_the_flag(args: list[str], flag: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         emulator.main(["-avd", "x", *args])
     assert exit_info.value.code == 1
@@ -245,9 +237,7 @@ def test_options_follow_the_real_emulator() -> None:
     assert (opts.avd, opts.console_port, opts.adb_port, opts.port_flag) == ("Pixel_9", 5560, 5561, "-port")
     assert (opts.snapshot_load, opts.snapshot_save, opts.count) == (True, True, 1)
 
-    opts = options(
-        "-avd", "a", "-ports", "5580,5581", "-count", "3", "-screen", "720x1280", "-density", "320"
-    )
+    opts = options("-avd", "a", "-ports", "5580,5581", "-count", "3", "-screen", "720x1280", "-density", "320")
     assert (opts.console_port, opts.adb_port, opts.count) == (5580, 5581, 3)
     assert (opts.width, opts.height, opts.density) == (720, 1280, 320)
     assert options("-avd", "a", "-screen", "multi-touch").width is None  # the real touch-mode values

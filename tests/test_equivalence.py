@@ -92,12 +92,10 @@ def test_input_text_turns_percent_s_into_space_like_android(pair):
 
 
 def test_adbutils_device_api(pair):
-    local, device = pair
+    _, device = pair
     assert device.window_size() == (1080, 2400)
     packages = device.list_packages()
-    assert {"com.android.settings", "com.google.android.contacts", "com.google.android.deskclock"} <= set(
-        packages
-    )
+    assert {"com.android.settings", "com.google.android.contacts", "com.google.android.deskclock"} <= set(packages)
     assert device.app_current().package == "com.google.android.apps.nexuslauncher"
     device.app_start("com.google.android.deskclock")
     current = device.app_current()
@@ -115,9 +113,9 @@ def test_adb_tap_on_wifi_switch_changes_setting(pair, adb_server):
     """The issue's acceptance check: `adb shell input tap X Y` on the Wi-Fi switch flips wifi_on."""
     local, device = pair
     serial = device.serial
+    local.launch("com.android.settings")
+    device.app_start("com.android.settings")
     for text in ("Network & internet", "Internet"):
-        local.launch("com.android.settings") if text == "Network & internet" else None
-        device.app_start("com.android.settings") if text == "Network & internet" else None
         x, y = centre(local, text=text)
         local.tap(x, y)
         device.click(x, y)

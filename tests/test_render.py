@@ -65,9 +65,7 @@ def nav_bar(m: Metrics) -> Node:
     bar = Node(cls=FRAME, kind="nav_bar", bounds=(0, top, m.width, m.height))
     for i, kind in enumerate(["nav_back", "nav_home", "nav_recent_apps"]):
         cx = (i + 1) * m.width // 4
-        bar.children.append(
-            Node(cls=IMAGE_BUTTON, kind=kind, bounds=(cx - m.dp(36), top, cx + m.dp(36), m.height))
-        )
+        bar.children.append(Node(cls=IMAGE_BUTTON, kind=kind, bounds=(cx - m.dp(36), top, cx + m.dp(36), m.height)))
     return bar
 
 

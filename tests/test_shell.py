@@ -150,10 +150,7 @@ def test_globs_match_the_phone_filesystem(phone):
     out(phone, "touch /sdcard/Download/a.txt /sdcard/Download/b.txt /sdcard/Download/c.png")
     assert out(phone, "echo /sdcard/Download/*.txt") == "/sdcard/Download/a.txt /sdcard/Download/b.txt\n"
     assert out(phone, "cd /sdcard/Download && echo ?.png") == "c.png\n"
-    assert (
-        out(phone, "echo '/sdcard/Download/*.txt' /sdcard/*.none")
-        == "/sdcard/Download/*.txt /sdcard/*.none\n"
-    )
+    assert out(phone, "echo '/sdcard/Download/*.txt' /sdcard/*.none") == "/sdcard/Download/*.txt /sdcard/*.none\n"
     assert out(phone, "rm -r /sdcard/Download/*; ls /sdcard/Download") == ""
     result = sh(phone, "rm -r /sdcard/Download/*")  # nothing left: the pattern stays literal, as in sh
     assert (result.exit_code, result.stderr) == (1, b"rm: /sdcard/Download/*: No such file or directory\n")
@@ -173,9 +170,7 @@ def test_android_world_file_helpers(phone):
     content = "it's here".replace("'", "'\"'\"'")
     out(phone, f"mkdir -p /sdcard/Documents/notes; echo '{content}' > /sdcard/Documents/notes/a.md")
     assert phone.fs.read("/sdcard/Documents/notes/a.md") == b"it's here\n"
-    script = (
-        '\n  if [ {test} "{path}" ]; then\n      echo "Exists"\n  else\n      echo "Does not exist"\n  fi\n  '
-    )
+    script = '\n  if [ {test} "{path}" ]; then\n      echo "Exists"\n  else\n      echo "Does not exist"\n  fi\n  '
     assert out(phone, script.format(test="-f", path="/sdcard/Documents/notes/a.md")) == "Exists\n"
     assert out(phone, script.format(test="-d", path="/sdcard/Documents/notes/a.md")) == "Does not exist\n"
     assert out(phone, "find /sdcard/Documents -type f -o -type d") == (
@@ -557,9 +552,7 @@ def test_am_start_launches_and_reports_like_android(phone):
     assert result.stderr == (
         b"Warning: Activity not started, intent has been delivered to currently running top-most instance.\n"
     )
-    waited = out(
-        phone, "am start '' -S -W -n com.google.android.contacts/.activities.PeopleActivity"
-    )  # android_env
+    waited = out(phone, "am start '' -S -W -n com.google.android.contacts/.activities.PeopleActivity")  # android_env
     assert waited.splitlines() == [
         "Stopping: com.google.android.contacts",
         "Starting: Intent { cmp=com.google.android.contacts/.activities.PeopleActivity }",
@@ -586,10 +579,7 @@ def test_am_start_unknown_component_prints_error_type_3(phone):
     )
     waited = sh(phone, "am start -W -n com.android.settings/.Nope")  # with -W the error goes to stdout
     assert re.match(r".*Error.*", str(waited.stdout))  # android_env's check of `am start` output
-    assert (
-        b"Error: Activity class {com.android.settings/com.android.settings.Nope} does not exist."
-        in waited.stdout
-    )
+    assert b"Error: Activity class {com.android.settings/com.android.settings.Nope} does not exist." in waited.stdout
 
 
 def test_monkey_launches_the_app_or_aborts(phone):
@@ -610,9 +600,7 @@ def test_pm_commands(phone):
         "package:com.google.android.contacts",
     ]
     path = out(phone, f"pm path {SETTINGS}")
-    assert re.fullmatch(
-        r"package:/data/app/~~[\w-]{22}==/com\.android\.settings-[\w-]{22}==/base\.apk\n", path
-    )
+    assert re.fullmatch(r"package:/data/app/~~[\w-]{22}==/com\.android\.settings-[\w-]{22}==/base\.apk\n", path)
     assert path == out(Phone(), f"pm path {SETTINGS}")  # stable across phones
     assert out(phone, f"pm list packages -f {SETTINGS}") == f"package:{path[8:-1]}={SETTINGS}\n"
     assert sh(phone, "pm path no.such.app") == ShellResult(b"", b"", 1)
@@ -623,9 +611,7 @@ def test_pm_commands(phone):
 
 def test_pm_clear_wipes_app_and_provider_data(phone):
     out(phone, f"sqlite3 {CONTACTS_DB} 'select count(*) from raw_contacts'")
-    assert (
-        out(phone, "pm clear com.android.providers.contacts") == "Success\n"
-    )  # android_world delete_contacts
+    assert out(phone, "pm clear com.android.providers.contacts") == "Success\n"  # android_world delete_contacts
     assert not phone.fs.exists(CONTACTS_DB)
     phone.launch(SETTINGS)
     assert out(phone, f"pm clear {SETTINGS}") == "Success\n"
@@ -666,9 +652,7 @@ def test_system_commands(phone, command, stdout):
 
 def test_setprop_refuses_read_only_properties(phone):
     result = sh(phone, "setprop ro.build.version.sdk 99")
-    assert (
-        result.exit_code == 1 and b"Failed to set property 'ro.build.version.sdk' to '99'." in result.stderr
-    )
+    assert result.exit_code == 1 and b"Failed to set property 'ro.build.version.sdk' to '99'." in result.stderr
     assert phone.props["ro.build.version.sdk"] == "33"
 
 
@@ -728,9 +712,7 @@ def test_file_and_text_commands(phone, command, stdout, exit_code):
 
 def test_ls_long_formats_parse_like_android_world(phone):
     phone.fs.write("/sdcard/Download/my file.txt", b"12345")
-    listing = out(
-        phone, "ls /sdcard/Download -ll -au"
-    )  # android_world file_utils.get_file_list_with_metadata
+    listing = out(phone, "ls /sdcard/Download -ll -au")  # android_world file_utils.get_file_list_with_metadata
     line = next(row for row in listing.splitlines() if row.startswith("-"))
     parts = line.split(None, 8)
     assert (parts[0], parts[4], parts[8]) == ("-rw-rw----", "5", "my file.txt")
@@ -755,9 +737,7 @@ def test_screencap_to_file_and_raw(phone):
 
 
 def test_uiautomator_dump_like_adbutils_and_android_world(phone):
-    result = sh(
-        phone, "rm -f /data/local/tmp/uidump.xml; uiautomator dump /data/local/tmp/uidump.xml && echo success"
-    )
+    result = sh(phone, "rm -f /data/local/tmp/uidump.xml; uiautomator dump /data/local/tmp/uidump.xml && echo success")
     assert result.stdout == b"UI hierchary dumped to: /data/local/tmp/uidump.xml\nsuccess\n"  # sic
     assert phone.fs.read("/data/local/tmp/uidump.xml").decode() == phone.ui_xml()
     assert out(phone, "uiautomator dump") == "UI hierchary dumped to: /sdcard/window_dump.xml\n"
@@ -799,10 +779,7 @@ def test_sqlite3_round_trip(phone):
     assert out(phone, f'sqlite3 {db} "SELECT * FROM t ORDER BY id;"') == "1|a b|1.5|\n2|it's|2.0|x|y\n"
     with phone.fs.sqlite(db) as conn:  # the same file an evaluator pulls and queries
         assert conn.execute("SELECT name FROM t ORDER BY id").fetchall() == [("a b",), ("it's",)]
-    assert (
-        out(phone, f"sqlite3 -header -separator , {db} 'SELECT id, name FROM t'")
-        == "id,name\n1,a b\n2,it's\n"
-    )
+    assert out(phone, f"sqlite3 -header -separator , {db} 'SELECT id, name FROM t'") == "id,name\n1,a b\n2,it's\n"
     assert out(phone, f"sqlite3 -json {db} 'SELECT id FROM t'") == '[{"id":1},\n{"id":2}]\n'
     assert out(phone, f"echo 'SELECT count(*) FROM t;' | sqlite3 {db}") == "2\n"
     assert out(phone, f"sqlite3 {db} .tables") == "t\n"
@@ -810,15 +787,9 @@ def test_sqlite3_round_trip(phone):
 
 def test_sqlite3_errors_and_partial_scripts(phone):
     db = "/data/local/tmp/e.db"
-    assert sh(phone, f"sqlite3 {db} 'SELECT * FROM x'") == ShellResult(
-        b"", b"Error: in prepare, no such table: x\n", 1
-    )
-    result = sh(
-        phone, f"sqlite3 {db} 'CREATE TABLE t(a UNIQUE); INSERT INTO t VALUES (1); INSERT INTO t VALUES (1);'"
-    )
-    assert result.exit_code == 1 and result.stderr.startswith(
-        b"Error: stepping, UNIQUE constraint failed: t.a"
-    )
+    assert sh(phone, f"sqlite3 {db} 'SELECT * FROM x'") == ShellResult(b"", b"Error: in prepare, no such table: x\n", 1)
+    result = sh(phone, f"sqlite3 {db} 'CREATE TABLE t(a UNIQUE); INSERT INTO t VALUES (1); INSERT INTO t VALUES (1);'")
+    assert result.exit_code == 1 and result.stderr.startswith(b"Error: stepping, UNIQUE constraint failed: t.a")
     assert out(phone, f"sqlite3 {db} 'SELECT a FROM t'") == "1\n"  # statements before the error stick
     assert sh(phone, "sqlite3 /nope/x.db 'SELECT 1'").exit_code == 1
 

@@ -68,9 +68,11 @@ def test_sqlite_round_trip_and_untouched_db_not_rewritten(fs):
 
 def test_sqlite_on_garbage_names_the_file(fs):
     fs.write("/sdcard/bad.db", b"not a database at all" * 10)
-    with pytest.raises(sqlite3.DatabaseError, match="/sdcard/bad.db: file is not a database"):
-        with fs.sqlite("/sdcard/bad.db"):
-            pass
+    with (
+        pytest.raises(sqlite3.DatabaseError, match=r"/sdcard/bad\.db: file is not a database"),
+        fs.sqlite("/sdcard/bad.db"),
+    ):
+        pass
 
 
 def test_normpath():

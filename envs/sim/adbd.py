@@ -97,8 +97,7 @@ async def read_packet(reader: asyncio.StreamReader) -> Packet:
 def connection_banner(phone: Phone) -> bytes:
     """The CNXN banner adbd sends: the device state, three product props and the feature list."""
     props = ";".join(
-        f"{key}={phone.props.get(key, '')}"
-        for key in ("ro.product.name", "ro.product.model", "ro.product.device")
+        f"{key}={phone.props.get(key, '')}" for key in ("ro.product.name", "ro.product.model", "ro.product.device")
     )
     return f"device::{props};features={','.join(FEATURES)}".encode()
 
@@ -439,9 +438,7 @@ async def shell_v2_input(stream: Stream) -> AsyncIterator[bytes]:
         # SHELL_WINDOW_SIZE and anything else is ignored: the simulated shell has no terminal.
 
 
-async def interactive_shell(
-    phone: Phone, chunks: AsyncIterator[bytes], out: ShellV1Writer | ShellV2Writer
-) -> int:
+async def interactive_shell(phone: Phone, chunks: AsyncIterator[bytes], out: ShellV1Writer | ShellV2Writer) -> int:
     """Run the host's input line by line, without a prompt, until `exit` or the end of input.
 
     On a PTY the typed input is echoed (a person is typing). Returns the exit code of the session:

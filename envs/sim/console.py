@@ -56,9 +56,7 @@ def load_or_create_token(path: Path) -> str:
 
 def is_http_request_line(line: bytes) -> bool:
     """Whether `line` looks like `<METHOD> <uri> HTTP/<version>` (the console refuses browsers)."""
-    method_ok = any(
-        line.startswith(m.encode()) and line[len(m) : len(m) + 1] in (b" ", b"\t") for m in HTTP_METHODS
-    )
+    method_ok = any(line.startswith(m.encode()) and line[len(m) : len(m) + 1] in (b" ", b"\t") for m in HTTP_METHODS)
     if not method_ok:
         return False
     words = line.rstrip(b" \t").replace(b"\t", b" ").split(b" ")
@@ -268,9 +266,7 @@ async def do_help(session: ConsoleSession, args: str | None) -> bool:
 
 async def do_help_verbose(session: ConsoleSession, args: str | None) -> bool:
     rows = "".join(f"    {c.names:<15}  {c.abstract}\r\n" for c in session.commands)
-    session.write(
-        f"Android console command help:\r\n\r\n{rows}\r\ntry 'help <command>' for command-specific help\r\n"
-    )
+    session.write(f"Android console command help:\r\n\r\n{rows}\r\ntry 'help <command>' for command-specific help\r\n")
     return True
 
 
@@ -415,8 +411,7 @@ SNAPSHOT_COMMANDS = (
     Command(
         "save",
         "save state snapshot",
-        "'avd snapshot save <name>' will save the current (run-time) state to a snapshot "
-        "with the given name\r\n",
+        "'avd snapshot save <name>' will save the current (run-time) state to a snapshot with the given name\r\n",
         handler=do_snapshot_save,
     ),
     Command(

@@ -215,9 +215,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     """Parse the emulator command line (everything after `-qemu` belongs to QEMU and is ignored)."""
     if "-qemu" in argv:
         argv = argv[: argv.index("-qemu")]
-    argv = [
-        a for arg in argv for a in (("-avd", arg[1:]) if arg.startswith("@") and len(arg) > 1 else (arg,))
-    ]
+    argv = [a for arg in argv for a in (("-avd", arg[1:]) if arg.startswith("@") and len(arg) > 1 else (arg,))]
     return build_parser().parse_args(argv)
 
 
@@ -225,9 +223,7 @@ def to_options(args: argparse.Namespace) -> Options:
     if args.port is not None and args.ports is not None:
         raise EmulatorError("options -port and -ports cannot be used together.")
     if args.avd is None:
-        raise EmulatorError(
-            "No AVD specified. Use '-avd NAME' (or '@NAME'); any name works for a simulated phone."
-        )
+        raise EmulatorError("No AVD specified. Use '-avd NAME' (or '@NAME'); any name works for a simulated phone.")
     console_port, adb_port, port_flag = None, None, ""
     if args.ports is not None:
         (console_port, adb_port), port_flag = args.ports, "-ports"
@@ -347,9 +343,7 @@ def _reason(err: OSError) -> str:
     return os.strerror(err.errno).lower() if err.errno else str(err)
 
 
-async def start_emulators(
-    phones: list[Phone], options: Options, on_kill: Callable[[], object]
-) -> list[Emulator]:
+async def start_emulators(phones: list[Phone], options: Options, on_kill: Callable[[], object]) -> list[Emulator]:
     """Bind each phone's port pair: consecutive pairs from -ports/-port, else the first free even ports."""
     emulators: list[Emulator] = []
     candidates = iter(range(FIRST_CONSOLE_PORT, FIRST_CONSOLE_PORT + 2 * MAX_EMULATORS, 2))
@@ -373,9 +367,7 @@ async def start_emulators(
                     except OSError:
                         continue
                 else:
-                    raise EmulatorError(
-                        "It seems too many emulator instances are running on this machine. Aborting."
-                    )
+                    raise EmulatorError("It seems too many emulator instances are running on this machine. Aborting.")
             emulators.append(Emulator(phone, console_port, adb_port, servers))
     except BaseException:
         for emulator in emulators:

@@ -69,9 +69,7 @@ def layout(phone: Phone) -> Node:
     root.children.append(
         _key(" ", "Space", (space_left, y, space_right, y + row_h), lambda: phone._type(" "), action=True)
     )
-    root.children.append(
-        _key(".", ".", (space_right, y, space_right + key_w, y + row_h), lambda: phone._type("."))
-    )
+    root.children.append(_key(".", ".", (space_right, y, space_right + key_w, y + row_h), lambda: phone._type(".")))
     root.children.append(
         _key("⏎", "Enter", (space_right + key_w, y, m.width, y + row_h), lambda: phone.press(66), action=True)
     )

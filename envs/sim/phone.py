@@ -213,9 +213,7 @@ class Phone:
 
     def task_stacks(self) -> list[tuple[int, str, list[str]]]:
         """(task id, package, activities bottom->top) for every task, foreground first."""
-        order = [self.state.foreground] + [
-            p for p in reversed(self.state.recents) if p != self.state.foreground
-        ]
+        order = [self.state.foreground] + [p for p in reversed(self.state.recents) if p != self.state.foreground]
         order += [p for p in self.state.tasks if p not in order]
         ids = {pkg: 1 + sorted(self.apps).index(pkg) for pkg in self.apps}
         return [(ids[p], p, [a.name for a in self.state.tasks[p]]) for p in order if p in self.state.tasks]

@@ -198,9 +198,7 @@ def _paint_list(c: _Canvas, node: Node) -> None:
     for row, below in itertools.pairwise(rows):
         y = row.bounds[3]
         if row.kind == below.kind == "item" and top <= y < bottom:
-            c.draw.rectangle(
-                (row.bounds[0] + c.m.dp(16), y - thickness, row.bounds[2] - 1, y - 1), fill=c.p.divider
-            )
+            c.draw.rectangle((row.bounds[0] + c.m.dp(16), y - thickness, row.bounds[2] - 1, y - 1), fill=c.p.divider)
 
 
 def _unclipped(row: Node, m: Metrics, top: int, bottom: int) -> Node:
@@ -549,9 +547,7 @@ def _paint_button(c: _Canvas, node: Node) -> None:
     px = _px(c, node.size)
     inner = (left + c.m.dp(12), top, right - c.m.dp(12), bottom)
     if node.kind == "secondary":
-        _rrect_outline(
-            c, node.bounds, radius, max(1, c.m.dp(1)), c.p.outline if node.enabled else c.p.disabled
-        )
+        _rrect_outline(c, node.bounds, radius, max(1, c.m.dp(1)), c.p.outline if node.enabled else c.p.disabled)
         colour = c.p.accent if node.enabled else c.p.disabled
     elif node.kind == "text_button":
         colour = c.p.accent if node.enabled else c.p.disabled
@@ -805,9 +801,7 @@ def _disc(d: int) -> Image.Image:
 
 @functools.lru_cache(maxsize=256)
 def _ring(d: int, stroke: int) -> Image.Image:
-    return _supersampled(
-        d, d, lambda g, k: g.ellipse((0, 0, d * k - 1, d * k - 1), outline=255, width=stroke * k)
-    )
+    return _supersampled(d, d, lambda g, k: g.ellipse((0, 0, d * k - 1, d * k - 1), outline=255, width=stroke * k))
 
 
 @functools.lru_cache(maxsize=256)
@@ -921,9 +915,7 @@ _GLYPHS: dict[str, GlyphFn] = {
         _polyline((0.47, 0.37), (0.73, 0.63), width=0.08),
         _polyline((0.73, 0.37), (0.47, 0.63), width=0.08),
     ),
-    "⏎": _shapes(
-        _polyline((0.8, 0.2), (0.8, 0.62), (0.2, 0.62)), _polyline((0.4, 0.42), (0.2, 0.62), (0.4, 0.82))
-    ),
+    "⏎": _shapes(_polyline((0.8, 0.2), (0.8, 0.62), (0.2, 0.62)), _polyline((0.4, 0.42), (0.2, 0.62), (0.4, 0.82))),
     "⇧": _polyline(
         (0.5, 0.12),
         (0.88, 0.5),
@@ -943,18 +935,14 @@ _GLYPHS: dict[str, GlyphFn] = {
     "■": _polygon((0.22, 0.22), (0.78, 0.22), (0.78, 0.78), (0.22, 0.78)),
     "★": _star,
     "⚙": _gear,
-    "✎": _shapes(
-        _polyline((0.2, 0.8), (0.75, 0.25), width=0.16), _polygon((0.12, 0.88), (0.15, 0.72), (0.28, 0.85))
-    ),
+    "✎": _shapes(_polyline((0.2, 0.8), (0.75, 0.25), width=0.16), _polygon((0.12, 0.88), (0.15, 0.72), (0.28, 0.85))),
     "🗑": _shapes(
         _polyline((0.15, 0.25), (0.85, 0.25), width=0.08),
         _polyline((0.4, 0.25), (0.4, 0.13), (0.6, 0.13), (0.6, 0.25), width=0.07),
         _polyline((0.25, 0.3), (0.3, 0.87), (0.7, 0.87), (0.75, 0.3), width=0.08),
     ),
     "↻": _shapes(
-        lambda g, s: g.arc(
-            (0.18 * s, 0.18 * s, 0.82 * s, 0.82 * s), 300, 240, fill=255, width=round(0.1 * s)
-        ),
+        lambda g, s: g.arc((0.18 * s, 0.18 * s, 0.82 * s, 0.82 * s), 300, 240, fill=255, width=round(0.1 * s)),
         _polygon((0.62, 0.05), (0.9, 0.25), (0.6, 0.38)),
     ),
     "☎": _shapes(_polyline((0.25, 0.15), (0.2, 0.35), (0.45, 0.72), (0.75, 0.85), (0.87, 0.7), width=0.16)),
@@ -989,9 +977,7 @@ _GLYPHS: dict[str, GlyphFn] = {
         _polygon((0.5, 0.35), (0.95, 0.6), (0.95, 0.68), (0.5, 0.55), (0.05, 0.68), (0.05, 0.6)),
         _polygon((0.5, 0.8), (0.7, 0.92), (0.7, 0.97), (0.3, 0.97), (0.3, 0.92)),
     ),
-    "bluetooth": _polyline(
-        (0.25, 0.3), (0.72, 0.7), (0.5, 0.88), (0.5, 0.12), (0.72, 0.3), (0.25, 0.7), width=0.09
-    ),
+    "bluetooth": _polyline((0.25, 0.3), (0.72, 0.7), (0.5, 0.88), (0.5, 0.12), (0.72, 0.3), (0.25, 0.7), width=0.09),
 }
 _GLYPHS.update(
     {

@@ -569,9 +569,7 @@ class _Shell:
     substitution_status: int | None = None  # status of the last $(...) in the command being expanded
 
     # ---- entry points ------------------------------------------------------------------------------
-    def run_script(
-        self, script: str, stdin: bytes, out: bytearray, err: bytearray, top_level: bool = False
-    ) -> int:
+    def run_script(self, script: str, stdin: bytes, out: bytearray, err: bytearray, top_level: bool = False) -> int:
         """Parse and run `script` with the given streams; `exit` ends it (and only it)."""
         try:
             tree = parse(script)
@@ -799,9 +797,7 @@ class _Shell:
         return value
 
     def _arithmetic(self, expression: str, io: _Streams) -> str:
-        text = re.sub(
-            r"\$\{?([A-Za-z_][A-Za-z0-9_]*|\?)\}?", lambda m: self._parameter(m.group(1), io), expression
-        )
+        text = re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*|\?)\}?", lambda m: self._parameter(m.group(1), io), expression)
         try:
             return str(_eval_arith(ast.parse(text.strip() or "0", mode="eval").body, self.env))
         except (SyntaxError, ValueError, ZeroDivisionError) as e:
@@ -1025,9 +1021,7 @@ def _glob(fs: Any, cwd: str, pattern: str) -> list[str]:
             for name in names:
                 path = posixpath.join(real, name)
                 if fs.exists(path) and (last or fs.is_dir(path)):
-                    matches.append(
-                        (shown + name if not shown or shown.endswith("/") else f"{shown}/{name}", path)
-                    )
+                    matches.append((shown + name if not shown or shown.endswith("/") else f"{shown}/{name}", path))
         found = matches
     result = sorted(shown for shown, _ in found)
     return [r + "/" for r in result] if pattern.endswith("/") else result

@@ -103,9 +103,7 @@ _KEY_NAMES = (  # noqa: SIM905 (a code per position; a list literal would take 1
     "CHANNEL_UP CHANNEL_DOWN ZOOM_IN ZOOM_OUT TV WINDOW GUIDE DVR BOOKMARK CAPTIONS SETTINGS"
 ).split()
 KEYCODES: dict[str, int] = {name: code for code, name in enumerate(_KEY_NAMES)}
-KEYCODES.update(
-    {"APP_SWITCH": 187, "CONTACTS": 207, "CALENDAR": 208, "MUSIC": 209, "CALCULATOR": 210, "ASSIST": 219}
-)
+KEYCODES.update({"APP_SWITCH": 187, "CONTACTS": 207, "CALENDAR": 208, "MUSIC": 209, "CALCULATOR": 210, "ASSIST": 219})
 KEYCODES.update({"BRIGHTNESS_DOWN": 220, "BRIGHTNESS_UP": 221, "SLEEP": 223, "WAKEUP": 224})
 KEYCODES.update({"VOICE_ASSIST": 231, "CUT": 277, "COPY": 278, "PASTE": 279, "ALL_APPS": 284})
 LAST_KEYCODE = 316
@@ -380,9 +378,7 @@ def _wm(ctx: Context, args: list[str]) -> int:
             ctx.out(f"Physical density: {phone.density}")
         return 0
     if sub in ("help", "-h"):
-        ctx.out(
-            "Window manager (window) commands:\n  help\n  size [reset|WxH|WdpxHdp]\n  density [reset|DENSITY]"
-        )
+        ctx.out("Window manager (window) commands:\n  help\n  size [reset|WxH|WdpxHdp]\n  density [reset|DENSITY]")
         return 0
     ctx.out(f"Unknown command: {sub}")
     return 255
@@ -528,9 +524,7 @@ def _am_start(ctx: Context, a: _JavaArgs) -> int:
     phone.launch(package, activity if cls is not None else None)
     state = "COLD" if package not in tasks else "HOT"
     if on_top:
-        report(
-            "Warning: Activity not started, intent has been delivered to currently running top-most instance."
-        )
+        report("Warning: Activity not started, intent has been delivered to currently running top-most instance.")
         state = "UNKNOWN (0)"
     elif package in tasks and tasks[package][0] == activity:
         report("Warning: Activity not started, its current task has been brought to the front")
@@ -787,10 +781,7 @@ def _pm(ctx: Context, args: list[str]) -> int:
     if handler is not None:
         return handler(ctx, a)
     if sub in (None, "help", "-h"):
-        ctx.out(
-            "Package manager (package) commands:\n  help\n  path PACKAGE\n"
-            "  list packages [-f] [-3] [-s] [FILTER]"
-        )
+        ctx.out("Package manager (package) commands:\n  help\n  path PACKAGE\n  list packages [-f] [-3] [-s] [FILTER]")
         return 0
     ctx.out(f"Unknown command: {sub}")
     return 255
@@ -808,9 +799,7 @@ def _pm_list(ctx: Context, a: _JavaArgs) -> int:
         return 0
     if what not in ("packages", "package"):
         a.fail(f"Unknown list type: {what}")
-    opts, filters = getopt(
-        "pm", [r for r in rest if r not in ("--user", "--show-versioncode")], "fdes3iuUaAl"
-    )
+    opts, filters = getopt("pm", [r for r in rest if r not in ("--user", "--show-versioncode")], "fdes3iuUaAl")
     if "--user" in rest:
         filters = filters[1:] if filters else filters  # the user id followed --user
     show_version = "--show-versioncode" in rest
@@ -1204,9 +1193,7 @@ def _dumpsys_package(phone: Any, args: list[str]) -> str:
     app = phone.apps.get(package)
     version = app.version_name if app is not None else "13"
     installed = phone.now().strftime("%Y-%m-%d %H:%M:%S")
-    flags = (
-        "SYSTEM HAS_CODE ALLOW_CLEAR_USER_DATA" if _is_system(package) else "HAS_CODE ALLOW_CLEAR_USER_DATA"
-    )
+    flags = "SYSTEM HAS_CODE ALLOW_CLEAR_USER_DATA" if _is_system(package) else "HAS_CODE ALLOW_CLEAR_USER_DATA"
     code_path = posixpath.dirname(apk_path(package))
     lines = [
         "Packages:",

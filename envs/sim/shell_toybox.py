@@ -112,9 +112,7 @@ def _ls_dir(ctx: Context, name: str, opts: dict[str, Any], header: bool, first: 
                 _ls_dir(ctx, posixpath.join(name, child), opts, header=True, first=False)
 
 
-def _ls_entries(
-    ctx: Context, entries: list[tuple[str, str, Any]], opts: dict[str, Any], with_total: bool
-) -> None:
+def _ls_entries(ctx: Context, entries: list[tuple[str, str, Any]], opts: dict[str, Any], with_total: bool) -> None:
     if "t" in opts:
         entries = sorted(entries, key=lambda e: -e[2].mtime)
     elif "S" in opts:
@@ -133,9 +131,7 @@ def _ls_entries(
     rows = []
     for name, path, st in entries:
         when = dt.datetime.fromtimestamp(st.mtime, tz)
-        stamp = (
-            when.strftime("%Y-%m-%d %H:%M:%S.000000000 %z") if full_time else when.strftime("%Y-%m-%d %H:%M")
-        )
+        stamp = when.strftime("%Y-%m-%d %H:%M:%S.000000000 %z") if full_time else when.strftime("%Y-%m-%d %H:%M")
         user, group = _owner(path)
         rows.append(
             (
@@ -151,8 +147,7 @@ def _ls_entries(
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for mode, links, user, group, size, stamp, name in rows:
         ctx.out(
-            f"{mode} {links:>{widths[1]}} {user:<{widths[2]}} {group:<{widths[3]}} {size:>{widths[4]}} "
-            f"{stamp} {name}"
+            f"{mode} {links:>{widths[1]}} {user:<{widths[2]}} {group:<{widths[3]}} {size:>{widths[4]}} {stamp} {name}"
         )
 
 
@@ -199,9 +194,7 @@ def _rmdir(ctx: Context, args: list[str]) -> int:
     for name in names:
         path = ctx.path(name)
         if not ctx.fs.is_dir(path):
-            ctx.err(
-                f"rmdir: {name}: {'Not a directory' if ctx.fs.exists(path) else 'No such file or directory'}"
-            )
+            ctx.err(f"rmdir: {name}: {'Not a directory' if ctx.fs.exists(path) else 'No such file or directory'}")
             status = 1
         elif ctx.fs.listdir(path):
             ctx.err(f"rmdir: {name}: Directory not empty")
@@ -284,9 +277,7 @@ def _transfer(ctx: Context, cmd: str, args: list[str], flags: str, move: bool) -
     for source in sources:
         src = ctx.path(source)
         contents_only = source == "." or source.endswith("/.")
-        target = (
-            dest_path if not into_dir or contents_only else posixpath.join(dest_path, posixpath.basename(src))
-        )
+        target = dest_path if not into_dir or contents_only else posixpath.join(dest_path, posixpath.basename(src))
         if not ctx.fs.exists(src):
             ctx.err(f"{cmd}: {source}: No such file or directory")
             status = 1
@@ -563,9 +554,7 @@ def _posix_regex(pattern: str, extended: bool) -> str:
         elif c == "\\" and i + 1 < len(pattern):
             nxt = pattern[i + 1]
             out.append(
-                bre_ops[nxt]
-                if not extended and nxt in bre_ops
-                else {"<": r"\b", ">": r"\b"}.get(nxt, "\\" + nxt)
+                bre_ops[nxt] if not extended and nxt in bre_ops else {"<": r"\b", ">": r"\b"}.get(nxt, "\\" + nxt)
             )
             i += 2
         elif not extended and c in bre_ops:
@@ -584,9 +573,7 @@ def _grep(ctx: Context, args: list[str]) -> int:
         raise CommandError('grep: Needs 1 argument (see "grep --help")', 2)
     flags = re.I if "i" in opts else 0
     try:
-        regex = re.compile(
-            "|".join(f"(?:{_grep_regex(p, opts)})" for pat in patterns for p in pat.split("\n")), flags
-        )
+        regex = re.compile("|".join(f"(?:{_grep_regex(p, opts)})" for pat in patterns for p in pat.split("\n")), flags)
     except re.error as e:
         raise CommandError(f"grep: bad regex '{patterns[0]}': {e}", 2) from e
     names = operands or ["-"]
@@ -883,9 +870,7 @@ def _parse_date(text: str, now: dt.datetime) -> dt.datetime | None:
                 full_year = int(year)
             else:
                 full_year = (1900 if int(year) >= 69 else 2000) + int(year)  # POSIX two-digit years
-            return dt.datetime(
-                full_year, int(month), int(day), int(hour), int(minute), int(second or 0), tzinfo=tz
-            )
+            return dt.datetime(full_year, int(month), int(day), int(hour), int(minute), int(second or 0), tzinfo=tz)
         for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"):
             try:
                 return dt.datetime.strptime(text, fmt).replace(tzinfo=tz)
@@ -1056,9 +1041,7 @@ def _sql_statements(sql: str) -> Iterator[str]:
 def _sqlite_dot_command(ctx: Context, conn: sqlite3.Connection, command: str) -> None:
     name = command.split()[0]
     if name == ".tables":
-        tables = [
-            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
-        ]
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
         if tables:
             ctx.out("  ".join(tables))
     elif name == ".schema":
@@ -1086,9 +1069,7 @@ def _sqlite_print(ctx: Context, names: list[str], rows: list[tuple], options: di
         if rows:
             import json
 
-            body = ",\n".join(
-                json.dumps(dict(zip(names, row, strict=True)), separators=(",", ":")) for row in rows
-            )
+            body = ",\n".join(json.dumps(dict(zip(names, row, strict=True)), separators=(",", ":")) for row in rows)
             ctx.out(f"[{body}]")
         return
     if mode == "line":
@@ -1096,9 +1077,7 @@ def _sqlite_print(ctx: Context, names: list[str], rows: list[tuple], options: di
         for n, row in enumerate(rows):
             ctx.out(
                 ("\n" if n else "")
-                + "\n".join(
-                    f"{k:>{width}} = {_sqlite_value(v, null)}" for k, v in zip(names, row, strict=True)
-                )
+                + "\n".join(f"{k:>{width}} = {_sqlite_value(v, null)}" for k, v in zip(names, row, strict=True))
             )
         return
     if options["header"] == "on" and rows:

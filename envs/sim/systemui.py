@@ -28,9 +28,7 @@ def status_bar(phone: Phone) -> Node:
     if phone.get_setting("global", "bluetooth_on") == "1":
         icons.append(("bluetooth", "Bluetooth on."))
     icons.append(("battery", "Battery 100 percent."))
-    root = Node(
-        cls=FRAME, kind="status_bar", rid="com.android.systemui:id/status_bar", bounds=(0, 0, m.width, h)
-    )
+    root = Node(cls=FRAME, kind="status_bar", rid="com.android.systemui:id/status_bar", bounds=(0, 0, m.width, h))
     root.children.append(
         Node(
             cls=TEXT,
@@ -43,9 +41,7 @@ def status_bar(phone: Phone) -> Node:
     x = m.width - m.dp(16)
     for name, desc in reversed(icons):
         w = m.dp(44) if name == "battery" else m.dp(22)
-        root.children.append(
-            Node(cls=IMAGE, desc=desc, kind=f"sb_{name}", hint=name, size=12, bounds=(x - w, 0, x, h))
-        )
+        root.children.append(Node(cls=IMAGE, desc=desc, kind=f"sb_{name}", hint=name, size=12, bounds=(x - w, 0, x, h)))
         x -= w + m.dp(4)
     for node in root.walk():
         node.package = SYSTEMUI
@@ -145,9 +141,7 @@ def system_dialog(phone: Phone) -> Node:
     dialog = Dialog(
         title=spec["title"],
         message=spec["message"],
-        buttons=[
-            (label, lambda label=label: dismiss_system_dialog(phone, label)) for label in spec["buttons"]
-        ],
+        buttons=[(label, lambda label=label: dismiss_system_dialog(phone, label)) for label in spec["buttons"]],
     )
     card = layout_dialog(dialog, phone.metrics, spec["package"])
     card.kind = "system_dialog"

@@ -159,9 +159,7 @@ def item(
 
 def switch(checked: bool, rid: str = "android:id/switch_widget") -> Node:
     """A trailing on/off switch; the row it sits in handles the click, as in Android preferences."""
-    return Node(
-        cls=SWITCH, kind="switch", checkable=True, checked=checked, rid=rid, text="ON" if checked else "OFF"
-    )
+    return Node(cls=SWITCH, kind="switch", checkable=True, checked=checked, rid=rid, text="ON" if checked else "OFF")
 
 
 def checkbox(checked: bool, rid: str = "android:id/checkbox") -> Node:
@@ -184,9 +182,7 @@ def header(text: str, rid: str = "android:id/title") -> Node:
     )
 
 
-def edit(
-    field_key: str, value: str, hint: str, rid: str, *, password: bool = False, focused: bool = False
-) -> Node:
+def edit(field_key: str, value: str, hint: str, rid: str, *, password: bool = False, focused: bool = False) -> Node:
     """An EditText bound to the activity field `field_key`; the phone focuses it on tap."""
     box = Node(
         cls=EDIT,
@@ -205,9 +201,7 @@ def edit(
     return Node(cls=LINEAR, kind="edit_row", height=64, children=[box])
 
 
-def button(
-    text: str, on_click: Handler, rid: str = "", *, primary: bool = True, enabled: bool = True
-) -> Node:
+def button(text: str, on_click: Handler, rid: str = "", *, primary: bool = True, enabled: bool = True) -> Node:
     btn = Node(
         cls=BUTTON,
         text=text,
@@ -263,9 +257,7 @@ def big_text(value: str, rid: str = "", size: float = 56) -> Node:
     )
 
 
-def slider(
-    title: str, progress: float, on_progress: Callable[[float], None], rid: str = "android:id/seekbar"
-) -> Node:
+def slider(title: str, progress: float, on_progress: Callable[[float], None], rid: str = "android:id/seekbar") -> Node:
     bar = Node(
         cls=SEEKBAR,
         kind="seekbar",
@@ -450,9 +442,7 @@ def layout_screen(screen: Screen, m: Metrics, package: str, scroll: int, keyboar
     Rows scrolled fully out of the viewport are left out of the tree, as a RecyclerView recycles them.
     """
     root = Node(cls=FRAME, package=package, bounds=(0, 0, m.width, m.height))
-    content = Node(
-        cls=LINEAR, rid="android:id/content", bounds=(0, m.status_bar, m.width, m.height - m.nav_bar)
-    )
+    content = Node(cls=LINEAR, rid="android:id/content", bounds=(0, m.status_bar, m.width, m.height - m.nav_bar))
     root.children.append(content)
     top = m.status_bar
     if screen.app_bar:
@@ -532,9 +522,7 @@ def layout_dialog(dialog: Dialog, m: Metrics, package: str, *, keyboard: bool = 
     inner_w = width - m.dp(48)
     parts: list[tuple[Node, int]] = []
     if dialog.title:
-        parts.append(
-            (Node(cls=TEXT, text=dialog.title, rid="android:id/alertTitle", size=20, bold=True), m.dp(48))
-        )
+        parts.append((Node(cls=TEXT, text=dialog.title, rid="android:id/alertTitle", size=20, bold=True), m.dp(48)))
     if dialog.message:
         h = _text_lines(dialog.message, m.dp(16), inner_w) * round(m.dp(16) * 1.4) + m.dp(12)
         parts.append((Node(cls=TEXT, text=dialog.message, rid="android:id/message", size=16), h))

@@ -185,9 +185,7 @@ def alarm_set_toast(total_minutes: int) -> str:
     days, rest = divmod(total_minutes, 1440)
     hours, mins = divmod(rest, 60)
     parts = [
-        f"{n} {unit}{'' if n == 1 else 's'}"
-        for n, unit in ((days, "day"), (hours, "hour"), (mins, "minute"))
-        if n
+        f"{n} {unit}{'' if n == 1 else 's'}" for n, unit in ((days, "day"), (hours, "hour"), (mins, "minute")) if n
     ]
     if not parts:
         return "Alarm set for less than 1 minute from now."
@@ -324,9 +322,7 @@ def _alarm_tab(ctx: Ctx) -> Screen:
     if not alarms:
         rows.append(text("No alarms", align="center", rid="alarms_empty_view"))
     rows.append(spacer(88))  # room to scroll the last card out from under the FAB
-    fab = icon_button(
-        "Add alarm", lambda: _open_time_picker(ctx, None, now.hour, now.minute), rid="fab", glyph="+"
-    )
+    fab = icon_button("Add alarm", lambda: _open_time_picker(ctx, None, now.hour, now.minute), rid="fab", glyph="+")
     dialog, on_enter = _alarm_dialog(ctx, alarms)
     return Screen(rows=rows, fab=fab, dialog=dialog, on_enter=on_enter, rid_prefix=PACKAGE)
 
@@ -398,9 +394,7 @@ def _time_picker(ctx: Ctx) -> tuple[Dialog, Handler]:
     picker's select-all-on-focus gives: typing replaces the value, leaving it alone keeps it.
     """
     hour0, minute0 = ctx.extra["picker"]
-    hour = edit(
-        "hour", ctx.field("hour"), f"{hour0:02d}", "material_hour_text_input", focused=ctx.focused("hour")
-    )
+    hour = edit("hour", ctx.field("hour"), f"{hour0:02d}", "material_hour_text_input", focused=ctx.focused("hour"))
     minute = edit(
         "minute",
         ctx.field("minute"),
@@ -439,9 +433,7 @@ def _label_dialog(ctx: Ctx) -> tuple[Dialog, Handler]:
     def ok() -> None:
         _close_dialog(ctx)
         table = "alarm_templates" if kind == "alarm" else "timers"
-        ctx.execute(
-            DB, f"UPDATE {table} SET label = ? WHERE _id = ?", (ctx.field("label").strip(), target_id)
-        )
+        ctx.execute(DB, f"UPDATE {table} SET label = ? WHERE _id = ?", (ctx.field("label").strip(), target_id))
 
     dialog = Dialog(
         title="Label",
@@ -477,9 +469,7 @@ def _announce(ctx: Ctx, alarm_id: int) -> None:
     if rows:
         now = ctx.now()
         hour, minutes, days = rows[0]
-        ctx.toast(
-            alarm_set_toast(minutes_until(hour, minutes, days, now.weekday(), now.hour * 60 + now.minute))
-        )
+        ctx.toast(alarm_set_toast(minutes_until(hour, minutes, days, now.weekday(), now.hour * 60 + now.minute)))
 
 
 def _set_alarm_time(ctx: Ctx, alarm_id: int | None, hour: int, minutes: int) -> None:
@@ -598,9 +588,7 @@ def _toggle_city(ctx: Ctx, city_id: str, name: str, offset: int) -> None:
     if ctx.query(DB, "SELECT 1 FROM cities WHERE city_id = ?", (city_id,)):
         ctx.execute(DB, "DELETE FROM cities WHERE city_id = ?", (city_id,))
     else:
-        ctx.execute(
-            DB, "INSERT INTO cities (city_id, name, utc_offset_min) VALUES (?, ?, ?)", (city_id, name, offset)
-        )
+        ctx.execute(DB, "INSERT INTO cities (city_id, name, utc_offset_min) VALUES (?, ?, ?)", (city_id, name, offset))
 
 
 # ---- Timer tab -------------------------------------------------------------------------------------------
@@ -612,9 +600,7 @@ def _remaining_ms(state: str, remaining_ms: int, start_ms: int, now_ms: int) -> 
 
 
 def _timer_tab(ctx: Ctx) -> Screen:
-    timers = ctx.query(
-        DB, "SELECT _id, length_ms, remaining_ms, state, label, start_ms FROM timers ORDER BY _id"
-    )
+    timers = ctx.query(DB, "SELECT _id, length_ms, remaining_ms, state, label, start_ms FROM timers ORDER BY _id")
     if not timers or ctx.extra.get("timer_setup"):
         return _timer_setup(ctx, has_timers=bool(timers))
     now_ms = _now_ms(ctx)
@@ -747,8 +733,7 @@ def _start_timer(ctx: Ctx) -> None:
     length_ms = (h * 3600 + m * 60 + s) * 1000
     ctx.execute(
         DB,
-        "INSERT INTO timers (length_ms, remaining_ms, state, label, start_ms)"
-        " VALUES (?, ?, 'running', '', ?)",
+        "INSERT INTO timers (length_ms, remaining_ms, state, label, start_ms) VALUES (?, ?, 'running', '', ?)",
         (length_ms, length_ms, _now_ms(ctx)),
     )
     ctx.extra.update(timer_setup=False, timer_digits="")
@@ -782,8 +767,7 @@ def _timer_reset_add(ctx: Ctx, timer_id: int, state: str) -> None:
     if state == "running":
         ctx.execute(
             DB,
-            "UPDATE timers SET remaining_ms = remaining_ms + 60000, length_ms = length_ms + 60000"
-            " WHERE _id = ?",
+            "UPDATE timers SET remaining_ms = remaining_ms + 60000, length_ms = length_ms + 60000 WHERE _id = ?",
             (timer_id,),
         )
     else:
@@ -802,9 +786,7 @@ def _delete_timer(ctx: Ctx, timer_id: int) -> None:
 
 
 def _elapsed_ms(ctx: Ctx) -> tuple[str, int]:
-    state, accumulated_ms, start_ms = ctx.query(DB, "SELECT state, accumulated_ms, start_ms FROM stopwatch")[
-        0
-    ]
+    state, accumulated_ms, start_ms = ctx.query(DB, "SELECT state, accumulated_ms, start_ms FROM stopwatch")[0]
     if state == "running":
         return state, accumulated_ms + _now_ms(ctx) - start_ms
     return state, accumulated_ms

@@ -282,9 +282,7 @@ def internet_screen(ctx: Ctx) -> Screen:
             status = "Connected" if connected else ("Saved" if saved else "")
             rows.append(item(ssid, status, on_click=lambda s=ssid, sec=security: _tap_network(ctx, s, sec)))
         rows.append(
-            item(
-                "Add network", on_click=lambda: _open_dialog(ctx, "add_network", new_ssid="", new_password="")
-            )
+            item("Add network", on_click=lambda: _open_dialog(ctx, "add_network", new_ssid="", new_password=""))
         )
     else:
         rows.append(_footer(f"To see available networks, turn {WIFI} on."))
@@ -363,8 +361,7 @@ def _internet_dialog(ctx: Ctx) -> Dialog | None:
             else:  # out of range: saved, to connect when it shows up
                 ctx.execute(
                     WIFI_DB,
-                    "INSERT OR REPLACE INTO networks (ssid, security, password, connected)"
-                    " VALUES (?, ?, ?, 0)",
+                    "INSERT OR REPLACE INTO networks (ssid, security, password, connected) VALUES (?, ?, ?, 0)",
                     (ssid, security, password),
                 )
             _close_dialog(ctx)
@@ -475,13 +472,9 @@ def connected_devices_screen(ctx: Ctx) -> Screen:
     rows = [header("Saved devices")]
     for _address, name, connected in _paired_devices(ctx):
         rows.append(item(name, "Connected" if connected and bt_on else ""))
-    rows.append(
-        item("Connection preferences", "Bluetooth, Android Auto", on_click=_opener(ctx, CONNECTION_PREFS))
-    )
+    rows.append(item("Connection preferences", "Bluetooth, Android Auto", on_click=_opener(ctx, CONNECTION_PREFS)))
     if bt_on:
-        rows.append(
-            _footer(f"Visible as \u201c{ctx.setting('global', 'device_name')}\u201d to other devices")
-        )
+        rows.append(_footer(f"Visible as \u201c{ctx.setting('global', 'device_name')}\u201d to other devices"))
     return Screen(title="Connected devices", rows=rows, up=ctx.finish)
 
 
@@ -511,9 +504,7 @@ def bluetooth_screen(ctx: Ctx) -> Screen:
                 )
             )
     rows.append(
-        _footer(
-            "When Bluetooth is turned on, your device can communicate with other nearby Bluetooth devices."
-        )
+        _footer("When Bluetooth is turned on, your device can communicate with other nearby Bluetooth devices.")
     )
     return Screen(title="Bluetooth", rows=rows, up=ctx.finish)
 
@@ -532,9 +523,7 @@ def apps_screen(ctx: Ctx) -> Screen:
     if recent:
         rows.append(header("Recently opened apps"))
         for pkg in recent:
-            rows.append(
-                item(phone.apps[pkg].label, "0 min. ago", on_click=_opener(ctx, APP_INFO, package=pkg))
-            )
+            rows.append(item(phone.apps[pkg].label, "0 min. ago", on_click=_opener(ctx, APP_INFO, package=pkg)))
     rows.append(item(f"See all {len(phone.apps)} apps", on_click=_opener(ctx, ALL_APPS)))
     rows.append(item("Default apps", "Chrome, Phone, and Messages"))
     rows.append(item("Special app access", "1 app can use unrestricted data"))
@@ -769,10 +758,7 @@ def display_screen(ctx: Ctx) -> Screen:
     ]
     dialog = None
     if ctx.extra.get("dialog") == "timeout":
-        options = [
-            _radio_row(label, ms == timeout, lambda ms=ms: choose_timeout(ms))
-            for label, ms in SCREEN_TIMEOUTS
-        ]
+        options = [_radio_row(label, ms == timeout, lambda ms=ms: choose_timeout(ms)) for label, ms in SCREEN_TIMEOUTS]
         dialog = Dialog(
             title="Screen timeout",
             rows=options,
@@ -804,9 +790,7 @@ def date_time_screen(ctx: Ctx) -> Screen:
     use_24 = ctx.setting("system", "time_12_24", "24") == "24"
     now = ctx.now()
     rows = [
-        switch_item(
-            "Set time automatically", auto_time, lambda: _put_flag(ctx, "global", "auto_time", not auto_time)
-        ),
+        switch_item("Set time automatically", auto_time, lambda: _put_flag(ctx, "global", "auto_time", not auto_time)),
         item("Date", f"{now:%B} {now.day}, {now:%Y}", enabled=not auto_time),
         item("Time", now.strftime("%H:%M") if use_24 else now.strftime("%-I:%M %p"), enabled=not auto_time),
         header("Time zone"),
@@ -923,9 +907,7 @@ def about_screen(ctx: Ctx) -> Screen:
     ]
     dialog = None
     if ctx.extra.get("dialog") == "rename":
-        field = edit(
-            "device_name", ctx.field("device_name"), "", "android:id/edit", focused=ctx.focused("device_name")
-        )
+        field = edit("device_name", ctx.field("device_name"), "", "android:id/edit", focused=ctx.focused("device_name"))
         dialog = Dialog(
             title="Device name",
             rows=[field],
@@ -957,17 +939,13 @@ def install(phone: Phone) -> None:
             " connected INTEGER NOT NULL DEFAULT 0)"
         )
         conn.executemany("INSERT OR IGNORE INTO scan_results VALUES (?, ?, ?, ?)", SCAN_RESULTS)
-        conn.execute(
-            "INSERT OR IGNORE INTO networks (ssid, security, connected) VALUES ('AndroidWifi', 'NONE', 1)"
-        )
+        conn.execute("INSERT OR IGNORE INTO networks (ssid, security, connected) VALUES ('AndroidWifi', 'NONE', 1)")
     with phone.fs.sqlite(BT_DB_PATH) as conn:
         conn.execute(
             "CREATE TABLE IF NOT EXISTS devices (address TEXT PRIMARY KEY, name TEXT NOT NULL,"
             " kind TEXT NOT NULL, connected INTEGER NOT NULL DEFAULT 0)"
         )
-        conn.executemany(
-            "INSERT OR IGNORE INTO devices (address, name, kind) VALUES (?, ?, ?)", PAIRED_DEVICES
-        )
+        conn.executemany("INSERT OR IGNORE INTO devices (address, name, kind) VALUES (?, ?, ?)", PAIRED_DEVICES)
 
 
 APP = App(
