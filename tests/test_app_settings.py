@@ -97,13 +97,13 @@ def test_secured_network_asks_for_a_password_and_is_saved(phone):
     assert phone.find(rid="android:id/alertTitle").text == "HomeNet-5G"
     phone.tap_node(rid=f"{PKG}:id/password")
     phone.type_text("short")
-    phone.tap_node(text="CONNECT")  # too short: the dialog stays
+    phone.tap_node(text="Connect")  # too short: the dialog stays
     assert phone.find(rid="android:id/alertTitle") is not None
     assert phone.find(rid=f"{PKG}:id/password").text == "short"
     assert "•••••" in texts(phone)  # masked in the dump
 
     phone.type_text("battery42")
-    phone.tap_node(text="CONNECT")
+    phone.tap_node(text="Connect")
     assert phone.find(rid="android:id/alertTitle") is None
     assert phone.find(desc="Delete") is None  # the keyboard went away with the dialog
     assert wifi_networks(phone) == [("AndroidWifi", "", 0), ("HomeNet-5G", "shortbattery42", 1)]
@@ -129,9 +129,9 @@ def test_add_network_saves_an_out_of_range_network(phone):
     phone.type_text("CabinWifi")
     phone.tap_node(rid=f"{PKG}:id/password")
     phone.type_text("pinecone99")
-    save = phone.find(text="SAVE")
+    save = phone.find(text="Save")
     assert phone.hit(*save.center) is save
-    phone.tap_node(text="SAVE")
+    phone.tap_node(text="Save")
     assert ("CabinWifi", "pinecone99", 0) in wifi_networks(phone)
     assert phone.find(desc="Delete") is None
     phone.tap_node(text="Saved networks")
@@ -195,7 +195,7 @@ def test_screen_timeout_dialog(phone):
     assert phone.find(rid="android:id/alertTitle").text == "Screen timeout"
     options = [n.text for n in phone.windows()[-1].walk() if n.rid == "android:id/text1"]
     assert options == [label for label, _ in settings.SCREEN_TIMEOUTS]
-    phone.tap_node(text="CANCEL")
+    phone.tap_node(text="Cancel")
     assert setting(phone, "system", "screen_off_timeout") == "60000"
     phone.tap_node(text="Screen timeout")
     phone.tap_node(text="5 minutes")
@@ -315,7 +315,7 @@ def test_clear_storage_resets_settings_databases(phone):
     phone.tap_node(text="Storage & cache")
     phone.tap_node(text="Clear storage")
     assert phone.find(rid="android:id/alertTitle").text == "Clear app data?"
-    phone.tap_node(text="DELETE")
+    phone.tap_node(text="Delete")
     assert phone.current_activity()[0] == LAUNCHER  # clearing an app stops it
     assert wifi_networks(phone) == [("AndroidWifi", "", 1)]
 
@@ -324,7 +324,7 @@ def test_pm_clear_recreates_databases(phone):
     phone.fs.remove(settings.BT_DB_PATH)
     open_page(phone, "Network & internet", "Internet", "HomeNet")
     replace_text(phone, "password", "hunter2hunter2")
-    phone.tap_node(text="CONNECT")
+    phone.tap_node(text="Connect")
     assert ("HomeNet", "hunter2hunter2", 1) in wifi_networks(phone)
     phone.clear_app_data(PKG)
     assert wifi_networks(phone) == [("AndroidWifi", "", 1)]

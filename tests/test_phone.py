@@ -165,7 +165,7 @@ def test_dialog_is_modal_and_back_cancels(phone):
     phone.key(4)
     assert phone.find(rid="alertTitle") is None
     phone.tap_node(rid="delete")
-    phone.tap_node(text="DELETE")
+    phone.tap_node(text="Delete")
     assert phone.current_activity() == (PKG, ".List")
     with phone.fs.sqlite(DB) as conn:
         assert conn.execute("SELECT count(*) FROM notes").fetchone() == (29,)
