@@ -12,13 +12,4 @@ APP_MODULES = ["launcher", "settings", "contacts", "clock"]
 
 def default_apps() -> list[App]:
     """Fresh `App` objects for every built-in app."""
-    apps = []
-    for name in APP_MODULES:
-        try:
-            module = importlib.import_module(f"droidrl.envs.sim.apps.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"droidrl.envs.sim.apps.{name}":
-                raise
-            continue  # TODO(lead): remove once every listed app exists
-        apps.append(module.APP)
-    return apps
+    return [importlib.import_module(f"droidrl.envs.sim.apps.{name}").APP for name in APP_MODULES]

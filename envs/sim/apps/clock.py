@@ -233,9 +233,8 @@ def _h24(ctx: Ctx) -> bool:
 
 
 def _hide_keyboard(ctx: Ctx) -> None:
-    # Closing a dialog must drop the focus of its edit field, or the IME stays up over the list.
-    # Ctx has no call for that, so we clear the phone's focus directly (see the report to the lead).
-    ctx.phone.state.focus = None
+    # Closing a dialog drops the focus of its edit field, so the IME does not stay up over the list.
+    ctx.clear_focus()
 
 
 def _close_dialog(ctx: Ctx) -> None:

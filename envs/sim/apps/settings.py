@@ -158,9 +158,7 @@ def _footer(value: str) -> Node:
 
 def _close_dialog(ctx: Ctx) -> None:
     ctx.extra.pop("dialog", None)
-    # TODO(core): Ctx has no way to drop focus; without this the keyboard stays up for a field
-    # that the closed dialog took away with it.
-    ctx.phone.state.focus = None
+    ctx.clear_focus()  # the closed dialog took the focused field with it
 
 
 def _format_size(size: int) -> str:
