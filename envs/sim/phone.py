@@ -235,6 +235,7 @@ class Phone:
             stack.append(Activity(activity, dict(args or {})))
         self.state.foreground = package
         self._touch_recents(package)
+        systemui.maybe_interrupt(self, package)
         self.changed()
 
     def start_activity(self, package: str, name: str, args: dict[str, Any]) -> None:

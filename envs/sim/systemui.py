@@ -146,3 +146,63 @@ def system_dialog(phone: Phone) -> Node:
     card = layout_dialog(dialog, phone.metrics, spec["package"])
     card.kind = "system_dialog"
     return card
+
+
+# Interruptions a task can arm: the next time the app comes to the front, its dialog appears once.
+# Armed through a global setting ("pkg:kind,pkg:kind") so that `adb shell settings put` arms them too.
+INTERRUPTIONS_SETTING = "droidrl_interruptions"
+INTERRUPTIONS = {
+    "permission": {
+        "title": "Allow {label} to send you notifications?",
+        "message": "",
+        "buttons": ["Allow", "Don\u2019t allow"],
+        "package": "com.android.permissioncontroller",
+        "dismiss": "Don\u2019t allow",
+    },
+    "ad": {
+        "title": "Special offer",
+        "message": "Upgrade {label} to Premium and remove ads. 50% off today only!",
+        "buttons": ["No thanks", "Upgrade"],
+        "package": "com.google.android.gms.ads",
+        "dismiss": "No thanks",
+    },
+    "rate": {
+        "title": "Enjoying {label}?",
+        "message": "Tap a star to rate it on Google Play.",
+        "buttons": ["Not now", "Rate"],
+        "package": "com.android.vending",
+        "dismiss": "Not now",
+    },
+}
+
+
+def armed_interruptions(phone: Phone) -> dict[str, str]:
+    value = phone.get_setting("global", INTERRUPTIONS_SETTING) or ""
+    armed = {}
+    for entry in value.split(","):
+        package, _, kind = entry.strip().partition(":")
+        if package and kind in INTERRUPTIONS:
+            armed[package] = kind
+    return armed
+
+
+def maybe_interrupt(phone: Phone, package: str) -> None:
+    """Show (once) the interruption armed for `package`, as apps do on a cold start."""
+    armed = armed_interruptions(phone)
+    kind = armed.pop(package, None)
+    if kind is None:
+        return
+    if armed:
+        phone.put_setting("global", INTERRUPTIONS_SETTING, ",".join(f"{p}:{k}" for p, k in armed.items()))
+    else:
+        phone.delete_setting("global", INTERRUPTIONS_SETTING)
+    spec = INTERRUPTIONS[kind]
+    label = phone.apps[package].label
+    show_system_dialog(
+        phone,
+        spec["title"].format(label=label),
+        spec["message"].format(label=label),
+        spec["buttons"],
+        cancelable=True,
+        package=spec["package"],
+    )
