@@ -6,19 +6,16 @@ port N, announced to a private real adb server, which lists it as emulator-N.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import subprocess
 import sys
-import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import AdbServer
+from conftest import AdbServer, ThreadedEmulator, free_port_pair
 
 from droidrl.envs.adb_device import AdbDevice
 from droidrl.envs.checker import check_device
@@ -30,97 +27,12 @@ from droidrl.envs.errors import (
     FileNotFoundOnDevice,
     SnapshotError,
 )
-from droidrl.envs.sim.adbd import announce_to_adb_server, serve_adbd
-from droidrl.envs.sim.console import serve_console
 from droidrl.envs.sim.phone import Phone
 from droidrl.envs.sim_device import SimDevice
 
 SEARCH = "open_search_view_edit_text"  # the contacts app's search field
 CANARY = "/data/local/tmp/canary"
 TOUCH = f"touch {CANARY}"
-
-
-# ---- a simulated emulator in this process --------------------------------------------------------
-def free_port_pair() -> int:
-    """A console port N with N and N+1 both free (the emulator's console/adb pair)."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port < 65535:  # any pair works; the emulator's even-console habit is not needed
-            try:
-                with socket.socket() as a, socket.socket() as b:
-                    a.bind(("127.0.0.1", port))
-                    b.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free port pair")
-
-
-class ThreadedEmulator:
-    """A phone's adbd (port N+1) and console (port N) on an event loop in a thread; `kill()` ends both."""
-
-    def __init__(self, phone: Phone, home: Path, *, read_only: bool = False) -> None:
-        self.phone = phone
-        self.console_port = free_port_pair()
-        self.adb_port = self.console_port + 1
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-        async def start() -> list[asyncio.Server]:
-            adbd = await serve_adbd(phone, "127.0.0.1", self.adb_port)
-            console = await serve_console(phone, "127.0.0.1", self.console_port, read_only=read_only, home=home)
-            return [adbd, console]
-
-        self.servers = asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
-
-    @property
-    def serial(self) -> str:
-        return f"emulator-{self.console_port}"
-
-    def announce(self, server: AdbServer) -> None:
-        assert announce_to_adb_server(self.adb_port, server.port)
-        server.wait_for_device(self.serial)
-
-    def kill(self) -> None:
-        """Stop listening and drop every open connection, as a crashed emulator would."""
-
-        async def shutdown() -> None:
-            for server in self.servers:
-                server.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        if self.loop.is_running():
-            asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(10)
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """HOME for the console token: the console writes it, AdbDevice's console client reads it."""
-    path = tmp_path / "home"
-    path.mkdir()
-    monkeypatch.setenv("HOME", str(path))
-    return path
-
-
-@pytest.fixture
-def emulator(home: Path, adb_server: AdbServer) -> Iterator[ThreadedEmulator]:
-    emu = ThreadedEmulator(Phone(), home)
-    emu.announce(adb_server)
-    yield emu
-    emu.kill()
-
-
-@pytest.fixture
-def adb_device(emulator: ThreadedEmulator, adb_server: AdbServer) -> AdbDevice:
-    return AdbDevice(emulator.serial, adb_port=adb_server.port)
 
 
 @pytest.fixture
