@@ -1,6 +1,7 @@
 """The `droidrl` command.
 
-`droidrl train` is the main job. The RL loop does not exist yet, so today it boots a farm of
+`droidrl train` is the main job; `droidrl tasks` lists the task suite and `droidrl play` shows a
+task solved by its expert. The RL loop does not exist yet, so today it boots a farm of
 simulated phones with `droidrl-emulator`, checks each one through Debian's real adb, prints what is
 running, and stops them (or keeps them up with --serve).
 """
@@ -24,6 +25,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+
+from droidrl.envs.actions import format_action
 
 console = Console()
 
@@ -243,6 +246,74 @@ def _mark(ok: bool) -> str:
     return "[green]yes[/]" if ok else "[red]NO[/]"
 
 
+# ---- tasks and play ----------------------------------------------------------------------------------------
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from droidrl.envs.sim.apps import default_apps
+    from droidrl.envs.tasks.registry import suites, templates
+
+    all_suites = suites()
+    if args.suite not in all_suites:
+        raise CliError(f"unknown suite {args.suite!r}; suites: {', '.join(sorted(all_suites))}")
+    labels = {app.package: app.label for app in default_apps()}
+    table = Table(title=f"Suite {args.suite!r}: {len(all_suites[args.suite])} task templates")
+    for col in ("name", "apps", "difficulty", "kind", "max steps", "goal (seed 0)"):
+        table.add_column(col, overflow="fold")
+    for name in all_suites[args.suite]:
+        task = templates()[name].instance(0)
+        apps = ", ".join(labels.get(p, p) for p in task.apps)
+        table.add_row(name, apps, task.difficulty, task.template.kind, str(task.max_steps), task.goal)
+    console.print(table)
+    counts = Table(title="Suites")
+    counts.add_column("suite")
+    counts.add_column("templates", justify="right")
+    for suite, names in all_suites.items():
+        counts.add_row(labels.get(suite, suite), str(len(names)))
+    console.print(counts)
+    return 0
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    from droidrl.envs.actions import Invalid
+    from droidrl.envs.env import AndroidEnv
+    from droidrl.envs.tasks.expert import expert_action
+    from droidrl.envs.tasks.registry import make_task
+    from droidrl.envs.viewer import StepView, write_episode_html
+
+    try:
+        task = make_task(args.task, args.seed)
+        env = AndroidEnv(interruptions=args.interruptions)
+    except (KeyError, ValueError) as err:
+        raise CliError(str(err).strip("'\"")) from None
+    obs, info = env.reset(options={"task": task})
+    console.print(f"[bold]{task.id}[/] ({task.difficulty}, {task.template.kind}): {task.goal}")
+    table = Table(title=f"{task.id}: expert trajectory")
+    for col in ("step", "action", "app after", "valid", "reward", "ms"):
+        table.add_column(col, overflow="fold")
+    views: list[StepView] = []
+    started = time.perf_counter()
+    while True:
+        action = expert_action(env.task, env.device)
+        text = format_action(action)
+        before = obs["screenshot"]
+        obs, reward, terminated, truncated, info = env.step(text)
+        parsed = None if isinstance(info["parsed"], Invalid) else info["parsed"]
+        views.append(StepView(before, text, parsed, info["valid"], info["reason"], reward, obs["app"]))
+        step_ms = sum(info["timings"].values()) * 1000
+        table.add_row(str(info["step"]), text, obs["app"], _mark(info["valid"]), f"{reward:g}", f"{step_ms:.0f}")
+        if terminated or truncated:
+            break
+    console.print(table)
+    summary = (
+        f"reward {reward:g} ({info['end_reason']}) in {info['step']} steps, "
+        f"{time.perf_counter() - started:.2f} s; reset restore {env.config.base_snapshot}"
+    )
+    out = Path(args.out) if args.out else Path("runs") / "play" / f"{task.name}-{task.seed}"
+    page = write_episode_html(out, task.id, task.goal, views, obs["screenshot"], summary)
+    console.print(f"{'[green]solved[/]' if reward == 1.0 else '[red]not solved[/]'}: {summary}")
+    console.print(f"trajectory viewer: {page}")
+    return 0 if reward == 1.0 else 1
+
+
 # ---- entry point ----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="droidrl", description="Online RL for Android GUI agents.")
@@ -251,6 +322,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--phones", type=int, default=4, help="simulated phones to start (default 4)")
     train.add_argument("--serve", action="store_true", help="keep the farm running until Ctrl-C")
     train.set_defaults(func=cmd_train)
+    tasks = sub.add_parser("tasks", help="list the built-in task suites and templates")
+    tasks.add_argument("--suite", default="all", help="a suite: all, easy, medium, hard, query, a package ...")
+    tasks.set_defaults(func=cmd_tasks)
+    play = sub.add_parser("play", help="play a task with its expert and write an HTML trajectory viewer")
+    play.add_argument("task", help="a template name, or Name:seed")
+    play.add_argument("--seed", type=int, default=0, help="instance seed (default 0)")
+    play.add_argument("--interruptions", type=float, default=0.0, help="probability of app interruption dialogs")
+    play.add_argument("--out", help="folder for the viewer (default runs/play/NAME-SEED)")
+    play.set_defaults(func=cmd_play)
     return parser
 
 

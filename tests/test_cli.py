@@ -1,4 +1,4 @@
-"""`droidrl train` end to end: today it boots a simulated phone farm and checks it through real adb."""
+"""The `droidrl` command end to end: `train` boots and checks a simulated phone farm; `tasks` and `play`."""
 
 import os
 import subprocess
@@ -31,3 +31,34 @@ def test_train_rejects_bad_phone_count():
     )
     assert result.returncode == 2
     assert "--phones must be >= 1, got 0" in result.stdout
+
+
+def _droidrl(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, COLUMNS="200")
+    return subprocess.run(
+        [sys.executable, "-m", "droidrl.cli", *args], capture_output=True, text=True, timeout=120, env=env, cwd=cwd
+    )
+
+
+def test_tasks_lists_templates_and_suites():
+    result = _droidrl("tasks")
+    assert result.returncode == 0, result.stderr
+    assert "SystemWifiTurnOff" in result.stdout and "Turn off Wi-Fi." in result.stdout
+    assert "Suites" in result.stdout and "easy" in result.stdout
+    bad = _droidrl("tasks", "--suite", "nope")
+    assert bad.returncode == 2 and "unknown suite 'nope'" in bad.stdout
+
+
+def test_play_solves_a_task_and_writes_the_viewer(tmp_path):
+    result = _droidrl("play", "SystemWifiTurnOff", "--seed", "4", "--interruptions", "1", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "solved: reward 1 (finish)" in result.stdout
+    page = (tmp_path / "index.html").read_text()
+    assert "Turn off Wi-Fi." in page and "do(action=&quot;Launch&quot;, app=&quot;Settings&quot;)" in page
+    steps = sorted(p.name for p in tmp_path.glob("step_*.png"))
+    assert len(steps) == 6 and (tmp_path / "final.png").stat().st_size > 1000  # 4 moves, 1 dismissal, finish
+
+
+def test_play_unknown_task_is_a_clear_error():
+    result = _droidrl("play", "WifiOff")
+    assert result.returncode == 2 and "no task template named 'WifiOff'" in result.stdout
