@@ -174,7 +174,7 @@ def test_android_world_file_helpers(phone):
     assert out(phone, script.format(test="-f", path="/sdcard/Documents/notes/a.md")) == "Exists\n"
     assert out(phone, script.format(test="-d", path="/sdcard/Documents/notes/a.md")) == "Does not exist\n"
     assert out(phone, "find /sdcard/Documents -type f -o -type d") == (
-        "/sdcard/Documents\n/sdcard/Documents/notes\n/sdcard/Documents/notes/a.md\n"
+        "/sdcard/Documents\n/sdcard/Documents/Markor\n/sdcard/Documents/notes\n/sdcard/Documents/notes/a.md\n"
     )
     out(phone, "mkdir -p /sdcard/copy && cp -a /sdcard/Documents/. /sdcard/copy/")
     assert phone.fs.read("/sdcard/copy/notes/a.md") == b"it's here\n"

@@ -48,10 +48,19 @@ class FileStat:
         return statmod.S_ISDIR(self.mode)
 
 
+# Android's shared storage has several names; the phone keeps files under the shortest one.
+STORAGE_ALIASES = ("/storage/emulated/0", "/storage/self/primary", "/mnt/sdcard")
+
+
 def normpath(path: str) -> str:
-    """Absolute, normalised path; `sdcard/x` and `/sdcard//x/` both become `/sdcard/x`."""
+    """Absolute, normalised path; `sdcard/x`, `/sdcard//x/` and `/storage/emulated/0/x` all become `/sdcard/x`."""
     path = posixpath.normpath("/" + path.lstrip("/"))
-    return "/" if path == "//" else path
+    if path == "//":
+        return "/"
+    for alias in STORAGE_ALIASES:
+        if path == alias or path.startswith(alias + "/"):
+            return "/sdcard" + path[len(alias) :]
+    return path
 
 
 class VirtualFS:
