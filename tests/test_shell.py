@@ -797,3 +797,13 @@ def test_sqlite3_errors_and_partial_scripts(phone):
 def test_sqlite3_reads_app_databases(phone):
     names = out(phone, f"sqlite3 {CONTACTS_DB} 'SELECT display_name FROM raw_contacts ORDER BY _id LIMIT 2'")
     assert names == "Alice Johnson\nBob Martinez\n"
+
+
+def test_force_stop_marks_the_package_stopped_until_its_next_launch(phone):
+    clock = "com.google.android.deskclock"
+    assert "stopped=false" in out(phone, f"dumpsys package {clock}")
+    out(phone, f"am force-stop {clock}")
+    assert "stopped=true" in out(phone, f"dumpsys package {clock}")
+    phone.key(4)  # leaving an app with BACK is not a force stop
+    out(phone, f"monkey -p {clock} -c android.intent.category.LAUNCHER 1")
+    assert "stopped=false" in out(phone, f"dumpsys package {clock}")

@@ -234,6 +234,8 @@ class Phone:
         elif activity is not None and activity != stack[-1].name:
             stack.append(Activity(activity, dict(args or {})))
         self.state.foreground = package
+        if package in self.state.stopped:
+            self.state.stopped.remove(package)
         self._touch_recents(package)
         systemui.maybe_interrupt(self, package)
         self.changed()
@@ -265,6 +267,8 @@ class Phone:
             self._go_home()
             return
         self.state.tasks.pop(package, None)
+        if package not in self.state.stopped:
+            self.state.stopped.append(package)
         if self.state.foreground == package:
             self._go_home()
         self.changed()

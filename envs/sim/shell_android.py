@@ -1216,7 +1216,7 @@ def _dumpsys_package(phone: Any, args: list[str]) -> str:
         f"    signatures=PackageSignatures{{{_hex_id('sig', package)} version:3, "
         f"signatures:[{_hex_id('cert', package)}], past signatures:[]}}",
         "    User 0: ceDataInode=0 installed=true hidden=false suspended=false distractionFlags=0 "
-        "stopped=false "
+        f"stopped={str(package in phone.state.stopped).lower()} "
         "notLaunched=false enabled=0 instant=false virtual=false",
     ]
     if app is not None:

@@ -51,4 +51,5 @@ class PhoneState:
     system_dialog: dict[str, Any] | None = None  # a permission prompt, an ad, a rate-this-app dialog
     last_system_dialog_result: str | None = None  # the button that dismissed the last system dialog
     input_events: int = 0  # counts every input event; some screens use it as a deterministic tick
+    stopped: list[str] = field(default_factory=list)  # force-stopped packages, until they are launched again
     select_all: bool = False  # CTRL+A was pressed in the focused field; the next DEL clears it

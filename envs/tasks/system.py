@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 import re
 
-from droidrl.envs.actions import Action, Back, Finish, Launch, Tap, Type, to_grid
+from droidrl.envs.actions import Action, Back, Finish, Launch, Tap, Type, resolve_app, to_grid
 from droidrl.envs.device import Device
 from droidrl.envs.tasks.base import Params, TaskTemplate
 from droidrl.envs.tasks.screen import UiNode, UiView
@@ -419,6 +419,44 @@ def _clear_expert(device: Device, params: Params) -> Action:
     return view.tap(view.find(text="Clear storage"))
 
 
+# ---- force stop ------------------------------------------------------------------------------------
+
+FORCE_STOP_APPS = ["Clock", "Contacts"]
+
+
+def _force_stop_params(rng: random.Random) -> Params:
+    return {"app": rng.choice(FORCE_STOP_APPS)}
+
+
+def _force_stop_setup(device: Device, params: Params) -> None:
+    device.launch(resolve_app(params["app"]))  # running in the background, as users leave apps
+    device.key("HOME")
+
+
+def _force_stopped(device: Device, params: Params) -> bool:
+    package = resolve_app(params["app"])
+    return "stopped=true" in device.shell(f"dumpsys package {package}")
+
+
+def _force_stop_evaluate(device: Device, params: Params, answer: str | None) -> float:
+    return float(_force_stopped(device, params))
+
+
+def _force_stop_expert(device: Device, params: Params) -> Action:
+    if _force_stopped(device, params):
+        return Finish()
+    view = UiView.of(device)
+    if view.app == SETTINGS and _title(view) == "Apps":
+        see_all = view.find(contains="See all")
+        return view.tap(see_all) if see_all is not None else view.scroll_down()
+    step = _navigate(view, [("Settings", "Apps"), ("All apps", params["app"])], "App info")
+    if step is not None:
+        return step
+    if view.has(text="Force stop?"):
+        return view.tap(view.find(text="OK"))
+    return view.tap(view.find(text="Force stop"))
+
+
 # ---- developer options ---------------------------------------------------------------------------
 
 
@@ -695,6 +733,17 @@ TEMPLATES = [
         setup=_clear_setup,
         evaluate=_clear_evaluate,
         expert=_clear_expert,
+    ),
+    TaskTemplate(
+        name="SystemAppForceStop",
+        apps=(SETTINGS,),
+        goal="Force stop the {app} app.",
+        difficulty="medium",
+        kind="operation",
+        params=_force_stop_params,
+        setup=_force_stop_setup,
+        evaluate=_force_stop_evaluate,
+        expert=_force_stop_expert,
     ),
     TaskTemplate(
         name="SystemStayAwakeOn",
