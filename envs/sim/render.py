@@ -680,6 +680,9 @@ def _paint_edit(c: _Canvas, node: Node) -> None:
         end = inner[0]
     elif node.password:
         end = _bullets(c, len(node.text), inner, px)
+    elif (bottom - top) >= 2 * _line_height(px) + 2 * c.m.dp(8):
+        _paint_multiline_edit(c, node, inner, px)
+        return
     else:
         shown = node.text
         if focused:  # a focused field scrolls to keep the caret (at the end) visible
@@ -694,6 +697,23 @@ def _paint_edit(c: _Canvas, node: Node) -> None:
     if focused:
         caret_h = round(px * 1.15)
         cy = (top + bottom) // 2
+        _fill(c, (end + 1, cy - caret_h // 2, end + 1 + max(2, c.m.dp(1.5)), cy + caret_h // 2), c.p.accent)
+
+
+def _paint_multiline_edit(c: _Canvas, node: Node, inner: Box, px: int) -> None:
+    """A tall text field (a note editor): wrapped lines from the top, the caret after the last one."""
+    left, top, right, bottom = inner
+    top += c.m.dp(8)
+    step = _line_height(px)
+    capacity = max(1, (bottom - top) // step)
+    limit = capacity * (1 + (right - left) * 5 // max(1, px)) + 1
+    lines = _layout(node.text[:limit], px, False, right - left, capacity)
+    box = (left, top, right, top + step * len(lines))
+    _text(c, node.text, box, _colour(c, node.color, c.p.text), px, max_lines=len(lines))
+    if node.focused:
+        end = left + min(_text_width(lines[-1], px, False), right - left)
+        caret_h = round(px * 1.15)
+        cy = top + step * (len(lines) - 1) + step // 2
         _fill(c, (end + 1, cy - caret_h // 2, end + 1 + max(2, c.m.dp(1.5)), cy + caret_h // 2), c.p.accent)
 
 
