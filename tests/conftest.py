@@ -206,3 +206,22 @@ def emulator(home: Path, adb_server: AdbServer) -> Iterator[ThreadedEmulator]:
 @pytest.fixture
 def adb_device(emulator: ThreadedEmulator, adb_server: AdbServer) -> AdbDevice:
     return AdbDevice(emulator.serial, adb_port=adb_server.port)
+
+
+def device_fingerprint(device) -> str:
+    """A hash of everything a simulated phone's user or checker can observe: files, settings, screen.
+
+    Modification times count under /sdcard (file managers show them) but not for app-private files
+    under /data: a setup pushes those with the host's clock, as `adb push` does on a real phone.
+    """
+    import hashlib
+
+    files, meta = device.phone.fs.state()
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        stamp = b"" if path.startswith("/data/") else repr(meta.get(path)).encode()
+        digest.update(path.encode() + b"\0" + files[path] + stamp)
+    settings = device.phone.state.settings
+    digest.update(repr(sorted((ns, sorted(v.items())) for ns, v in settings.items())).encode())
+    digest.update(device.ui_xml().encode() + device.screenshot().tobytes())
+    return digest.hexdigest()

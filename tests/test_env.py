@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import AdbServer, ThreadedEmulator
+from conftest import AdbServer, ThreadedEmulator, device_fingerprint
 from gymnasium.utils.env_checker import check_env
 
 import droidrl.envs
@@ -22,16 +20,6 @@ from droidrl.envs.tasks.registry import templates
 from droidrl.envs.tasks.state import answer_matches, get_setting, put_setting
 
 WIFI_OFF = "SystemWifiTurnOff"
-
-
-def _fingerprint(device: SimDevice) -> str:
-    files, meta = device.phone.fs.state()
-    digest = hashlib.sha256()
-    for path in sorted(files):
-        digest.update(path.encode() + b"\0" + files[path] + repr(meta.get(path)).encode())
-    digest.update(repr(sorted((ns, sorted(v.items())) for ns, v in device.phone.state.settings.items())).encode())
-    digest.update(device.ui_xml().encode() + device.screenshot().tobytes())
-    return digest.hexdigest()
 
 
 def _play_expert(env: AndroidEnv) -> list[tuple]:
@@ -192,17 +180,17 @@ def test_json_actions_when_configured() -> None:
 def test_reset_restores_a_dirty_device_exactly() -> None:
     env = AndroidEnv(task=WIFI_OFF)
     env.reset(seed=2)
-    clean = _fingerprint(env.device)
+    clean = device_fingerprint(env.device)
     _play_expert(env)
     env.device.push("/sdcard/Download/junk.txt", b"dirt")
     put_setting(env.device, "global", "bluetooth_on", "1")
-    assert _fingerprint(env.device) != clean
+    assert device_fingerprint(env.device) != clean
     _, info = env.reset(seed=2)
-    assert _fingerprint(env.device) == clean
+    assert device_fingerprint(env.device) == clean
     assert info["timings"]["setup_s"] == 0.0  # the second reset only loads the task's own snapshot
     uncached = AndroidEnv(task=WIFI_OFF, cache_task_snapshots=False)
     uncached.reset(seed=2)
-    assert _fingerprint(uncached.device) == clean
+    assert device_fingerprint(uncached.device) == clean
 
 
 def test_interruptions_appear_and_are_part_of_the_seeded_start() -> None:

@@ -3,10 +3,10 @@ does not, difficulty matches the expert's path length, and setup is deterministi
 
 from __future__ import annotations
 
-import hashlib
 import random
 
 import pytest
+from conftest import device_fingerprint
 
 from droidrl.envs.actions import GRID_MAX, Back, Finish, Swipe, Tap
 from droidrl.envs.execute import perform
@@ -34,17 +34,6 @@ def _fresh(device: SimDevice, name: str, seed: int, interruptions: float = 0.0):
     task.setup(device)
     arm_interruptions(device, plan_interruptions(task, interruptions))
     return task
-
-
-def _fingerprint(device: SimDevice) -> str:
-    phone = device.phone
-    files, meta = phone.fs.state()
-    digest = hashlib.sha256()
-    for path in sorted(files):
-        digest.update(path.encode() + b"\0" + files[path] + repr(meta.get(path)).encode())
-    digest.update(repr(sorted((ns, sorted(v.items())) for ns, v in phone.state.settings.items())).encode())
-    digest.update(device.ui_xml().encode())
-    return digest.hexdigest()
 
 
 def test_suite_is_large_enough() -> None:
@@ -106,9 +95,9 @@ def test_random_policy_almost_never_succeeds(device: SimDevice, name: str) -> No
 def test_setup_is_deterministic(device: SimDevice, name: str) -> None:
     for seed in (0, 7):
         first = _fresh(device, name, seed)
-        one = _fingerprint(device)
+        one = device_fingerprint(device)
         second = _fresh(device, name, seed)
-        assert _fingerprint(device) == one, f"{first.id}: two setups differ"
+        assert device_fingerprint(device) == one, f"{first.id}: two setups differ"
         assert first.goal == second.goal and first.params == second.params
 
 

@@ -7,7 +7,7 @@ import importlib
 from droidrl.envs.sim.app import App
 
 # Module names under droidrl.envs.sim.apps, each exposing `APP`. Order is install order.
-APP_MODULES = ["launcher", "settings", "contacts", "clock"]
+APP_MODULES = ["launcher", "settings", "contacts", "clock", "markor", "files", "calendar", "sms", "expense"]
 
 
 def default_apps() -> list[App]:
