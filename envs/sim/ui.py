@@ -109,6 +109,7 @@ class Screen:
     actions: list[Node] = field(default_factory=list)  # app-bar icons, right-aligned
     fab: Node | None = None
     tabs: list[Node] = field(default_factory=list)  # bottom navigation items
+    bottom: list[Node] = field(default_factory=list)  # rows pinned under the list, above the keyboard (a composer)
     dialog: Dialog | None = None
     app_bar: bool = True
     on_enter: Handler | None = None  # IME action (ENTER) in a focused field, e.g. run a search
@@ -478,21 +479,28 @@ def layout_screen(screen: Screen, m: Metrics, package: str, scroll: int, keyboar
     tabs_top = bottom
     if screen.tabs and not keyboard:
         tabs_top = bottom - m.tab_bar
-    viewport = Node(cls=RECYCLER, rid="list", kind="list", bounds=(0, top, m.width, tabs_top))
+    pinned = [(row, row_height(row, m, m.width)) for row in screen.bottom]
+    list_bottom = max(top, tabs_top - sum(h for _, h in pinned))
+    viewport = Node(cls=RECYCLER, rid="list", kind="list", bounds=(0, top, m.width, list_bottom))
     heights = [row_height(r, m, m.width) for r in screen.rows]
     total = sum(heights)
-    max_scroll = max(0, total - (tabs_top - top))
+    max_scroll = max(0, total - (list_bottom - top))
     scroll = min(max(scroll, 0), max_scroll)
     viewport.scrollable = max_scroll > 0
     y = top - scroll
     for row, h in zip(screen.rows, heights, strict=True):
-        if y + h > top and y < tabs_top:
+        if y + h > top and y < list_bottom:
             place_row(row, m, 0, y, m.width, h)
-            if y < top or y + h > tabs_top:
-                _clip(row, top, tabs_top)
+            if y < top or y + h > list_bottom:
+                _clip(row, top, list_bottom)
             viewport.children.append(row)
         y += h
     content.children.append(viewport)
+    y = list_bottom
+    for row, h in pinned:
+        place_row(row, m, 0, y, m.width, h)
+        content.children.append(row)
+        y += h
 
     if screen.tabs and not keyboard:
         bar = Node(cls=FRAME, rid="bottom_navigation", kind="tab_bar", bounds=(0, tabs_top, m.width, bottom))

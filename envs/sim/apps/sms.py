@@ -382,7 +382,7 @@ def thread_screen(ctx: Ctx) -> Screen:
             )
         ctx.set_field("message", "")
 
-    rows.append(edit("message", message, MESSAGE_HINT, "thread_type_message", focused=ctx.focused("message")))
+    composer = [edit("message", message, MESSAGE_HINT, "thread_type_message", focused=ctx.focused("message"))]
     can_send = bool(message.strip())
     send_button = Node(
         cls=BUTTON,
@@ -397,10 +397,10 @@ def thread_screen(ctx: Ctx) -> Screen:
         size=14,
         bold=True,
     )
-    rows.append(Node(cls="android.widget.LinearLayout", kind="button_row", height=64, children=[send_button]))
+    composer.append(Node(cls="android.widget.LinearLayout", kind="button_row", height=64, children=[send_button]))
 
-    # The list is stacked from its end: it opens on the newest message and the compose box, and stays
-    # there while typing (the keyboard shrinks the window) and after a message is sent.
+    # The list is stacked from its end: it opens on the newest message and stays there while typing
+    # (the keyboard shrinks the window) and after a message is sent; the composer is pinned below it.
     if ctx.focused("message") or ctx.extra.get("shown") != len(messages):
         ctx.activity.scroll = 10**9
         ctx.extra["shown"] = len(messages)
@@ -421,7 +421,8 @@ def thread_screen(ctx: Ctx) -> Screen:
             on_cancel=lambda: ctx.extra.update(dialog=None),
         )
     actions = [icon_button("Delete", lambda: ctx.extra.update(dialog="delete"), "delete", "🗑")] if messages else []
-    return Screen(title=display_name(address, names), rows=rows, up=ctx.finish, actions=actions, dialog=dialog)
+    title = display_name(address, names)
+    return Screen(title=title, rows=rows, bottom=composer, up=ctx.finish, actions=actions, dialog=dialog)
 
 
 # ---- new conversation (NewConversationActivity) ----------------------------------------------------------
