@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 import re
 
-from droidrl.envs.actions import Action, Back, Finish, Launch, Type
+from droidrl.envs.actions import Action, Back, Finish, Launch
 from droidrl.envs.device import Device
 from droidrl.envs.tasks.base import Params, TaskTemplate
 from droidrl.envs.tasks.screen import UiNode, UiView
@@ -141,19 +141,6 @@ def _tappable(view: UiView, node: UiNode) -> bool:
     return node.center[1] < view.size[1] - 160
 
 
-def _fill(view: UiView, rid: str, value: str) -> Action | None:
-    """Focus the editor field `rid` and type `value`; None once the field holds it."""
-    field = view.find(rid=rid)
-    if field is None:
-        return view.scroll_down()
-    if field.text == value:
-        return None
-    focused = view.focused_field()
-    if focused is None or focused.rid != field.rid:
-        return view.tap(field)
-    return Type(value)
-
-
 # ---- add a contact -------------------------------------------------------------------------------
 
 
@@ -195,7 +182,7 @@ def _add_expert(full: bool):
         if not view.has(text="Create contact"):
             return Back()
         for rid, value in _add_fields(params, full):
-            step = _fill(view, rid, value)
+            step = view.fill(rid, value)
             if step is not None:
                 return step
         return view.tap(view.find(rid="menu_save"))
@@ -251,7 +238,7 @@ def _edit_expert(device: Device, params: Params) -> Action:
         return Finish()
     view = UiView.of(device)
     if view.app == CONTACTS and view.has(text="Edit contact", cls="TextView"):
-        step = _fill(view, "phone", params["new_phone"])
+        step = view.fill("phone", params["new_phone"])
         return step if step is not None else view.tap(view.find(rid="menu_save"))
     if not _in_details(view, params["name"]):
         return _open_contact(view, params["name"])

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from droidrl.envs.actions import Action, Back, Finish, Launch, Type
+from droidrl.envs.actions import Action, Back, Finish, Launch
 from droidrl.envs.device import Device
 from droidrl.envs.tasks.base import Params, TaskTemplate
 from droidrl.envs.tasks.screen import UiNode, UiView
@@ -221,19 +221,6 @@ def _open_detail(view: UiView, name: str) -> Action:
     return view.tap(node) if node is not None else view.scroll_down()
 
 
-def _fill(view: UiView, rid: str, value: str) -> Action | None:
-    """Focus the entry field `rid` and type `value`; None once the field holds it."""
-    field = view.find(rid=rid)
-    if field is None:
-        return view.scroll_down()
-    if field.text == value:
-        return None
-    focused = view.focused_field()
-    if focused is None or focused.rid != field.rid:
-        return view.tap(field)
-    return Type(value)
-
-
 # ---- add expenses --------------------------------------------------------------------------------
 
 
@@ -277,7 +264,7 @@ def _add_evaluate(device: Device, params: Params, answer: str | None) -> float:
 def _entry_step(view: UiView, target: Row) -> Action:
     """On the Expense Entry screen: fill name, amount, category and note, then Save."""
     for rid, value in (("edt_name", target["name"]), ("edt_amount", f"{target['amount'] / 100:.2f}")):
-        step = _fill(view, rid, value)
+        step = view.fill(rid, value)
         if step is not None:
             return step
     chip = view.find(text=CATEGORIES[target["category"]], rid="cd_category")
@@ -285,7 +272,7 @@ def _entry_step(view: UiView, target: Row) -> Action:
         return view.scroll_down()
     if not chip.checked:
         return view.tap(chip)
-    step = _fill(view, "edt_note", target["note"])
+    step = view.fill("edt_note", target["note"])
     if step is not None:
         return step
     save = view.find(rid="btn_save")
@@ -419,7 +406,7 @@ def _edit_expert(device: Device, params: Params) -> Action:
         return Finish()
     view = UiView.of(device)
     if view.app == EXPENSE and view.has(text="Update Data", cls="TextView"):
-        step = _fill(view, "edt_amount", f"{params['new_amount'] / 100:.2f}")
+        step = view.fill("edt_amount", f"{params['new_amount'] / 100:.2f}")
         if step is not None:
             return step
         save = view.find(rid="btn_save")

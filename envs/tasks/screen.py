@@ -6,7 +6,7 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-from droidrl.envs.actions import LongPress, Swipe, Tap, to_grid
+from droidrl.envs.actions import LongPress, Swipe, Tap, Type, to_grid
 from droidrl.envs.device import Device
 
 _BOUNDS = re.compile(r"\[(-?\d+),(-?\d+)\]\[(-?\d+),(-?\d+)\]")
@@ -137,6 +137,18 @@ class UiView:
 
     def long_press(self, node: UiNode) -> LongPress:
         return LongPress(self.grid(node))
+
+    def fill(self, rid: str, value: str) -> Tap | Type | Swipe | None:
+        """The next step to make the field `rid` hold `value`: scroll to it, tap it, type; None once it does."""
+        field = self.find(rid=rid)
+        if field is None:
+            return self.scroll_down()
+        if field.text == value:
+            return None
+        focused = self.focused_field()
+        if focused is None or focused.rid != field.rid:
+            return self.tap(field)
+        return Type(value)
 
     def scroll_down(self) -> Swipe:
         """A finger swipe up the middle of the screen, which shows what is below."""

@@ -274,19 +274,6 @@ def _password_params(rng: random.Random) -> Params:
     return {"ssid": rng.choice(sorted(SECURED_IN_RANGE)), "password": rng.choice(PASSWORDS)}
 
 
-def _fill(view: UiView, rid: str, value: str) -> Action | None:
-    """Focus the field `rid` and type `value` into it; None once it holds `value`."""
-    field = view.find(rid=rid)
-    if field is None:
-        return view.scroll_down()
-    if field.text == value:
-        return None
-    focused = view.focused_field()
-    if focused is None or focused.rid != field.rid:
-        return view.tap(field)
-    return Type(value)
-
-
 def _fill_password(view: UiView, value: str) -> Action | None:
     """Like `_fill` for the masked "password" field, which shows one dot per character."""
     field = view.find(rid="password")
@@ -339,7 +326,7 @@ def _add_network_expert(device: Device, params: Params) -> Action:
         return _switch_row(view, WIFI)
     if not view.has(text="Add network", rid="alertTitle"):
         return _tap_entry(view, "Add network")
-    step = _fill(view, "ssid", params["ssid"])
+    step = view.fill("ssid", params["ssid"])
     if step is not None:
         return step
     step = _fill_password(view, params["password"])
@@ -505,7 +492,7 @@ def _rename_expert(device: Device, params: Params) -> Action:
         return step
     if not view.has(text="Device name", rid="alertTitle"):
         return _tap_entry(view, "Device name")
-    step = _fill(view, "android:id/edit", params["name"])
+    step = view.fill("android:id/edit", params["name"])
     return step if step is not None else view.tap(view.find(text="OK"))
 
 
