@@ -66,6 +66,7 @@ class EnvConfig:
     action_format: Literal["autoglm", "json"] = "autoglm"  # do()/finish() or android_world JSON
     base_snapshot: str = "droidrl-base"  # the clean state every task is set up from
     cache_task_snapshots: bool = True  # save each instance's starting state as its own snapshot
+    screenshots: bool = True  # False: observations carry no screenshot (text-only agents skip the render)
     timings: bool = True  # wall-clock timings in info (off makes info repeat exactly, as check_env asks)
 
     def __post_init__(self) -> None:
@@ -130,13 +131,10 @@ class AndroidEnv(gym.Env):
         if self.config.suite not in suites():
             raise ValueError(f"unknown suite {self.config.suite!r}; suites: {', '.join(sorted(suites()))}")
         width, height = observation_size(device.size, self.config.pixel_budget)
-        self.observation_space = spaces.Dict(
-            {
-                "screenshot": spaces.Box(0, 255, (height, width, 3), np.uint8),
-                "ui_xml": AnyText(MAX_XML_CHARS),
-                "app": AnyText(256),
-            }
-        )
+        observation = {"ui_xml": AnyText(MAX_XML_CHARS), "app": AnyText(256)}
+        if self.config.screenshots:
+            observation["screenshot"] = spaces.Box(0, 255, (height, width, 3), np.uint8)
+        self.observation_space = spaces.Dict(observation)
         self.action_space = AnyText(MAX_ACTION_TEXT)
         self._obs_size = (width, height)
         self._base_saved = False
@@ -229,7 +227,7 @@ class AndroidEnv(gym.Env):
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
             return None
-        return self._last_obs["screenshot"] if self._last_obs is not None else self._observe()["screenshot"]
+        return self.device.screenshot()
 
     @property
     def task(self) -> Task | None:
@@ -285,12 +283,16 @@ class AndroidEnv(gym.Env):
         return parse(action)
 
     def _observe(self) -> dict[str, Any]:
-        shot = self.device.screenshot()
-        if self._obs_size != (shot.shape[1], shot.shape[0]):
-            shot = np.asarray(Image.fromarray(shot).resize(self._obs_size, Image.Resampling.BILINEAR))
-        xml = self.device.ui_xml()
-        self._last_obs = {"screenshot": shot, "ui_xml": xml[:MAX_XML_CHARS], "app": self.device.current_app()}
-        return self._last_obs
+        obs: dict[str, Any] = {}
+        if self.config.screenshots:
+            shot = self.device.screenshot()
+            if self._obs_size != (shot.shape[1], shot.shape[0]):
+                shot = np.asarray(Image.fromarray(shot).resize(self._obs_size, Image.Resampling.BILINEAR))
+            obs["screenshot"] = shot
+        obs["ui_xml"] = self.device.ui_xml()[:MAX_XML_CHARS]
+        obs["app"] = self.device.current_app()
+        self._last_obs = obs
+        return obs
 
     def config_dict(self) -> dict[str, Any]:
         return asdict(self.config)

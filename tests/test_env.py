@@ -233,3 +233,11 @@ def test_sim_and_adb_devices_give_identical_episodes(home, adb_server: AdbServer
             assert sim_steps[-1][1] == 1.0, name
     finally:
         emulator.kill()
+
+
+def test_text_only_observations_skip_the_screenshot() -> None:
+    env = AndroidEnv(task=WIFI_OFF, screenshots=False)
+    obs, _ = env.reset(seed=0)
+    assert set(obs) == {"ui_xml", "app"} and env.observation_space.contains(obs)
+    obs = env.step('do(action="Launch", app="Settings")')[0]
+    assert "Network &amp; internet" in obs["ui_xml"] and "screenshot" not in obs

@@ -1,0 +1,1 @@
+"""Inference engines behind one contract: vLLM (AsyncLLM in Ray actors) and transformers, plus a router."""
