@@ -315,6 +315,14 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 
 # ---- entry point ----------------------------------------------------------------------------------------
+def cmd_model_init(args: argparse.Namespace) -> int:
+    from droidrl.rollout.models import init_model  # imports torch: only when asked
+
+    out = init_model(args.preset, Path(args.out), seed=args.seed)
+    console.print(f"wrote {args.preset} (seed {args.seed}) to [bold]{out}[/]")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="droidrl", description="Online RL for Android GUI agents.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -331,6 +339,13 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--interruptions", type=float, default=0.0, help="probability of app interruption dialogs")
     play.add_argument("--out", help="folder for the viewer (default runs/play/NAME-SEED)")
     play.set_defaults(func=cmd_play)
+    model = sub.add_parser("model", help="tiny policy models with random weights (CPU runs and tests)")
+    model_sub = model.add_subparsers(dest="model_command", required=True)
+    init = model_sub.add_parser("init", help="write a randomly initialised model with the project's tokenizer")
+    init.add_argument("--preset", choices=["tiny-text", "tiny-vl"], default="tiny-text", help="model preset")
+    init.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default 0)")
+    init.add_argument("out", help="folder to write the Hugging Face model directory to")
+    init.set_defaults(func=cmd_model_init)
     return parser
 
 
