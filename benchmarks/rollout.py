@@ -2,7 +2,8 @@
 
 (a) Collector tokens/s vs the same engine's raw generate tokens/s on the very prompts the collector
     sent, replayed with the same concurrency (the ratio is the collector's overhead).
-(b) With a per-step device latency injected (`settle_s`, as real emulators have), episodes/s of the
+(b) With a per-step device latency injected (every reset and step answers `--latency` s later, as a
+    real emulator's round trip does), episodes/s of the
     async collector vs a lock-step rollout (all episodes of a wave generate together, then step
     together, and the next wave starts when the slowest episode ends) on the same instances.
 
@@ -17,6 +18,7 @@ import contextlib
 import random
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from droidrl.rollout.collector import Collector, CollectorConfig, TaskInstance
 from droidrl.rollout.engines.base import Engine, SamplingParams
 from droidrl.rollout.envpool import LocalEnvPool, Observation
 from droidrl.rollout.models import init_model
+from droidrl.rollout.prompts import PromptConfig
 
 
 async def start_engine(kind: str, model: Path) -> Engine:
@@ -44,13 +47,13 @@ async def start_engine(kind: str, model: Path) -> Engine:
 
 
 def instances(count: int, seed: int) -> list[TaskInstance]:
-    """A fixed mix of easy and hard templates, so episode lengths differ (10 and 40 steps at most)."""
+    """A fixed mix of easy and medium templates, so episode lengths differ (10 and 20 steps at most)."""
     rng = random.Random(seed)
-    names = suites()["easy"][:8] + suites()["hard"][:8]
+    names = suites()["easy"][:8] + suites()["medium"][:8]
     return [TaskInstance(rng.choice(names), rng.randrange(1000)) for _ in range(count)]
 
 
-async def run_collector(agent: Agent, pool: LocalEnvPool, work: list[TaskInstance], group_size: int, width: int):
+async def run_collector(agent: Agent, pool: Any, work: list[TaskInstance], group_size: int, width: int):
     config = CollectorConfig(
         group_size=group_size, batch_size=len(work), max_concurrent_episodes=width, max_staleness=0
     )
@@ -74,6 +77,36 @@ async def replay_raw(engine: Engine, prompts: list[list[int]], sampling: Samplin
     return sum(tokens), time.perf_counter() - started
 
 
+class SlowLease:
+    """A lease whose every reset and step costs `latency` more seconds, like a real emulator's round trip."""
+
+    def __init__(self, lease: Any, latency: float) -> None:
+        self.lease, self.latency, self.id = lease, latency, lease.id
+
+    async def reset(self, task: str, seed: int) -> Any:
+        await asyncio.sleep(self.latency)
+        return await self.lease.reset(task, seed)
+
+    async def step(self, action_text: str) -> Any:
+        await asyncio.sleep(self.latency)
+        return await self.lease.step(action_text)
+
+
+class SlowPool:
+    """An env pool whose devices answer `latency` seconds later (valid or invalid action alike)."""
+
+    def __init__(self, pool: LocalEnvPool, latency: float) -> None:
+        self.pool, self.latency = pool, latency
+
+    @contextlib.asynccontextmanager
+    async def lease(self) -> AsyncIterator[SlowLease]:
+        async with self.pool.lease() as lease:
+            yield SlowLease(lease, self.latency)
+
+    def stats(self) -> dict[str, int]:
+        return self.pool.stats()
+
+
 @dataclass
 class _Lockstep:
     lease: Any
@@ -85,7 +118,7 @@ class _Lockstep:
     done: bool = False
 
 
-async def run_lockstep(agent: Agent, pool: LocalEnvPool, work: list[TaskInstance], group_size: int, width: int):
+async def run_lockstep(agent: Agent, pool: Any, work: list[TaskInstance], group_size: int, width: int):
     """Waves of `width` episodes: every turn, all generate, then all step; a wave ends with its slowest episode."""
     episodes = [(inst, g) for inst in work for g in range(group_size)]
     started = time.perf_counter()
@@ -127,7 +160,8 @@ async def main_async(args: argparse.Namespace) -> None:
     with console.status(f"starting the {args.engine} engine"):
         engine = await start_engine(args.engine, model)
     sampling = SamplingParams(temperature=1.0, max_tokens=args.max_tokens, seed=None)
-    agent = Agent(engine, tokenizer, AgentConfig(sampling=sampling))
+    prompt = PromptConfig(observation="xml", max_history_turns=args.history)
+    agent = Agent(engine, tokenizer, AgentConfig(prompt=prompt, sampling=sampling))
     work = instances(args.instances, args.seed)
 
     # (a) collector vs raw engine, no device latency
@@ -151,7 +185,7 @@ async def main_async(args: argparse.Namespace) -> None:
     console.print(f"collector / raw tokens/s = {(stats.response_tokens / collector_s) / (raw_tokens / raw_s):.2f}")
 
     # (b) async collector vs lock-step waves, with device latency
-    slow = LocalEnvPool(args.width, max_invalid=1000, settle_s=args.latency)
+    slow = SlowPool(LocalEnvPool(args.width, max_invalid=1000), args.latency)
     with console.status(f"(b) async collector, {args.latency:g} s per step"):
         groups, async_s, _ = await run_collector(agent, slow, work, args.group_size, args.width)
     episodes = sum(len(g.episodes) for g in groups)
@@ -175,7 +209,8 @@ def main() -> None:
     parser.add_argument("--group-size", type=int, default=2)
     parser.add_argument("--width", type=int, default=8, help="devices, and episodes in flight")
     parser.add_argument("--latency", type=float, default=0.5, help="seconds of device latency per step in (b)")
-    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--history", type=int, default=2, help="earlier turns kept in each prompt")
     parser.add_argument("--seed", type=int, default=0)
     asyncio.run(main_async(parser.parse_args()))
 
