@@ -93,6 +93,7 @@ class _LocalLease:
         self.id = device_id
         self.env = env
         self.screenshots = screenshots
+        self.pending: asyncio.Future | None = None  # the env call running in a worker thread
 
     async def reset(self, task: str, seed: int) -> StepResult:
         obs, info = await self._call(lambda: self.env.reset(seed=seed, options={"task": task}))
@@ -104,8 +105,11 @@ class _LocalLease:
         return StepResult(observation, reward, terminated, truncated, _plain(info))
 
     async def _call(self, fn):
+        # Shielded: when the caller gives up (a timeout, a dropped group) the env call still runs in its
+        # thread, and the pool must not hand the device out until it has finished.
+        self.pending = asyncio.ensure_future(asyncio.to_thread(fn))
         try:
-            return await asyncio.to_thread(fn)
+            return await asyncio.shield(self.pending)
         except DroidrlEnvError as error:
             raise DeviceFailure(f"{self.id}: {error}") from error
 
@@ -122,9 +126,11 @@ class LocalEnvPool:
         if count < 1:
             raise ValueError(f"an env pool needs at least one device, got count={count}")
         self.screenshots = screenshots
+        self.env_config = dict(env_config, screenshots=screenshots)
         self._free: asyncio.Queue[_LocalLease] | None = None
-        self._leases = [_LocalLease(AndroidEnv(**env_config), f"local/{i}", screenshots) for i in range(count)]
+        self._leases = [_LocalLease(AndroidEnv(**self.env_config), f"local/{i}", screenshots) for i in range(count)]
         self._failures = 0
+        self._replaced = 0
 
     @contextlib.asynccontextmanager
     async def lease(self) -> AsyncIterator[DeviceLease]:
@@ -137,10 +143,16 @@ class LocalEnvPool:
             yield lease
         except DeviceFailure:
             self._failures += 1
+            # A simulated phone that failed is replaced by a fresh one, as a farm relaunches an emulator.
+            lease.env = AndroidEnv(**self.env_config)
+            self._replaced += 1
             raise
         finally:
-            self._free.put_nowait(lease)
+            if lease.pending is not None and not lease.pending.done():
+                lease.pending.add_done_callback(lambda _: self._free.put_nowait(lease))
+            else:
+                self._free.put_nowait(lease)
 
     def stats(self) -> dict[str, int]:
         free = self._free.qsize() if self._free is not None else len(self._leases)
-        return {"devices": len(self._leases), "free": free, "replaced": 0, "failures": self._failures}
+        return {"devices": len(self._leases), "free": free, "replaced": self._replaced, "failures": self._failures}
