@@ -28,15 +28,15 @@ def test_lease_reset_step_give_text_only_observations():
 def test_a_failed_phone_is_replaced_by_a_fresh_one():
     async def main():
         pool = LocalEnvPool(1)
-        async with pool.lease() as lease:
-            await lease.reset("SystemWifiTurnOff", 0)
-            old_env = lease.env
 
-            def dead(*args, **kwargs):
-                raise DeviceUnavailable("sim-x", "emulator process died")
+        def dead(*args, **kwargs):
+            raise DeviceUnavailable("sim-x", "emulator process died")
 
-            old_env.device.ui_xml = dead
-            with pytest.raises(DeviceFailure, match="emulator process died"):
+        with pytest.raises(DeviceFailure, match="emulator process died"):
+            async with pool.lease() as lease:  # the failure leaves the lease: the pool sees it
+                await lease.reset("SystemWifiTurnOff", 0)
+                old_env = lease.env
+                old_env.device.ui_xml = dead
                 await lease.step('do(action="Home")')
         async with pool.lease() as lease:
             assert lease.env is not old_env
