@@ -225,3 +225,18 @@ def device_fingerprint(device) -> str:
     digest.update(repr(sorted((ns, sorted(v.items())) for ns, v in settings.items())).encode())
     digest.update(device.ui_xml().encode() + device.screenshot().tobytes())
     return digest.hexdigest()
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny-text policy (random weights, the project's tokenizer), built once per test run; read-only."""
+    from droidrl.rollout.models import init_model
+
+    return init_model("tiny-text", tmp_path_factory.mktemp("tiny") / "tiny-text")
+
+
+@pytest.fixture(scope="session")
+def tokenizer(model_dir: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir)

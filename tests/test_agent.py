@@ -16,7 +16,6 @@ from droidrl.rollout.corpus import SYSTEM_PROMPT
 from droidrl.rollout.engines.base import Completion, SamplingParams
 from droidrl.rollout.engines.transformers_engine import TransformersEngine, TransformersEngineConfig
 from droidrl.rollout.envpool import LocalEnvPool, Observation, to_observation
-from droidrl.rollout.models import init_model
 from droidrl.rollout.prompts import (
     SCREEN_INFO,
     ChatFormat,
@@ -29,16 +28,6 @@ from droidrl.rollout.prompts import (
 
 WIFI_OFF = "SystemWifiTurnOff"
 GOAL = "Turn off Wi-Fi."
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return init_model("tiny-text", tmp_path_factory.mktemp("tiny") / "tiny-text")
-
-
-@pytest.fixture(scope="module")
-def tokenizer(model_dir: Path):
-    return AutoTokenizer.from_pretrained(model_dir)
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from transformers import AutoTokenizer
 
 from droidrl.rollout.agent import Agent, AgentConfig
 from droidrl.rollout.collector import Collector, CollectorConfig, Group, TaskInstance
 from droidrl.rollout.engines.base import SamplingParams
 from droidrl.rollout.engines.transformers_engine import TransformersEngine, TransformersEngineConfig
 from droidrl.rollout.envpool import DeviceFailure, LocalEnvPool
-from droidrl.rollout.models import init_model
 from droidrl.rollout.prompts import PromptConfig
 
 TASKS = [
@@ -26,16 +24,6 @@ TASKS = [
     "SystemBluetoothTurnOn",
 ]
 MAX_STEPS = 2  # every episode is two turns: enough for history, cheap on a shared CPU
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return init_model("tiny-text", tmp_path_factory.mktemp("tiny") / "tiny-text")
-
-
-@pytest.fixture(scope="module")
-def tokenizer(model_dir: Path):
-    return AutoTokenizer.from_pretrained(model_dir)
 
 
 @pytest.fixture(scope="module")

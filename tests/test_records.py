@@ -17,17 +17,11 @@ from droidrl.rollout.collector import Collector, CollectorConfig, Group, TaskIns
 from droidrl.rollout.engines.base import SamplingParams
 from droidrl.rollout.engines.transformers_engine import TransformersEngine, TransformersEngineConfig
 from droidrl.rollout.envpool import LocalEnvPool, Observation
-from droidrl.rollout.models import init_model
 from droidrl.rollout.prompts import PromptConfig
 from droidrl.rollout.records import TURN_SCHEMA, TrajectoryWriter, load_images, read_table, read_turns
 from droidrl.rollout.scoring import score_batch
 
 INSTANCES = [TaskInstance("SystemWifiTurnOff", 3), TaskInstance("ClockStopWatchRunning", 4)]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return init_model("tiny-text", tmp_path_factory.mktemp("tiny") / "tiny-text")
 
 
 class TextOnlyView:

@@ -18,7 +18,6 @@ from droidrl.rollout.collector import Collector, CollectorConfig, Group, TaskIns
 from droidrl.rollout.engines.base import Engine, SamplingParams
 from droidrl.rollout.engines.transformers_engine import TransformersEngine, TransformersEngineConfig
 from droidrl.rollout.engines.vllm_engine import VLLMConfig, VLLMEngine
-from droidrl.rollout.models import init_model
 from droidrl.rollout.records import read_turns, write_groups
 from droidrl.rollout.scoring import score_batch
 
@@ -37,11 +36,6 @@ def ray_cluster():
     )
     yield
     ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return init_model("tiny-text", tmp_path_factory.mktemp("tiny") / "tiny-text")
 
 
 def _agent(engine: Engine, model_dir: Path) -> Agent:

@@ -14,16 +14,10 @@ from droidrl.rollout.engines.base import Engine, SamplingParams
 from droidrl.rollout.engines.router import Router
 from droidrl.rollout.engines.transformers_engine import TransformersEngine, TransformersEngineConfig
 from droidrl.rollout.engines.weight_sync import FileWeightSync
-from droidrl.rollout.models import init_model
 from droidrl.rollout.scoring import score
 
 PROMPT = [3722, 872, 198, 5, 17, 230, 98, 41, 3723, 198]  # any in-vocabulary ids do
 SHORT = SamplingParams(max_tokens=6, seed=0)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return init_model("tiny-text", tmp_path_factory.mktemp("tiny-text"))
 
 
 def hf_engine(model_dir: Path, name: str) -> TransformersEngine:

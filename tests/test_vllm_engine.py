@@ -20,7 +20,6 @@ import torch
 from droidrl.rollout.engines.base import SamplingParams
 from droidrl.rollout.engines.vllm_engine import VLLMConfig, VLLMEngine
 from droidrl.rollout.engines.weight_sync import write_weights
-from droidrl.rollout.models import init_model
 from droidrl.rollout.scoring import score
 
 TOL = 1e-4  # float32 on both sides: observed differences are ~1e-6
@@ -59,11 +58,6 @@ class Loaded:
         path = self.tmp / f"v{version}"
         write_weights(perturbed(self.weights, seed), path, copy_from=self.weights, **write_kwargs)
         return path, version
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return init_model("tiny-text", tmp_path_factory.mktemp("tiny-text"))
 
 
 @pytest.fixture(scope="module")
