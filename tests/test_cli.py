@@ -62,3 +62,22 @@ def test_play_solves_a_task_and_writes_the_viewer(tmp_path):
 def test_play_unknown_task_is_a_clear_error():
     result = _droidrl("play", "WifiOff")
     assert result.returncode == 2 and "no task template named 'WifiOff'" in result.stdout
+
+
+def test_rollout_plays_a_suite_and_writes_records(tmp_path):
+    import pandas as pd
+
+    result = _droidrl(
+        "rollout", "--engine", "transformers", "--tasks", "2", "--group-size", "2", "--phones", "2",
+        "--max-tokens", "8", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Rollout with transformers" in result.stdout and "4 episodes" in result.stdout
+    turns = pd.read_parquet(tmp_path / "turns.parquet")
+    assert turns.episode_id.nunique() == 4 and set(turns.difficulty) == {"easy"}
+    assert all(len(ids) == len(lps) for ids, lps in zip(turns.response_ids, turns.logprobs, strict=True))
+
+
+def test_rollout_bad_config_is_a_clear_error(tmp_path):
+    result = _droidrl("rollout", "--model", str(tmp_path), "--out", str(tmp_path))
+    assert result.returncode == 2 and "is not a Hugging Face model directory" in result.stdout
