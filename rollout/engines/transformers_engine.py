@@ -3,6 +3,9 @@
 For CPU runs, tests and debugging where vLLM is too heavy. It meets the `Engine` contract exactly:
 the logprob of each sampled token is the log-softmax of the raw logits (vLLM's "raw_logprobs"), and
 a weight update lands between two decode steps, so requests in flight carry on with new weights.
+A vision model (Qwen2.5-VL, e.g. the tiny-vl preset) takes images: each prompt holds one
+`<|image_pad|>` per image, which the engine expands to the image's patch count (as vLLM does)
+before a prefill that runs the vision tower; text and image requests share batches.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from droidrl.rollout.engines.base import Completion, FinishReason, SamplingParams
+from droidrl.rollout.scoring import ImageInputs, expand_images, load_image_processor, mrope_positions
 
 
 @dataclass
@@ -44,7 +48,7 @@ class TransformersEngineConfig:
 
 @dataclass
 class _Request:
-    prompt_ids: list[int]
+    prompt_ids: list[int]  # with image placeholders expanded: the model's real context
     sampling: SamplingParams
     generator: Any  # torch.Generator for this request's sampling
     future: Future[Completion]
@@ -53,6 +57,7 @@ class _Request:
     logprobs: list[float] = field(default_factory=list)
     versions: list[int] = field(default_factory=list)
     finish: FinishReason | None = None
+    vision: ImageInputs | None = None  # pixels and patch grids of the request's images
 
 
 _STOP = object()  # tells the worker to exit
@@ -63,15 +68,19 @@ class TransformersEngine:
 
     def __init__(self, config: TransformersEngineConfig, model: Any = None) -> None:
         import torch
-        from transformers import AutoModelForCausalLM
 
         self.config = config
         self.name = config.name
         dtype = getattr(torch, config.dtype)
-        self.model = model if model is not None else AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype)
+        self.model = model if model is not None else _load_model(config.model, dtype)
         self.model.eval()
-        self.max_model_len = config.max_model_len or int(self.model.config.max_position_embeddings)
-        self.pad_id = int(self.model.config.pad_token_id or 0)
+        # A vision-language model names its image placeholder token; a text-only one has none.
+        image_token = getattr(self.model.config, "image_token_id", None)
+        self.image_token_id: int | None = int(image_token) if image_token is not None else None
+        self._image_processor: Any = None  # loaded on the first request with images
+        text_config = _text_config(self.model.config)  # a vision model keeps these in its text config
+        self.max_model_len = config.max_model_len or int(text_config.max_position_embeddings)
+        self.pad_id = int(getattr(self.model.config, "pad_token_id", None) or text_config.pad_token_id or 0)
         self._version = config.version
         self._seeds = itertools.count(config.seed * 1_000_003)  # distinct streams for unseeded requests
         # Held for each decode step and for each weight swap: a swap always lands between two steps.
@@ -96,21 +105,27 @@ class TransformersEngine:
     ) -> Completion:
         import torch
 
-        if images:
+        if images and self.image_token_id is None:
             raise ValueError(
-                f"engine {self.name} is text-only and got {len(images)} image(s); use the vLLM engine for a "
-                "vision model, or build the prompt from the UI XML"
+                f"engine {self.name} is text-only and got {len(images)} image(s); load a vision model (e.g. the "
+                "tiny-vl preset), or build the prompt from the UI XML"
             )
         if not prompt_ids:
             raise ValueError("prompt_ids is empty; give at least one token id")
-        vocab = int(self.model.config.vocab_size)
+        vocab = int(_text_config(self.model.config).vocab_size)
         bad = [t for t in prompt_ids if not 0 <= t < vocab]
         if bad:
             raise ValueError(f"prompt_ids has ids outside the model's vocabulary [0, {vocab}): {bad[:5]}")
-        if len(prompt_ids) >= self.max_model_len:
+        vision = None
+        context = list(prompt_ids)
+        if self.image_token_id is not None and (images or self.image_token_id in prompt_ids):
+            # The image processor takes milliseconds per screenshot: off the event loop.
+            vision = await asyncio.to_thread(self._expand_images, context, list(images or []))
+            context = vision.ids
+        if len(context) >= self.max_model_len:
             raise ValueError(
-                f"prompt of {len(prompt_ids)} tokens leaves no room to generate (max_model_len "
-                f"{self.max_model_len}); shorten the history or raise max_model_len"
+                f"prompt of {len(context)} tokens (image placeholders expanded) leaves no room to generate "
+                f"(max_model_len {self.max_model_len}); shorten the history or raise max_model_len"
             )
         seed = sampling.seed if sampling.seed is not None else next(self._seeds)
         generator = torch.Generator().manual_seed(seed)
@@ -118,8 +133,15 @@ class TransformersEngine:
         with self._submit_lock:
             if self._closed:
                 raise RuntimeError(f"engine {self.name} is closed; create a new TransformersEngine")
-            self._queue.put(_Request(list(prompt_ids), sampling, generator, future, time.perf_counter()))
+            request = _Request(context, sampling, generator, future, time.perf_counter(), vision=vision)
+            self._queue.put(request)
         return await asyncio.wrap_future(future)
+
+    def _expand_images(self, prompt_ids: list[int], images: list[np.ndarray]) -> ImageInputs:
+        if self._image_processor is None:
+            self._image_processor = load_image_processor(str(self.config.model))
+        assert self.image_token_id is not None
+        return expand_images(prompt_ids, images, self._image_processor, self.image_token_id)
 
     async def update_weights(self, source: Path, version: int) -> None:
         await asyncio.to_thread(self._load_weights, Path(source), version)
@@ -132,6 +154,7 @@ class TransformersEngine:
         tensors = read_safetensors(source)  # read outside the lock: decoding goes on meanwhile
         # Every name of every parameter: a tied lm_head.weight may or may not be in the files.
         params = dict(self.model.named_parameters(remove_duplicate=False))
+        params.update(_checkpoint_names(self.model, params))  # as save_pretrained writes them
         unknown = sorted(set(tensors) - set(params))
         if unknown:
             raise ValueError(f"weights in {source} do not fit model {self.name}: unknown names {unknown[:5]}")
@@ -218,6 +241,12 @@ class TransformersEngine:
             ids[row, width - len(request.prompt_ids) :] = torch.tensor(request.prompt_ids)
             mask[row, width - len(request.prompt_ids) :] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        images = [r.vision for r in batch if r.vision is not None and r.vision.pixel_values is not None]
+        prefill: dict[str, Any] = {}  # the images go into the first forward pass only: then they are in the cache
+        if images:
+            grid = torch.cat([v.image_grid_thw for v in images])
+            prefill = {"pixel_values": torch.cat([v.pixel_values for v in images]), "image_grid_thw": grid}
+            positions = mrope_positions(self.model, ids, mask, grid)  # (3, rows, width)
         cache = DynamicCache(config=self.model.config)
         active = list(range(len(batch)))  # rows of the cache still decoding, as indices into batch
         while active:
@@ -228,8 +257,14 @@ class TransformersEngine:
             with self._weights_lock:
                 version = self._version
                 out = self.model(
-                    input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    past_key_values=cache,
+                    use_cache=True,
+                    **prefill,
                 )
+            prefill = {}
             logits = out.logits[:, -1, :].float()
             logprobs = torch.log_softmax(logits, dim=-1)  # raw: before temperature, top-k, top-p
             next_ids = torch.empty(len(active), dtype=torch.long)
@@ -249,11 +284,11 @@ class TransformersEngine:
             if len(still) < len(active):  # drop finished rows from the cache: no wasted compute on them
                 keep = torch.tensor(still, dtype=torch.long)
                 cache.batch_select_indices(keep)
-                mask, positions, next_ids = mask[keep], positions[keep], next_ids[keep]
+                mask, positions, next_ids = mask[keep], positions[..., keep, :], next_ids[keep]
                 active = [active[row] for row in still]
             ids = next_ids[:, None]
             mask = torch.cat([mask, torch.ones((len(active), 1), dtype=torch.long)], dim=-1)
-            positions = positions[:, -1:] + 1
+            positions = _next_positions(positions)
         for index in active:
             self._resolve(batch[index], started)
 
@@ -269,6 +304,49 @@ class TransformersEngine:
         )
         if not request.future.done():
             request.future.set_result(completion)
+
+
+def _load_model(path: str, dtype: Any) -> Any:
+    """A causal LM, or an image-text-to-text model when the config has a vision tower."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
+
+    config = AutoConfig.from_pretrained(path)
+    if getattr(config, "vision_config", None) is not None:
+        return AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+
+
+def _checkpoint_names(model: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters under the names `save_pretrained` gives them, where those differ from the module names.
+
+    transformers 5 renames some models' weights on load (Qwen2.5-VL: `model.layers.*` in the file is
+    `model.language_model.layers.*` in the module); an exported checkpoint keeps the file names.
+    """
+    try:
+        from transformers.core_model_loading import revert_weight_conversion
+
+        saved = revert_weight_conversion(model, dict(params))
+    except Exception:  # an older or newer transformers without this helper: module names only
+        return {}
+    known = {id(p) for p in params.values()}
+    # Only pure renames: a converted (e.g. split or merged) tensor is a new object and cannot be copied into.
+    return {name: tensor for name, tensor in saved.items() if id(tensor) in known}
+
+
+def _text_config(config: Any) -> Any:
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def _next_positions(positions: Any) -> Any:
+    """Position ids of the next token of each row: (rows, 1), or (3, rows, 1) for multimodal RoPE.
+
+    After an image the three axes differ and the next text position is one past the largest of
+    them (Qwen2-VL's rope delta); for text alone that is the last position + 1.
+    """
+    if positions.ndim == 2:
+        return positions[:, -1:] + 1
+    top = positions.amax(dim=0).amax(dim=-1)  # (rows,)
+    return (top + 1).view(1, -1, 1).expand(3, -1, 1)
 
 
 def _finished(request: _Request, max_model_len: int) -> FinishReason | None:
