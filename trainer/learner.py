@@ -1,0 +1,352 @@
+"""The DeepSpeed learner: a Hugging Face causal LM under ZeRO-2/3 that recomputes logprobs and takes policy steps.
+
+One `train_step(samples)` is one optimizer step (one policy version): the step-wise samples are packed
+into micro-batches under a token budget, each micro-batch's loss is normalised by the token (or
+sequence) count of the whole step, so accumulating the micro-batch gradients gives exactly the
+full-batch gradient, then DeepSpeed clips and applies AdamW. DeepSpeed runs with
+`managed_gradient_accumulation=False`: the step is the accumulation boundary, whatever the number of
+micro-batches the packing produced. On CPU it runs with `DS_ACCELERATOR=cpu`, gloo and float32; on
+GPU with NCCL and bf16.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from droidrl.algorithms.config import LossConfig
+from droidrl.algorithms.losses import policy_loss
+from droidrl.rollout.engines.weight_sync import write_weights
+from droidrl.trainer.samples import MicroBatch, StepSample, pack_micro_batches
+
+LR_SCHEDULES = ("constant", "linear", "cosine")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass
+class LearnerConfig:
+    """How the learner trains.
+
+    max_tokens_per_micro_batch bounds rows x longest row of one forward pass (memory); it does not
+    change the gradient. lr_schedule: linear warmup over warmup_steps, then constant, or a linear
+    or cosine decay to min_lr_ratio * lr at total_steps. precision "auto": bf16 on GPU, fp32 on CPU
+    (CPU logprobs must match the engine's to ~1e-5, which bf16 rounding would hide).
+    """
+
+    model: str  # a Hugging Face model directory
+    zero_stage: int = 2
+    lr: float = 1e-6
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    total_steps: int | None = None  # needed by the linear and cosine schedules
+    min_lr_ratio: float = 0.0
+    grad_clip: float = 1.0  # max global grad norm; 0 turns clipping off
+    max_tokens_per_micro_batch: int = 8192
+    max_rows_per_micro_batch: int | None = None
+    gradient_checkpointing: bool = False
+    precision: str = "auto"
+    freeze_vision: bool = True  # a vision-language model trains its language model only
+    recompute_old_logprobs: bool = True  # False: the engine's logprobs serve as old logprobs (no TIS signal)
+    loss: LossConfig = field(default_factory=LossConfig)
+    version: int = 0  # the policy version of the weights in `model`
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.zero_stage not in (0, 1, 2, 3):
+            raise ValueError(f"trainer.zero_stage must be 0, 1, 2 or 3, got {self.zero_stage}")
+        if self.lr <= 0:
+            raise ValueError(f"trainer.lr must be > 0, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"trainer.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.lr_schedule != "constant" and not self.total_steps:
+            raise ValueError(f"trainer.lr_schedule={self.lr_schedule!r} needs trainer.total_steps (the decay length)")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"trainer.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.grad_clip < 0:
+            raise ValueError(f"trainer.grad_clip must be >= 0 (0: no clipping), got {self.grad_clip}")
+        if self.max_tokens_per_micro_batch < 1:
+            raise ValueError(f"trainer.max_tokens_per_micro_batch must be >= 1, got {self.max_tokens_per_micro_batch}")
+        if self.loss.kl_coef > 0:
+            raise ValueError(
+                "algorithm.loss.kl_coef > 0 needs a reference model, which the learner does not hold yet; set it to 0"
+            )
+
+
+def lr_factor(step: int, config: LearnerConfig) -> float:
+    """The learning-rate multiplier after `step` optimizer steps (warmup, then the schedule's decay)."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    if config.lr_schedule == "constant":
+        return 1.0
+    span = max(1, (config.total_steps or 1) - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / span)
+    decay = 1.0 - progress if config.lr_schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+    return config.min_lr_ratio + (1.0 - config.min_lr_ratio) * decay
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def use_gpu() -> bool:
+    """Train on CUDA when a GPU is there and DS_ACCELERATOR does not say cpu."""
+    return torch.cuda.is_available() and os.environ.get("DS_ACCELERATOR", "cuda") != "cpu"
+
+
+def init_distributed() -> None:
+    """Initialise torch.distributed for DeepSpeed (once per process).
+
+    Launched by a cluster launcher (RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT set), it joins that
+    group; alone it makes a group of one on a free local port. gloo on CPU, NCCL on GPU.
+    """
+    if not use_gpu():
+        # Must be set before deepspeed picks its accelerator (at first use), or it looks for CUDA.
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    import deepspeed
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return
+    if "RANK" not in os.environ:
+        os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1")
+        os.environ["MASTER_PORT"] = str(_free_port())
+    deepspeed.init_distributed(dist_backend="nccl" if use_gpu() else "gloo", verbose=False)
+
+
+def sequence_logprobs(model: Any, batch: MicroBatch) -> torch.Tensor:
+    """log p(token t + 1 | tokens <= t) for every position of `batch`: (rows, width - 1), float32.
+
+    The same numbers the engines store while sampling: log-softmax of the raw float logits.
+    """
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
+    logits = logits[:, :-1].float()
+    targets = batch.input_ids[:, 1:]
+    # gather - logsumexp: the log-softmax of the sampled token without a second (rows, width, vocab) tensor.
+    return logits.gather(-1, targets[..., None])[..., 0] - torch.logsumexp(logits, dim=-1)
+
+
+class Learner:
+    """A DeepSpeed engine over a Hugging Face causal LM, trained on step-wise samples.
+
+    Single process here (world size 1); under a launcher each rank builds one and gets its share of
+    the samples. `version` counts optimizer steps from `config.version`: `train_step` bumps it.
+    """
+
+    def __init__(self, config: LearnerConfig) -> None:
+        init_distributed()
+        import deepspeed
+        from transformers import AutoModelForCausalLM
+
+        self.config = config
+        self.device = torch.device("cuda", torch.cuda.current_device()) if use_gpu() else torch.device("cpu")
+        self.bf16 = config.precision == "bf16" or (config.precision == "auto" and use_gpu())
+        torch.manual_seed(config.seed)
+        model = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.float32)
+        model.config.use_cache = False
+        if config.gradient_checkpointing:
+            # Non-reentrant checkpointing works with inputs that need no grad and with ZeRO-3's hooks.
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if config.freeze_vision:
+            for name, param in model.named_parameters():
+                if "visual" in name.split("."):
+                    param.requires_grad_(False)
+        self.pad_id = int(getattr(model.config, "pad_token_id", None) or 0)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(
+            params, lr=config.lr, betas=config.betas, eps=config.adam_eps, weight_decay=config.weight_decay
+        )
+        self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
+            model=model,
+            optimizer=optimizer,
+            lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, config)),
+            config=self.deepspeed_config(),
+        )
+        self.version = config.version
+        self.steps = 0
+
+    def deepspeed_config(self) -> dict[str, Any]:
+        """The DeepSpeed config this learner runs with."""
+        config = self.config
+        zero: dict[str, Any] = {"stage": config.zero_stage, "overlap_comm": False, "contiguous_gradients": True}
+        if config.zero_stage == 3:
+            # Export and logprob passes gather full weights anyway; keep small models unpartitioned.
+            zero["stage3_param_persistence_threshold"] = 0
+        return {
+            "train_micro_batch_size_per_gpu": 1,  # nominal: the packing sets the real micro-batches
+            "gradient_accumulation_steps": 1,
+            "managed_gradient_accumulation": False,  # every step() is the boundary, however many backwards
+            "gradient_clipping": config.grad_clip,
+            "zero_optimization": zero,
+            "bf16": {"enabled": self.bf16},
+            "zero_allow_untested_optimizer": True,  # torch AdamW: DeepSpeed's fused Adam needs CUDA ops
+            "steps_per_print": 1 << 30,
+            "wall_clock_breakdown": False,
+        }
+
+    @property
+    def model(self) -> Any:
+        """The Hugging Face module (partitioned under ZeRO-3)."""
+        return self.engine.module
+
+    def micro_batches(self, samples: Sequence[StepSample]) -> list[MicroBatch]:
+        """`samples` packed under the config's token budget."""
+        return pack_micro_batches(
+            samples, self.config.max_tokens_per_micro_batch, self.pad_id, self.config.max_rows_per_micro_batch
+        )
+
+    @torch.no_grad()
+    def recompute_logprobs(self, samples: Sequence[StepSample]) -> list[list[float]]:
+        """The current policy's logprob of each response token; also stored as each sample's `old_logprobs`."""
+        was_training = self.engine.training
+        self.engine.eval()
+        try:
+            for batch in self.micro_batches(samples):
+                batch = batch.to(self.device)
+                logprobs = sequence_logprobs(self.engine, batch).cpu()
+                mask = batch.response_mask.cpu() > 0
+                for row, index in enumerate(batch.indices):
+                    samples[index].old_logprobs = logprobs[row][mask[row]].tolist()
+        finally:
+            self.engine.train(was_training)
+        return [list(s.old_logprobs or []) for s in samples]
+
+    def train_step(self, samples: Sequence[StepSample]) -> dict[str, float]:
+        """One optimizer step on `samples` (one policy version); returns the step's metrics."""
+        if not samples:
+            raise ValueError("train_step got no samples; pass at least one StepSample")
+        started = time.perf_counter()
+        if any(s.old_logprobs is None for s in samples):
+            if self.config.recompute_old_logprobs:
+                self.recompute_logprobs(samples)
+            else:
+                for sample in samples:
+                    sample.old_logprobs = list(sample.rollout_logprobs)
+        logprob_s = time.perf_counter() - started
+        batches = self.micro_batches(samples)
+        num_tokens, num_seqs = self._normalisers(samples)
+        loss_config = self._loss_config(samples)
+        self.engine.train()
+        totals: dict[str, float] = {}
+        for batch in batches:
+            batch = batch.to(self.device)
+            logprobs = sequence_logprobs(self.engine, batch)
+            loss, metrics = policy_loss(
+                logprobs,
+                batch.old_logprobs,
+                batch.advantages,
+                batch.response_mask,
+                loss_config,
+                rollout_logprobs=batch.rollout_logprobs,
+                num_tokens=num_tokens,
+                num_seqs=num_seqs,
+            )
+            # The loss is already a share of the step's mean: no division by the accumulation count.
+            self.engine.backward(loss, scale_wrt_gas=False)
+            _accumulate(totals, metrics, batch.tokens)
+        lr = float(self.optimizer.param_groups[0]["lr"])  # the rate this step applies (the scheduler moves it)
+        self.engine.step()
+        self.steps += 1
+        self.version += 1
+        tokens = sum(len(s.response_ids) for s in samples)
+        result = _finish(totals, tokens)
+        mismatch = [abs(o - r) for s in samples for o, r in zip(s.old_logprobs or [], s.rollout_logprobs, strict=True)]
+        grad_norm = self.engine.get_global_grad_norm()
+        result.update(
+            grad_norm=float(grad_norm) if grad_norm is not None else float("nan"),
+            lr=lr,
+            samples=float(len(samples)),
+            tokens=float(tokens),
+            micro_batches=float(len(batches)),
+            old_rollout_logprob_diff_max=max(mismatch) if mismatch else 0.0,
+            version=float(self.version),
+            logprob_s=logprob_s,
+            step_s=time.perf_counter() - started,
+        )
+        return result
+
+    def _normalisers(self, samples: Sequence[StepSample]) -> tuple[float, float]:
+        """Response tokens and sequences of the step, per rank as DeepSpeed averages gradients over ranks."""
+        import torch.distributed as dist
+
+        counts = torch.tensor([sum(len(s.response_ids) for s in samples), len(samples)], dtype=torch.float64)
+        world = dist.get_world_size() if dist.is_initialized() else 1
+        if world > 1:
+            counts = counts.to(self.device)
+            dist.all_reduce(counts)
+            counts = counts.cpu() / world
+        return float(counts[0]), float(counts[1])
+
+    def _loss_config(self, samples: Sequence[StepSample]) -> LossConfig:
+        config = self.config.loss
+        if config.agg_mode == "seq-mean-token-sum-norm" and config.loss_scale_factor is None:
+            # "The padded length" must be the step's, not each micro-batch's, or packing changes the gradient.
+            longest = max(len(s.response_ids) for s in samples)
+            return dataclasses.replace(config, loss_scale_factor=float(longest))
+        return config
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The full weights in Hugging Face names, on CPU (gathered from the ZeRO-3 partitions)."""
+        if self.config.zero_stage == 3:
+            return {k: v.detach().cpu() for k, v in self.engine._zero3_consolidated_16bit_state_dict().items()}
+        return {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+
+    def export_weights(self, out_dir: Path) -> Path:
+        """Write the current weights to the new directory `out_dir` as a complete HF model dir; returns it.
+
+        Safetensors in Hugging Face names plus the source model's config and tokenizer, written
+        atomically (rollout.engines.weight_sync.write_weights); the engines load it with
+        `update_weights(out_dir, learner.version)`.
+        """
+        import torch.distributed as dist
+
+        weights = self.state_dict()
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        if rank == 0:
+            write_weights(weights, Path(out_dir), copy_from=Path(self.config.model))
+        return Path(out_dir)
+
+    async def sync_weights(self, sync: Any) -> float:
+        """Publish the current weights as `self.version` through a weight sync (FileWeightSync); returns seconds."""
+        return await sync.update_weights(self.state_dict(), self.version)
+
+    def close(self) -> None:
+        """Free the DeepSpeed engine (the process group stays for the next learner)."""
+        self.engine.destroy()
+
+
+_SUMMED = ("loss", "pg_loss", "kl")  # each micro-batch's value is its share of the step's: they add up
+
+
+def _accumulate(totals: dict[str, float], metrics: dict[str, float], tokens: int) -> None:
+    """Fold one micro-batch's loss metrics in: sums, extremes, or token-weighted means."""
+    for name, value in metrics.items():
+        if name.endswith("_max"):
+            totals[name] = max(totals.get(name, -math.inf), value)
+        elif name.endswith("_min"):
+            totals[name] = min(totals.get(name, math.inf), value)
+        elif name in _SUMMED:
+            totals[name] = totals.get(name, 0.0) + value
+        else:
+            totals[name] = totals.get(name, 0.0) + value * tokens
+
+
+def _finish(totals: dict[str, float], tokens: int) -> dict[str, float]:
+    """The step's metrics: token-weighted sums become means over the step's response tokens."""
+    return {
+        name: value if name in _SUMMED or name.endswith(("_max", "_min")) else value / max(tokens, 1)
+        for name, value in totals.items()
+    }
