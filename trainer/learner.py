@@ -278,6 +278,43 @@ class Learner:
         )
         return result
 
+    def sft_step(self, samples: Sequence[StepSample]) -> dict[str, float]:
+        """One behaviour-cloning step on `samples` (one policy version): token-mean NLL of the response tokens.
+
+        The same packing, accumulation and DeepSpeed step as `train_step`: each micro-batch's loss is
+        its share of the step's token mean, so micro-batching leaves the gradient unchanged. Advantages
+        and logprobs of the samples are not read.
+        """
+        if not samples:
+            raise ValueError("sft_step got no samples; pass at least one StepSample")
+        started = time.perf_counter()
+        batches = self.micro_batches(samples)
+        num_tokens, _ = self._normalisers(samples)
+        self.engine.train()
+        total_nll = 0.0
+        for batch in batches:
+            batch = batch.to(self.device)
+            logprobs = sequence_logprobs(self.engine, batch)
+            loss = -(logprobs * batch.response_mask).sum() / num_tokens
+            self.engine.backward(loss, scale_wrt_gas=False)
+            total_nll += float(loss.detach())
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        self.engine.step()
+        self.steps += 1
+        self.version += 1
+        grad_norm = self.engine.get_global_grad_norm()
+        return {
+            "loss": total_nll,
+            "nll": total_nll,
+            "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
+            "lr": lr,
+            "samples": float(len(samples)),
+            "tokens": float(sum(len(s.response_ids) for s in samples)),
+            "micro_batches": float(len(batches)),
+            "version": float(self.version),
+            "step_s": time.perf_counter() - started,
+        }
+
     def _normalisers(self, samples: Sequence[StepSample]) -> tuple[float, float]:
         """Response tokens and sequences of the step, per rank as DeepSpeed averages gradients over ranks."""
         import torch.distributed as dist
