@@ -34,6 +34,7 @@ from droidrl.envs.tasks.sms import (
     to_thread,
 )
 from droidrl.envs.tasks.state import get_setting, put_setting, query_db, read_text, write_db
+from droidrl.envs.tasks.system import wifi_switch_step
 
 CONTACTS_PKG = "com.google.android.contacts"
 CONTACTS_DB = "/data/data/com.android.providers.contacts/databases/contacts2.db"
@@ -363,14 +364,7 @@ def _wifi_expert(device: Device, params: Params) -> Action:
     view = UiView.of(device)
     if _wifi_off(device):
         return send_step(view, params["number"], params["message"], params["number"])
-    if view.app != SETTINGS:
-        return Launch("Settings")
-    if view.has(text=WIFI, rid="android:id/title"):  # the Internet page: the first switch is Wi-Fi's
-        return view.tap(view.find(rid="android:id/switch_widget"))
-    if view.has(text="Internet", rid="android:id/title"):
-        return view.tap(view.find(text="Internet", rid="android:id/title"))
-    network = view.find(text="Network & internet", rid="android:id/title")
-    return view.tap(network) if network is not None else Back()
+    return wifi_switch_step(view)
 
 
 # ---- save a text as a Markor note --------------------------------------------------------------------------------

@@ -117,6 +117,18 @@ def _save_networks(device: Device, networks: list[tuple[str, str, str]]) -> None
 # ---- Wi-Fi on/off (the worked example) -----------------------------------------------------------
 
 
+def wifi_switch_step(view: UiView) -> Action:
+    """The next step from any screen towards the Wi-Fi switch on Settings' Internet page, and the tap on it."""
+    if view.app != SETTINGS:
+        return Launch("Settings")
+    if view.has(text=WIFI, rid="android:id/title"):  # the Internet page: the first switch is Wi-Fi's
+        return view.tap(view.find(rid="android:id/switch_widget"))
+    if view.has(text="Internet", rid="android:id/title"):
+        return view.tap(view.find(text="Internet", rid="android:id/title"))
+    network = view.find(text="Network & internet", rid="android:id/title")
+    return view.tap(network) if network is not None else Back()
+
+
 def _wifi_setup(on_at_start: bool):
     def setup(device: Device, params: Params) -> None:
         put_setting(device, "global", "wifi_on", "1" if on_at_start else "0")
@@ -135,14 +147,7 @@ def _wifi_expert(on: bool):
     def expert(device: Device, params: Params) -> Action:
         if get_setting(device, "global", "wifi_on") == ("1" if on else "0"):
             return Finish()
-        view = UiView.of(device)
-        if view.app != SETTINGS:
-            return Launch("Settings")
-        if view.has(text=WIFI, rid="android:id/title"):  # the Internet page: the first switch is Wi-Fi's
-            return view.tap(view.find(rid="android:id/switch_widget"))
-        if view.has(text="Internet", rid="android:id/title"):
-            return view.tap(view.find(text="Internet", rid="android:id/title"))
-        return view.tap(view.find(text="Network & internet", rid="android:id/title"))
+        return wifi_switch_step(UiView.of(device))
 
     return expert
 
