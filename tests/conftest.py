@@ -240,3 +240,23 @@ def tokenizer(model_dir: Path):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(model_dir)
+
+
+def hf_model(path: Path):
+    """The HF model in `path` in float32, for reference logprobs."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+
+
+def perturbed(path: Path, seed: int) -> dict:
+    """The HF model's state dict plus seeded noise: new weights that clearly change the logprobs."""
+    import torch
+
+    model = hf_model(path)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(torch.randn(param.shape, generator=generator) * 0.05)
+    return model.state_dict()

@@ -18,15 +18,8 @@ from droidrl.rollout.scoring import score, score_batch
 
 
 @pytest.fixture(scope="session")
-def tiny_text(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return init_model("tiny-text", tmp_path_factory.mktemp("models") / "tiny-text")
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tiny_text: Path):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(tiny_text)
+def tiny_text(model_dir: Path) -> Path:
+    return model_dir  # the shared session model (conftest); `tokenizer` comes from there too
 
 
 @pytest.fixture(scope="module")

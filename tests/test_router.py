@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
+from conftest import hf_model, perturbed
 
 from droidrl.cluster.engine_actor import EngineClient, EngineSpec, start_engine
 from droidrl.rollout.engines.base import Engine, SamplingParams
@@ -22,21 +22,6 @@ SHORT = SamplingParams(max_tokens=6, seed=0)
 
 def hf_engine(model_dir: Path, name: str) -> TransformersEngine:
     return TransformersEngine(TransformersEngineConfig(model=str(model_dir), name=name))
-
-
-def hf_model(path: Path):
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-
-
-def perturbed(path: Path, seed: int) -> dict[str, torch.Tensor]:
-    model = hf_model(path)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(torch.randn(param.shape, generator=generator) * 0.05)
-    return model.state_dict()
 
 
 def test_first_turns_go_to_the_least_loaded_engine_and_later_turns_stick(model_dir: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import hf_model, perturbed
 
 from droidrl.rollout.engines.base import SamplingParams
 from droidrl.rollout.engines.vllm_engine import VLLMConfig, VLLMEngine
@@ -79,25 +80,9 @@ def prompt(model_dir: Path) -> list[int]:
     return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
 
 
-def hf_model(path: Path):
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-
-
 def teacher_forced(path: Path, prompt: list[int], tokens: list[int]) -> list[float]:
     """log p(token | prefix) under the HF model in `path`: the trainer's recomputation (rollout.scoring)."""
     return score(hf_model(path), prompt, tokens)
-
-
-def perturbed(path: Path, seed: int) -> dict[str, torch.Tensor]:
-    """The HF model's state dict plus seeded noise: new weights that clearly change the logprobs."""
-    model = hf_model(path)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(torch.randn(param.shape, generator=generator) * 0.05)
-    return model.state_dict()
 
 
 def max_diff(a: list[float], b: list[float]) -> float:
