@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from droidrl.envs.actions import format_action
+from droidrl.envs.ports import free_server_port, port_is_free
 
 console = Console()
 
@@ -36,25 +36,10 @@ class CliError(Exception):
 
 
 # ---- farm ---------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 def _free_port_run(count: int, start: int = 15554) -> int:
     """First even port P from `start` such that P .. P + 2*count - 1 are all free."""
     for base in range(start, 60000, 2):
-        if all(_port_free(p) for p in range(base, base + 2 * count)):
+        if all(port_is_free(p) for p in range(base, base + 2 * count)):
             return base
     raise CliError(f"no run of {2 * count} free ports above {start}")
 
@@ -83,7 +68,7 @@ def start_farm(count: int, workdir: Path) -> Farm:
     adb_binary = shutil.which("adb")
     if adb_binary is None:
         raise CliError("the `adb` binary is missing: install Debian's package (apt-get install adb)")
-    server_port = _free_port()
+    server_port = free_server_port()  # never an ephemeral port: see envs/ports.py
     env = dict(
         os.environ,
         HOME=str(workdir),  # console token and adb keys stay inside the run directory

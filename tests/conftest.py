@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from droidrl.envs.adb_device import AdbDevice
+from droidrl.envs.ports import free_server_port
 from droidrl.envs.sim.adbd import announce_to_adb_server, serve_adbd
 from droidrl.envs.sim.console import serve_console
 from droidrl.envs.sim.phone import Phone
@@ -23,9 +24,8 @@ ADB = "/usr/bin/adb"  # Debian's adb (29.0.6); CI installs it, tests never skip 
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port below the ephemeral range, so a client dialling it early cannot connect to itself."""
+    return free_server_port()
 
 
 @dataclass
