@@ -168,11 +168,17 @@ def _tap_text(farm: Farm, serial: str, text: str) -> bool:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from droidrl.train import main as train_main
+
+    return train_main(args.train_args)
+
+
+def cmd_farm(args: argparse.Namespace) -> int:
     if args.phones < 1:
         raise CliError(f"--phones must be >= 1, got {args.phones}")
     console.print(
-        "[bold]droidrl train[/]: the RL training loop is not built yet. This run boots a farm of "
-        f"{args.phones} simulated phones, checks each one through the real adb, and reports."
+        f"[bold]droidrl farm[/]: boots {args.phones} simulated phones as emulator processes, checks each one "
+        "through the real adb, and reports."
     )
     with tempfile.TemporaryDirectory(prefix="droidrl-farm-") as tmp:
         started = time.perf_counter()
@@ -439,10 +445,17 @@ def cmd_sft(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="droidrl", description="Online RL for Android GUI agents.")
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="the main job (today: boot and check a simulated phone farm)")
-    train.add_argument("--phones", type=int, default=4, help="simulated phones to start (default 4)")
-    train.add_argument("--serve", action="store_true", help="keep the farm running until Ctrl-C")
+    train = sub.add_parser(
+        "train",
+        help="the main job: SFT warm start then online RL (see droidrl train --help)",
+        add_help=False,
+    )
+    train.add_argument("train_args", nargs=argparse.REMAINDER)
     train.set_defaults(func=cmd_train)
+    farm = sub.add_parser("farm", help="boot a farm of simulated phones and check each one through the real adb")
+    farm.add_argument("--phones", type=int, default=4, help="simulated phones to start (default 4)")
+    farm.add_argument("--serve", action="store_true", help="keep the farm running until Ctrl-C")
+    farm.set_defaults(func=cmd_farm)
     tasks = sub.add_parser("tasks", help="list the built-in task suites and templates")
     tasks.add_argument("--suite", default="all", help="a suite: all, easy, medium, hard, query, a package ...")
     tasks.set_defaults(func=cmd_tasks)

@@ -9,30 +9,22 @@ Every part has an on/off flag so an ablation is one dotted override away, e.g.
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-
-class ConfigError(ValueError):
-    """A config value is wrong; the message starts with the dotted key."""
-
-
-def _fail(key: str, message: str) -> None:
-    raise ConfigError(f"{key}: {message}")
+from droidrl.typed_config import ConfigError, fail, from_dict  # noqa: F401  (re-exported)
 
 
 def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        _fail(key, f"must be one of {', '.join(choices)}; got {value!r}")
+        fail(key, f"must be one of {', '.join(choices)}; got {value!r}")
 
 
 def _check_range(key: str, value: float, low: float | None = None, high: float | None = None) -> None:
     if low is not None and value < low:
-        _fail(key, f"must be >= {low}; got {value!r}")
+        fail(key, f"must be >= {low}; got {value!r}")
     if high is not None and value > high:
-        _fail(key, f"must be <= {high}; got {value!r}")
+        fail(key, f"must be <= {high}; got {value!r}")
 
 
 @dataclass
@@ -89,14 +81,14 @@ class LossConfig:
         _check_range(f"{self.KEY}.clip_low", self.clip_low, low=0.0, high=1.0)
         _check_range(f"{self.KEY}.clip_high", self.clip_high, low=0.0)
         if self.dual_clip and self.clip_c <= 1.0:
-            _fail(f"{self.KEY}.clip_c", f"must be > 1 for dual clip (it bounds -A * ratio); got {self.clip_c!r}")
+            fail(f"{self.KEY}.clip_c", f"must be > 1 for dual clip (it bounds -A * ratio); got {self.clip_c!r}")
         if self.tis and self.tis_cap <= 0:
-            _fail(f"{self.KEY}.tis_cap", f"must be > 0; got {self.tis_cap!r}")
+            fail(f"{self.KEY}.tis_cap", f"must be > 0; got {self.tis_cap!r}")
         _check_range(f"{self.KEY}.kl_coef", self.kl_coef, low=0.0)
         _check_choice(f"{self.KEY}.kl_estimator", self.kl_estimator, self.KL_ESTIMATORS)
         _check_choice(f"{self.KEY}.agg_mode", self.agg_mode, self.AGG_MODES)
         if self.loss_scale_factor is not None and self.loss_scale_factor <= 0:
-            _fail(f"{self.KEY}.loss_scale_factor", f"must be > 0 or null; got {self.loss_scale_factor!r}")
+            fail(f"{self.KEY}.loss_scale_factor", f"must be > 0 or null; got {self.loss_scale_factor!r}")
 
 
 @dataclass
@@ -189,50 +181,3 @@ class AlgorithmConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def _check_type(key: str, value: Any, hint: Any) -> Any:
-    """Return value converted to hint (int -> float only), or raise naming the key."""
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    if value is None:
-        if type(None) in options:
-            return None
-        _fail(key, f"must not be null; expected {_type_name(hint)}")
-    for option in options:
-        if option is bool and isinstance(value, bool):
-            return value
-        if option is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if option is float and isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if option is str and isinstance(value, str):
-            return value
-    _fail(key, f"expected {_type_name(hint)}, got {type(value).__name__} {value!r}")
-    return None  # unreachable: _fail raises
-
-
-def _type_name(hint: Any) -> str:
-    if isinstance(hint, types.UnionType):
-        return " or ".join("null" if a is type(None) else a.__name__ for a in typing.get_args(hint))
-    return hint.__name__
-
-
-def from_dict(cls: type, data: Any, key: str) -> Any:
-    """Build dataclass `cls` from nested dicts; every error names the dotted key (e.g. algorithm.loss.clip_c)."""
-    if isinstance(data, cls):
-        return data
-    if not isinstance(data, dict):
-        _fail(key, f"expected a mapping of {cls.__name__} fields, got {type(data).__name__} {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        _fail(f"{key}.{unknown[0]}", f"unknown key; valid keys under {key}: {', '.join(names)}")
-    kwargs = {}
-    for name, value in data.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = from_dict(hint, value, f"{key}.{name}")
-        else:
-            kwargs[name] = _check_type(f"{key}.{name}", value, hint)
-    return cls(**kwargs)

@@ -74,7 +74,12 @@ class RunState:
                 f"checkpoint {self.path} has no 'accepted' counter; pass counters={{'accepted': ...}} to "
                 "save_checkpoint so a resumed collector knows how many groups were already accepted"
             )
-        collector.restore(int(self.counters.get("trainer_version", self.version)), int(accepted))
+        next_index = self.counters.get("next_index")
+        collector.restore(
+            int(self.counters.get("trainer_version", self.version)),
+            int(accepted),
+            None if next_index is None else int(next_index),
+        )
 
 
 # -- RNG ----------------------------------------------------------------------------------------------

@@ -416,6 +416,16 @@ class RayEnvPool:
         task.add_done_callback(self._tasks.discard)
 
 
+def ensure_ray(devices: int) -> None:
+    """Join the running Ray cluster (`ray start`, `ray job submit`), or start a local one offering `devices` phones."""
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(address="auto", log_to_driver=False)
+    except ConnectionError:
+        ray.init(resources={"android": devices}, include_dashboard=False, log_to_driver=False)
+
+
 async def _await(ref: Any) -> Any:
     """An ObjectRef as a coroutine (asyncio.wait_for wants one)."""
     return await ref

@@ -9,6 +9,7 @@ whether it was valid. Earlier responses enter later prompts as the exact ids the
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -203,7 +204,7 @@ class Agent:
                 episode.end_reason = f"context overflow: {error}"
                 break
             gen_started = time.perf_counter()
-            completion = await self._generate(prompt.ids, prompt.images, session)
+            completion = await self._generate(prompt.ids, prompt.images, session, turn_index)
             gen_s = time.perf_counter() - gen_started
             episode.engine = completion.engine or episode.engine
             text = self.tokenizer.decode(completion.token_ids, skip_special_tokens=True)
@@ -273,10 +274,22 @@ class Agent:
             return f"agent.max_invalid ({config.max_invalid}) invalid actions"
         return None
 
-    async def _generate(self, prompt_ids: list[int], images: list, session: str) -> Completion:
+    def turn_sampling(self, session: str, turn_index: int) -> SamplingParams:
+        """The sampling of one turn; with a seed in the config, a seed of its own.
+
+        The turn's seed is derived from the config's, the session (episode and attempt) and the turn,
+        so a run replays exactly whatever the scheduling.
+        """
+        if self.sampling.seed is None:
+            return self.sampling
+        key = f"{self.sampling.seed}:{session}:{turn_index}".encode()
+        return replace(self.sampling, seed=int.from_bytes(hashlib.sha256(key).digest()[:4], "little"))
+
+    async def _generate(self, prompt_ids: list[int], images: list, session: str, turn_index: int) -> Completion:
+        sampling = self.turn_sampling(session, turn_index)
         try:
             async with asyncio.timeout(self.config.step_timeout_s):
-                completion = await self.engine.generate(prompt_ids, self.sampling, images or None, session=session)
+                completion = await self.engine.generate(prompt_ids, sampling, images or None, session=session)
         except TimeoutError:
             raise EpisodeFailure(
                 "timeout", f"engine {self.engine.name} took over agent.step_timeout_s={self.config.step_timeout_s}s"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sized
 from dataclasses import asdict, dataclass, field
 
 from droidrl.rollout.agent import Agent, Episode, EpisodeFailure, EpisodeStopped
@@ -134,16 +134,29 @@ class Collector:
         self._version = version
         self._notify()
 
-    def restore(self, trainer_version: int, accepted: int) -> None:
+    def restore(self, trainer_version: int, accepted: int, next_index: int | None = None) -> None:
         """After a resume: the trainer's version and the groups already accepted (trained on or buffered).
 
         Without it a fresh collector would count from zero and run `trainer_version` batches ahead.
+        `next_index` numbers the next admitted group (default `accepted`: nothing was in flight), so
+        group and episode ids, and the per-turn sampling seeds derived from them, continue the run.
         """
         if trainer_version < 0 or accepted < 0:
             raise ValueError(f"restore needs trainer_version and accepted >= 0, got {trainer_version}, {accepted}")
         self._version = trainer_version
         self._accepted = accepted
+        self._next_index = accepted if next_index is None else next_index
         self._notify()
+
+    @property
+    def accepted(self) -> int:
+        """Groups finished and delivered so far (trained on, or buffered by the trainer)."""
+        return self._accepted
+
+    @property
+    def next_index(self) -> int:
+        """The admission index the next group will get."""
+        return self._next_index
 
     def capacity(self) -> int:
         """How many more groups the staleness bound admits now."""
@@ -172,8 +185,18 @@ class Collector:
         async def admit() -> None:
             nonlocal admitted
             try:
-                for item in _instances(instances):
+                # Wait first, then take the instance: nothing is drawn from a sampler before it can run,
+                # so a checkpoint of the sampler between steps holds every instance not yet started.
+                # A sized collection ends without waiting for capacity after its last instance.
+                remaining = len(instances) if isinstance(instances, Sized) else None
+                items = _instances(instances)
+                while remaining is None or remaining > 0:
                     await self._wait_for_capacity()
+                    item = next(items, None)
+                    if item is None:
+                        break
+                    if remaining is not None:
+                        remaining -= 1
                     index = self._next_index
                     self._next_index += 1
                     self._running += 1

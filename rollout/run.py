@@ -73,18 +73,22 @@ def engine_kind(requested: str) -> str:
     return "vllm"
 
 
-async def start_engine(kind: str, model: str, width: int) -> Engine:
+async def start_engine(kind: str, model: str, width: int, max_model_len: int | None = None) -> Engine:
+    """A vLLM or transformers engine serving `model` for `width` concurrent episodes."""
     if kind == "vllm":
         import torch
 
         from droidrl.rollout.engines.vllm_engine import VLLMConfig, VLLMEngine
 
+        options: dict[str, Any] = {"max_num_seqs": width}
+        if max_model_len is not None:
+            options["max_model_len"] = max_model_len
         cpu = not torch.cuda.is_available()
-        config = VLLMConfig.for_cpu(model, max_num_seqs=width) if cpu else VLLMConfig(model=model, max_num_seqs=width)
+        config = VLLMConfig.for_cpu(model, **options) if cpu else VLLMConfig(model=model, **options)
         return await VLLMEngine.start(config)
     from droidrl.rollout.engines.transformers_engine import TransformersEngine, TransformersEngineConfig
 
-    return TransformersEngine(TransformersEngineConfig(model=model, max_batch=width))
+    return TransformersEngine(TransformersEngineConfig(model=model, max_batch=width, max_model_len=max_model_len))
 
 
 def draw_instances(suite: str, count: int, seed: int) -> list[TaskInstance]:
@@ -104,16 +108,9 @@ async def run_rollout(config: RolloutConfig, on_group: Callable[[Group], None] |
     agent = Agent(engine, tokenizer, AgentConfig(prompt=prompt, sampling=sampling))
     screenshots = config.observation != "xml"
     if config.ray:
-        import ray
+        from droidrl.cluster.farm import RayEnvPool, ensure_ray
 
-        from droidrl.cluster.farm import RayEnvPool
-
-        if not ray.is_initialized():
-            # Join a running cluster (ray start / ray job submit); else start a local one offering the devices.
-            try:
-                ray.init(address="auto", log_to_driver=False)
-            except ConnectionError:
-                ray.init(resources={"android": config.phones}, include_dashboard=False, log_to_driver=False)
+        ensure_ray(devices=config.phones)
         per_actor = min(32, config.phones)
         pool: Any = RayEnvPool(
             actors=-(-config.phones // per_actor),

@@ -163,7 +163,7 @@ def test_resume_restores_everything_and_the_next_step_is_identical(model_dir, le
     resumed.close()
 
     class FakeCollector:
-        def restore(self, trainer_version: int, accepted: int) -> None:
+        def restore(self, trainer_version: int, accepted: int, next_index: int | None = None) -> None:
             self.restored = (trainer_version, accepted)
 
     collector = FakeCollector()

@@ -8,7 +8,7 @@ import sys
 def test_train_boots_and_checks_a_farm(tmp_path):
     env = dict(os.environ, COLUMNS="120", HOME=str(tmp_path))
     result = subprocess.run(
-        [sys.executable, "-m", "droidrl.cli", "train", "--phones", "2"],
+        [sys.executable, "-m", "droidrl.cli", "farm", "--phones", "2"],
         capture_output=True,
         text=True,
         timeout=240,
@@ -24,7 +24,7 @@ def test_train_boots_and_checks_a_farm(tmp_path):
 
 def test_train_rejects_bad_phone_count():
     result = subprocess.run(
-        [sys.executable, "-m", "droidrl.cli", "train", "--phones", "0"],
+        [sys.executable, "-m", "droidrl.cli", "farm", "--phones", "0"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -7,6 +7,10 @@ full-batch gradient, then DeepSpeed clips and applies AdamW. DeepSpeed runs with
 `managed_gradient_accumulation=False`: the step is the accumulation boundary, whatever the number of
 micro-batches the packing produced. On CPU it runs with `DS_ACCELERATOR=cpu`, gloo and float32; on
 GPU with NCCL and bf16.
+
+Optional parts: a frozen reference policy for the KL term (`loss.kl_coef > 0`), LoRA adapters (peft;
+only the adapters train, exports are merged full weights), and vision-language samples whose
+screenshots become processor inputs per micro-batch (the vision tower frozen by default).
 """
 
 from __future__ import annotations
@@ -19,16 +23,20 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from droidrl.algorithms.config import LossConfig
 from droidrl.algorithms.losses import policy_loss
 from droidrl.rollout.engines.weight_sync import write_weights
+from droidrl.rollout.scoring import ImageInputs, expand_images, load_image_processor, mrope_positions
 from droidrl.trainer.samples import MicroBatch, StepSample, pack_micro_batches
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
+# The attention and MLP projections of Qwen2-style (and Llama-style) decoder layers.
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+LORA_ADAPTER = "default"  # peft's adapter name
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -39,10 +47,14 @@ class LearnerConfig:
     max_tokens_per_micro_batch bounds rows x longest row of one forward pass (memory); it does not
     change the gradient. lr_schedule: linear warmup over warmup_steps, then constant, or a linear
     or cosine decay to min_lr_ratio * lr at total_steps. precision "auto": bf16 on GPU, fp32 on CPU
-    (CPU logprobs must match the engine's to ~1e-5, which bf16 rounding would hide).
+    (CPU logprobs must match the engine's to ~1e-5, which bf16 rounding would hide). lora_rank > 0
+    trains LoRA adapters (alpha / rank scaling) on lora_target_modules instead of the full model.
     """
 
-    model: str  # a Hugging Face model directory
+    # The run fills these in: the policy it trains, the loss (`algorithm.loss`), the version, the run's seed.
+    FILLED_BY_RUN: ClassVar[tuple[str, ...]] = ("model", "loss", "version", "seed")
+
+    model: str = ""  # a Hugging Face model directory
     zero_stage: int = 2
     lr: float = 1e-6
     weight_decay: float = 0.0
@@ -62,6 +74,10 @@ class LearnerConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     version: int = 0  # the policy version of the weights in `model`
     seed: int = 0
+    lora_rank: int = 0  # 0: full fine-tuning
+    lora_alpha: float = 32.0
+    lora_dropout: float = 0.0
+    lora_target_modules: tuple[str, ...] = LORA_TARGETS
 
     def __post_init__(self) -> None:
         if self.zero_stage not in (0, 1, 2, 3):
@@ -78,10 +94,20 @@ class LearnerConfig:
             raise ValueError(f"trainer.grad_clip must be >= 0 (0: no clipping), got {self.grad_clip}")
         if self.max_tokens_per_micro_batch < 1:
             raise ValueError(f"trainer.max_tokens_per_micro_batch must be >= 1, got {self.max_tokens_per_micro_batch}")
-        if self.loss.kl_coef > 0:
-            raise ValueError(
-                "algorithm.loss.kl_coef > 0 needs a reference model, which the learner does not hold yet; set it to 0"
-            )
+        if self.lora_rank < 0:
+            raise ValueError(f"trainer.lora_rank must be >= 0 (0: no LoRA), got {self.lora_rank}")
+        if self.lora_rank > 0:
+            if self.lora_alpha <= 0:
+                raise ValueError(f"trainer.lora_alpha must be > 0, got {self.lora_alpha}")
+            if not 0 <= self.lora_dropout < 1:
+                raise ValueError(f"trainer.lora_dropout must be in [0, 1), got {self.lora_dropout}")
+            if not self.lora_target_modules:
+                raise ValueError("trainer.lora_target_modules must name at least one module (e.g. q_proj)")
+
+    @property
+    def lora(self) -> bool:
+        """Whether LoRA adapters train instead of the full model."""
+        return self.lora_rank > 0
 
 
 def lr_factor(step: int, config: LearnerConfig) -> float:
@@ -127,36 +153,68 @@ def init_distributed() -> None:
     deepspeed.init_distributed(dist_backend="nccl" if use_gpu() else "gloo", verbose=False)
 
 
+def load_hf_model(path: str, dtype: torch.dtype) -> Any:
+    """A causal LM, or an image-text-to-text model when the config has a vision tower."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
+
+    if getattr(AutoConfig.from_pretrained(path), "vision_config", None) is not None:
+        return AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+
+
 def sequence_logprobs(model: Any, batch: MicroBatch) -> torch.Tensor:
     """log p(token t + 1 | tokens <= t) for every position of `batch`: (rows, width - 1), float32.
 
     The same numbers the engines store while sampling: log-softmax of the raw float logits.
     """
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
+    logits = model(
+        input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False, **batch.vision_inputs()
+    ).logits
     logits = logits[:, :-1].float()
     targets = batch.input_ids[:, 1:]
     # gather - logsumexp: the log-softmax of the sampled token without a second (rows, width, vocab) tensor.
     return logits.gather(-1, targets[..., None])[..., 0] - torch.logsumexp(logits, dim=-1)
 
 
+def merge_lora(state: dict[str, torch.Tensor], scaling: float) -> dict[str, torch.Tensor]:
+    """A peft LoRA model's state dict as the plain model's: W + scaling * B @ A under the Hugging Face names."""
+    prefix = "base_model.model."
+    merged = {
+        name.removeprefix(prefix).replace(".base_layer.", "."): tensor
+        for name, tensor in state.items()
+        if ".lora_" not in name
+    }
+    for name, lora_a in state.items():
+        if f".lora_A.{LORA_ADAPTER}." not in name:
+            continue
+        module = name.split(".lora_A.")[0]
+        lora_b = state[f"{module}.lora_B.{LORA_ADAPTER}.weight"]
+        target = module.removeprefix(prefix) + ".weight"
+        base = merged[target]
+        merged[target] = (base.float() + scaling * (lora_b.float() @ lora_a.float())).to(base.dtype)
+    return merged
+
+
 class Learner:
     """A DeepSpeed engine over a Hugging Face causal LM, trained on step-wise samples.
 
-    Single process here (world size 1); under a launcher each rank builds one and gets its share of
-    the samples. `version` counts optimizer steps from `config.version`: `train_step` bumps it.
+    Alone it is a group of one; under a launcher (cluster.learner_group) each rank builds one and gets
+    its share of the samples: the loss normalisers are over the whole step and every rank runs the
+    same number of micro-batches (short ranks add zero-weight passes), so the ranks' gradients add up
+    to the single-process one. `version` counts optimizer steps from `config.version`.
     """
 
     def __init__(self, config: LearnerConfig) -> None:
         init_distributed()
         import deepspeed
-        from transformers import AutoModelForCausalLM
 
         self.config = config
         self.device = torch.device("cuda", torch.cuda.current_device()) if use_gpu() else torch.device("cpu")
         self.bf16 = config.precision == "bf16" or (config.precision == "auto" and use_gpu())
         torch.manual_seed(config.seed)
-        model = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.float32)
+        model = load_hf_model(config.model, torch.float32)
         model.config.use_cache = False
+        self.hf_model = model  # the Hugging Face module (under LoRA, the one peft injected its layers into)
         if config.gradient_checkpointing:
             # Non-reentrant checkpointing works with inputs that need no grad and with ZeRO-3's hooks.
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -164,7 +222,18 @@ class Learner:
             for name, param in model.named_parameters():
                 if "visual" in name.split("."):
                     param.requires_grad_(False)
+        if config.lora:
+            model = self._add_lora(model)
         self.pad_id = int(getattr(model.config, "pad_token_id", None) or 0)
+        image_token = getattr(model.config, "image_token_id", None)
+        self.image_token_id: int | None = int(image_token) if image_token is not None else None
+        self._image_processor: Any = None  # loaded with the first vision sample
+        # The KL term's reference: the initial policy, frozen. Under LoRA it is the same module with its
+        # adapters switched off (no copy); otherwise a second copy, without optimizer state.
+        self.reference: Any = None
+        if config.loss.kl_coef > 0 and not config.lora:
+            self.reference = load_hf_model(config.model, torch.bfloat16 if self.bf16 else torch.float32)
+            self.reference.to(self.device).eval().requires_grad_(False)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
             params, lr=config.lr, betas=config.betas, eps=config.adam_eps, weight_decay=config.weight_decay
@@ -177,6 +246,28 @@ class Learner:
         )
         self.version = config.version
         self.steps = 0
+
+    def _add_lora(self, model: Any) -> Any:
+        from peft import LoraConfig, get_peft_model
+
+        config = self.config
+        lora = LoraConfig(
+            r=config.lora_rank,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=list(config.lora_target_modules),
+            # The vision tower has MLP projections of the same names; a frozen tower gets no adapters.
+            exclude_modules=r".*\.visual\..*" if config.freeze_vision else None,
+            bias="none",
+        )
+        try:
+            # get_peft_model freezes every parameter but the adapters.
+            return get_peft_model(model, lora, adapter_name=LORA_ADAPTER)
+        except ValueError as error:
+            raise ValueError(
+                f"trainer.lora_target_modules={list(config.lora_target_modules)} does not fit {config.model} "
+                f"({error}); name the model's linear layers, e.g. q_proj, v_proj"
+            ) from error
 
     def deepspeed_config(self) -> dict[str, Any]:
         """The DeepSpeed config this learner runs with."""
@@ -199,14 +290,68 @@ class Learner:
 
     @property
     def model(self) -> Any:
-        """The Hugging Face module (partitioned under ZeRO-3)."""
+        """The trained module (partitioned under ZeRO-3; a peft model under LoRA)."""
         return self.engine.module
 
     def micro_batches(self, samples: Sequence[StepSample]) -> list[MicroBatch]:
-        """`samples` packed under the config's token budget."""
-        return pack_micro_batches(
+        """`samples` packed under the config's token budget, with their images as model inputs.
+
+        Image placeholders are expanded to the patch counts first (the packing budget counts the real
+        context) and each micro-batch gets the pixels, patch grids and 3D positions of its rows.
+        """
+        vision: list[ImageInputs] | None = None
+        if self.image_token_id is not None:
+            token = self.image_token_id
+            vision = [
+                expand_images(s.prompt_ids, s.images, self._processor(), token)
+                if s.images or token in s.prompt_ids
+                else ImageInputs(list(s.prompt_ids), None, None)
+                for s in samples
+            ]
+            samples = [
+                dataclasses.replace(s, prompt_ids=v.ids, images=[]) for s, v in zip(samples, vision, strict=True)
+            ]
+        elif any(s.images for s in samples):
+            raise ValueError(f"samples hold images but {self.config.model} is text-only; train a vision model")
+        batches = pack_micro_batches(
             samples, self.config.max_tokens_per_micro_batch, self.pad_id, self.config.max_rows_per_micro_batch
         )
+        if vision is not None:
+            for batch in batches:
+                self._add_vision(batch, [vision[i] for i in batch.indices])
+        return batches
+
+    def _processor(self) -> Any:
+        if self._image_processor is None:
+            self._image_processor = load_image_processor(self.config.model)
+        return self._image_processor
+
+    def _add_vision(self, batch: MicroBatch, rows: list[ImageInputs]) -> None:
+        """Give `batch` its rows' pixels and patch grids (in placeholder order) and explicit positions."""
+        with_images = [v for v in rows if v.pixel_values is not None]
+        if with_images:
+            batch.pixel_values = torch.cat([v.pixel_values for v in with_images])
+            batch.image_grid_thw = torch.cat([v.image_grid_thw for v in with_images])
+            batch.position_ids = mrope_positions(
+                self.hf_model, batch.input_ids, batch.attention_mask, batch.image_grid_thw
+            )
+        else:
+            # Explicit text positions: else the model may reuse rope deltas it cached on an earlier call.
+            width = batch.input_ids.shape[1]
+            batch.position_ids = torch.arange(width).expand(batch.input_ids.shape[0], width).clone()
+
+    def _steps(self, batches: list[MicroBatch]) -> int:
+        """Micro-batches every rank runs this step: the most any rank has (collectives must pair up)."""
+        return int(self._all_reduce([float(len(batches))], "max")[0])
+
+    def _all_reduce(self, values: list[float], op: str) -> list[float]:
+        import torch.distributed as dist
+
+        if not dist.is_initialized() or dist.get_world_size() == 1:
+            return values
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+        return tensor.cpu().tolist()
 
     @torch.no_grad()
     def recompute_logprobs(self, samples: Sequence[StepSample]) -> list[list[float]]:
@@ -214,8 +359,12 @@ class Learner:
         was_training = self.engine.training
         self.engine.eval()
         try:
-            for batch in self.micro_batches(samples):
-                batch = batch.to(self.device)
+            batches = self.micro_batches(samples)
+            for i in range(self._steps(batches)):
+                if i >= len(batches):  # another rank has more: a pass that keeps ZeRO-3's gathers paired
+                    sequence_logprobs(self.engine, batches[-1].to(self.device))
+                    continue
+                batch = batches[i].to(self.device)
                 logprobs = sequence_logprobs(self.engine, batch).cpu()
                 mask = batch.response_mask.cpu() > 0
                 for row, index in enumerate(batch.indices):
@@ -223,6 +372,21 @@ class Learner:
         finally:
             self.engine.train(was_training)
         return [list(s.old_logprobs or []) for s in samples]
+
+    @torch.no_grad()
+    def reference_logprobs(self, batch: MicroBatch) -> torch.Tensor:
+        """The reference policy's logprobs of `batch` (rows, width - 1): the initial weights, frozen."""
+        if self.reference is not None:
+            return sequence_logprobs(self.reference, batch).float()
+        if not self.config.lora:
+            raise ValueError("reference_logprobs needs algorithm.loss.kl_coef > 0 (the learner holds no reference)")
+        was_training = self.engine.training
+        self.engine.eval()  # no LoRA dropout on the reference: it is the base model
+        try:
+            with self.model.disable_adapter():
+                return sequence_logprobs(self.engine, batch)
+        finally:
+            self.engine.train(was_training)
 
     def train_step(self, samples: Sequence[StepSample]) -> dict[str, float]:
         """One optimizer step on `samples` (one policy version); returns the step's metrics."""
@@ -237,13 +401,20 @@ class Learner:
                     sample.old_logprobs = list(sample.rollout_logprobs)
         logprob_s = time.perf_counter() - started
         batches = self.micro_batches(samples)
-        num_tokens, num_seqs = self._normalisers(samples)
-        loss_config = self._loss_config(samples)
+        num_tokens, num_seqs, longest = self._normalisers(samples)
+        loss_config = self._loss_config(longest)
+        use_kl = loss_config.kl_coef > 0
         self.engine.train()
         totals: dict[str, float] = {}
-        for batch in batches:
-            batch = batch.to(self.device)
+        for i in range(self._steps(batches)):
+            padding = i >= len(batches)
+            batch = batches[min(i, len(batches) - 1)].to(self.device)
+            ref_logprobs = self.reference_logprobs(batch) if use_kl else None
             logprobs = sequence_logprobs(self.engine, batch)
+            if padding:
+                # Another rank has more micro-batches: a zero-weight backward keeps the collectives paired.
+                self.engine.backward(logprobs.sum() * 0.0, scale_wrt_gas=False)
+                continue
             loss, metrics = policy_loss(
                 logprobs,
                 batch.old_logprobs,
@@ -251,6 +422,7 @@ class Learner:
                 batch.response_mask,
                 loss_config,
                 rollout_logprobs=batch.rollout_logprobs,
+                ref_logprobs=ref_logprobs,
                 num_tokens=num_tokens,
                 num_seqs=num_seqs,
             )
@@ -289,15 +461,17 @@ class Learner:
             raise ValueError("sft_step got no samples; pass at least one StepSample")
         started = time.perf_counter()
         batches = self.micro_batches(samples)
-        num_tokens, _ = self._normalisers(samples)
+        num_tokens, _, _ = self._normalisers(samples)
         self.engine.train()
         total_nll = 0.0
-        for batch in batches:
-            batch = batch.to(self.device)
+        for i in range(self._steps(batches)):
+            padding = i >= len(batches)
+            batch = batches[min(i, len(batches) - 1)].to(self.device)
             logprobs = sequence_logprobs(self.engine, batch)
             loss = -(logprobs * batch.response_mask).sum() / num_tokens
-            self.engine.backward(loss, scale_wrt_gas=False)
-            total_nll += float(loss.detach())
+            self.engine.backward(loss * 0.0 if padding else loss, scale_wrt_gas=False)
+            if not padding:
+                total_nll += float(loss.detach())
         lr = float(self.optimizer.param_groups[0]["lr"])
         self.engine.step()
         self.steps += 1
@@ -315,31 +489,36 @@ class Learner:
             "step_s": time.perf_counter() - started,
         }
 
-    def _normalisers(self, samples: Sequence[StepSample]) -> tuple[float, float]:
-        """Response tokens and sequences of the step, per rank as DeepSpeed averages gradients over ranks."""
+    def _normalisers(self, samples: Sequence[StepSample]) -> tuple[float, float, int]:
+        """Response tokens and sequences of the whole step per rank, and its longest response.
+
+        DeepSpeed averages gradients over ranks, so each rank divides by the step's counts / world size:
+        the ranks' losses then add up to the single-process loss of the whole step.
+        """
         import torch.distributed as dist
 
-        counts = torch.tensor([sum(len(s.response_ids) for s in samples), len(samples)], dtype=torch.float64)
         world = dist.get_world_size() if dist.is_initialized() else 1
-        if world > 1:
-            counts = counts.to(self.device)
-            dist.all_reduce(counts)
-            counts = counts.cpu() / world
-        return float(counts[0]), float(counts[1])
+        tokens, seqs = self._all_reduce([sum(len(s.response_ids) for s in samples), len(samples)], "sum")
+        (longest,) = self._all_reduce([max((len(s.response_ids) for s in samples), default=0)], "max")
+        return tokens / world, seqs / world, int(longest)
 
-    def _loss_config(self, samples: Sequence[StepSample]) -> LossConfig:
+    def _loss_config(self, longest: int) -> LossConfig:
         config = self.config.loss
         if config.agg_mode == "seq-mean-token-sum-norm" and config.loss_scale_factor is None:
             # "The padded length" must be the step's, not each micro-batch's, or packing changes the gradient.
-            longest = max(len(s.response_ids) for s in samples)
             return dataclasses.replace(config, loss_scale_factor=float(longest))
         return config
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The full weights in Hugging Face names, on CPU (gathered from the ZeRO-3 partitions)."""
+        """The full weights in Hugging Face names, on CPU (gathered from the ZeRO-3 partitions; LoRA merged)."""
         if self.config.zero_stage == 3:
-            return {k: v.detach().cpu() for k, v in self.engine._zero3_consolidated_16bit_state_dict().items()}
-        return {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+            gathered = self.engine._zero3_consolidated_16bit_state_dict() or {}  # empty except on rank 0
+            state = {k: v.detach().cpu() for k, v in gathered.items()}
+        else:
+            state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        if self.config.lora and state:
+            return merge_lora(state, self.config.lora_alpha / self.config.lora_rank)
+        return state
 
     def export_weights(self, out_dir: Path) -> Path:
         """Write the current weights to the new directory `out_dir` as a complete HF model dir; returns it.
@@ -361,8 +540,9 @@ class Learner:
         return await sync.update_weights(self.state_dict(), self.version)
 
     def close(self) -> None:
-        """Free the DeepSpeed engine (the process group stays for the next learner)."""
+        """Free the DeepSpeed engine and the reference (the process group stays for the next learner)."""
         self.engine.destroy()
+        self.reference = None
 
 
 _SUMMED = ("loss", "pg_loss", "kl")  # each micro-batch's value is its share of the step's: they add up

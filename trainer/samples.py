@@ -7,10 +7,12 @@ the advantage of the episode it belongs to (broadcast to every turn). Tensors ar
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from droidrl.rollout.agent import Episode, Turn
@@ -30,6 +32,8 @@ class StepSample:
     episode_id: str = ""
     task: str = ""
     turn: int = 0
+    # The screenshots the prompt shows (uint8 HxWx3), one per image placeholder in `prompt_ids`, in order.
+    images: list[np.ndarray] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.prompt_ids or not self.response_ids:
@@ -49,8 +53,10 @@ class StepSample:
         return len(self.prompt_ids) + len(self.response_ids)
 
 
-def sample_from_turn(turn: Turn, advantage: float, episode_id: str = "", task: str = "") -> StepSample:
-    """The training sample of one agent turn."""
+def sample_from_turn(
+    turn: Turn, advantage: float, episode_id: str = "", task: str = "", images: Sequence[np.ndarray] = ()
+) -> StepSample:
+    """The training sample of one agent turn; `images` are the screenshots its prompt shows (`turn.image_turns`)."""
     return StepSample(
         prompt_ids=list(turn.prompt_ids),
         response_ids=list(turn.response_ids),
@@ -60,16 +66,35 @@ def sample_from_turn(turn: Turn, advantage: float, episode_id: str = "", task: s
         episode_id=episode_id,
         task=task,
         turn=turn.index,
+        images=list(images),
     )
 
 
 def samples_from_episode(episode: Episode, advantage: float) -> list[StepSample]:
-    """Every turn of `episode` as a sample carrying the episode's advantage (turns with no response are skipped)."""
+    """Every turn of `episode` as a sample carrying the episode's advantage (turns with no response are skipped).
+
+    A turn whose prompt showed screenshots gets them back, decoded from the episode's PNGs.
+    """
     return [
-        sample_from_turn(turn, advantage, episode.episode_id, episode.task)
+        sample_from_turn(turn, advantage, episode.episode_id, episode.task, _turn_images(episode, turn))
         for turn in episode.turns
         if turn.response_ids
     ]
+
+
+def _turn_images(episode: Episode, turn: Turn) -> list[np.ndarray]:
+    from PIL import Image
+
+    images = []
+    for screen in turn.image_turns:
+        png = episode.screenshots[screen] if screen < len(episode.screenshots) else None
+        if png is None:
+            raise ValueError(
+                f"episode {episode.episode_id} turn {turn.index} showed screen {screen} but its screenshot was not "
+                "kept; keep the screenshots of image turns to train a vision model on them"
+            )
+        images.append(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")))  # as the prompt decoded it
+    return images
 
 
 def samples_from_groups(
@@ -109,11 +134,20 @@ class MicroBatch:
     rollout_logprobs: torch.Tensor  # (rows, width - 1) float, 0 outside the response
     old_logprobs: torch.Tensor | None  # (rows, width - 1) float, or None when not recomputed yet
     advantages: torch.Tensor  # (rows, width - 1) float: the sample's advantage on its response tokens
+    # Vision-language models only (set by the learner): the rows' images in placeholder order and positions.
+    pixel_values: torch.Tensor | None = None  # (patches, channels * patch area)
+    image_grid_thw: torch.Tensor | None = None  # (images, 3) long
+    position_ids: torch.Tensor | None = None  # (3, rows, width) multimodal RoPE, or (rows, width)
 
     @property
     def tokens(self) -> int:
         """Response tokens (the ones the loss reads)."""
         return int(self.response_mask.sum())
+
+    def vision_inputs(self) -> dict[str, torch.Tensor]:
+        """The extra keyword inputs of a vision-language forward pass (empty for text)."""
+        names = ("pixel_values", "image_grid_thw", "position_ids")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
     def to(self, device: Any) -> MicroBatch:
         """The same batch on `device`."""

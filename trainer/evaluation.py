@@ -1,0 +1,122 @@
+"""Success rate of a policy on the evaluation set, with Wilson 95% confidence intervals, per difficulty and task."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from droidrl.rollout.agent import Agent
+from droidrl.rollout.collector import Collector, CollectorConfig, Group, TaskInstance
+from droidrl.rollout.envpool import EnvPool
+
+
+def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a binomial rate (95% for z = 1.96); (0, 1) when total is 0."""
+    if total == 0:
+        return 0.0, 1.0
+    p = successes / total
+    denominator = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denominator
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def difference_interval(a: tuple[int, int], b: tuple[int, int], z: float = 1.96) -> tuple[float, float]:
+    """Newcombe's interval for rate(b) - rate(a) from the two Wilson intervals (hybrid score method)."""
+    (sa, na), (sb, nb) = a, b
+    pa, pb = sa / max(na, 1), sb / max(nb, 1)
+    la, ua = wilson_interval(sa, na, z)
+    lb, ub = wilson_interval(sb, nb, z)
+    diff = pb - pa
+    lower = diff - math.sqrt((pb - lb) ** 2 + (ua - pa) ** 2)
+    upper = diff + math.sqrt((ub - pb) ** 2 + (pa - la) ** 2)
+    return lower, upper
+
+
+@dataclass
+class EvalResult:
+    """Successes and episodes of one evaluation, overall and split by difficulty and by task template."""
+
+    step: int
+    successes: int
+    episodes: int
+    by_difficulty: dict[str, tuple[int, int]] = field(default_factory=dict)
+    by_task: dict[str, tuple[int, int]] = field(default_factory=dict)
+    mean_length: float = 0.0
+    invalid_rate: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.successes / self.episodes if self.episodes else 0.0
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson_interval(self.successes, self.episodes)
+
+    def metrics(self) -> dict[str, float]:
+        low, high = self.interval
+        out = {"eval/success_rate": self.rate, "eval/ci_low": low, "eval/ci_high": high}
+        out |= {"eval/episodes": float(self.episodes), "eval/mean_length": self.mean_length}
+        out |= {"eval/invalid_rate": self.invalid_rate, "eval/seconds": self.seconds}
+        for difficulty, (wins, total) in self.by_difficulty.items():
+            out[f"eval/success_rate/{difficulty}"] = wins / total if total else 0.0
+        return out
+
+    def to_dict(self) -> dict:
+        low, high = self.interval
+        return {
+            "step": self.step,
+            "successes": self.successes,
+            "episodes": self.episodes,
+            "success_rate": self.rate,
+            "ci95": [low, high],
+            "by_difficulty": {k: list(v) for k, v in self.by_difficulty.items()},
+            "by_task": {k: list(v) for k, v in self.by_task.items()},
+            "mean_length": self.mean_length,
+            "invalid_rate": self.invalid_rate,
+            "seconds": self.seconds,
+        }
+
+
+def summarise(groups: Iterable[Group], step: int, seconds: float = 0.0) -> EvalResult:
+    """Count the successes of finished groups."""
+    result = EvalResult(step=step, successes=0, episodes=0, seconds=seconds)
+    turns = invalid = 0
+    for group in groups:
+        for episode in group.episodes:
+            win = int(episode.success)
+            result.successes += win
+            result.episodes += 1
+            turns += episode.length
+            invalid += episode.invalid_actions
+            for table, key in ((result.by_difficulty, episode.difficulty), (result.by_task, episode.template)):
+                wins, total = table.get(key, (0, 0))
+                table[key] = (wins + win, total + 1)
+    result.mean_length = turns / result.episodes if result.episodes else 0.0
+    result.invalid_rate = invalid / turns if turns else 0.0
+    return result
+
+
+async def evaluate(
+    agent: Agent,
+    pool: EnvPool,
+    instances: Sequence[TaskInstance],
+    samples: int,
+    step: int,
+    concurrency: int,
+    run_id: str = "eval",
+) -> EvalResult:
+    """Play every instance `samples` times with `agent` (its own sampling settings) and count successes.
+
+    A separate collector with no staleness bound: evaluation never holds back or counts toward training.
+    """
+    config = CollectorConfig(
+        group_size=samples, batch_size=max(1, len(instances)), max_concurrent_episodes=concurrency, max_staleness=0
+    )
+    collector = Collector(agent, pool, config, run_id=f"{run_id}-{step}")
+    started = time.perf_counter()
+    groups = await collector.collect(instances)
+    return summarise(groups, step, time.perf_counter() - started)

@@ -1,0 +1,544 @@
+"""The `droidrl train` loop: SFT warm start, then online RL with evaluation, checkpoints and metrics.
+
+One RL step: the curriculum sampler feeds task instances to the collector, which streams finished
+groups under the staleness bound; B groups make a batch; AdaGRPO shapes rewards (SPA), computes group
+advantages, mutes groups without signal and mixes in replayed positives (AdaPR); the learner takes
+one optimizer step on the step-wise samples; the new weights reach the engine as the next policy
+version; the collector is told, and admits the next groups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from droidrl.algorithms.adagrpo import PositiveReplay, prepare_batch
+from droidrl.checkpoints.run_state import find_latest, load_checkpoint, save_checkpoint
+from droidrl.curricula.config import resolve_tasks
+from droidrl.curricula.sampler import CurriculumSampler
+from droidrl.rollout.agent import Agent, AgentConfig, Episode
+from droidrl.rollout.collector import Collector, Group
+from droidrl.rollout.engines.base import Engine, SamplingParams
+from droidrl.rollout.engines.weight_sync import FileWeightSync
+from droidrl.rollout.prompts import PromptConfig
+from droidrl.trainer.config import TrainConfig
+from droidrl.trainer.evaluation import EvalResult, evaluate
+from droidrl.trainer.samples import StepSample, samples_from_episode
+from droidrl.trainer.tracking import Tracker
+
+START_FILE = "start.json"  # which policy the learner was built from: a resume must build it the same way
+
+
+@dataclass
+class Trajectory:
+    """An episode as the replay buffer keeps it: its shaped reward, length and advantage (ReplayItem)."""
+
+    episode: Episode
+    reward: float
+    length: int
+    advantage: float
+
+
+@dataclass
+class TrainSummary:
+    """What a `train` call did."""
+
+    run_dir: Path
+    steps: int
+    version: int
+    evals: list[EvalResult]
+    final_model: Path | None
+    seconds: float
+    phase_seconds: dict[str, float]
+    sft: dict[str, Any] | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class Events:
+    """Callbacks for a user interface (progress bars); each may be None."""
+
+    phase: Callable[[str, int | None], None] | None = None  # a phase starts: name, total units (None: unknown)
+    advance: Callable[[str, int], None] | None = None  # units of the current phase done
+    step: Callable[[int, dict[str, float]], None] | None = None  # an RL step finished: step, metrics
+    evaluated: Callable[[EvalResult], None] | None = None
+
+    def emit(self, name: str, *args: Any) -> None:
+        callback = getattr(self, name)
+        if callback is not None:
+            callback(*args)
+
+
+# ---- the batch: groups -> step-wise samples ----------------------------------------------------------
+
+
+def build_batch(
+    groups: Sequence[Group], config: TrainConfig, replay: PositiveReplay, rng: random.Random
+) -> tuple[list[StepSample], dict[str, float]]:
+    """AdaGRPO on B groups: SPA, dynamic sampling, advantages, AdaPR; the step-wise samples to train on."""
+    episodes = [episode for group in groups for episode in group.episodes]
+    prepared = prepare_batch(
+        rewards=[e.reward for e in episodes],
+        lengths=[max(1, e.length) for e in episodes],
+        group_ids=[group.group_id for group in groups for _ in group.episodes],
+        config=config.algorithm,
+        task_ids=[e.template for e in episodes],
+        rng=rng,
+    )
+    trajectories = [
+        Trajectory(e, reward, max(1, e.length), advantage)
+        for e, reward, advantage in zip(episodes, prepared.rewards, prepared.advantages, strict=True)
+    ]
+    kept = [t for t, keep in zip(trajectories, prepared.mask, strict=True) if keep and t.advantage != 0.0]
+    replayed = replay.step(kept) if config.algorithm.replay.enabled else []
+    samples = [s for t in kept for s in samples_from_episode(t.episode, t.advantage)]
+    samples += [s for r in replayed for s in samples_from_episode(r.item.episode, r.advantage)]
+    metrics = {f"algo/{k}": v for k, v in prepared.metrics.items()}
+    metrics |= {f"replay/{k}": v for k, v in replay.stats().items()}
+    metrics["replay/mixed_trajectories"] = float(len(replayed))
+    metrics["batch/trained_trajectories"] = float(len(kept))
+    metrics["batch/samples"] = float(len(samples))
+    return samples, metrics
+
+
+def rollout_metrics(groups: Sequence[Group], version: int) -> dict[str, float]:
+    """Rewards, success by difficulty, lengths, invalid actions and staleness of one batch of groups."""
+    episodes = [e for g in groups for e in g.episodes]
+    turns = sum(e.length for e in episodes)
+    out = {
+        "rollout/reward_mean": float(np.mean([e.reward for e in episodes])) if episodes else 0.0,
+        "rollout/success_rate": float(np.mean([e.success for e in episodes])) if episodes else 0.0,
+        "rollout/episode_length": turns / len(episodes) if episodes else 0.0,
+        "rollout/invalid_rate": sum(e.invalid_actions for e in episodes) / turns if turns else 0.0,
+        "rollout/response_tokens": float(sum(e.tokens for e in episodes)),
+    }
+    by_difficulty: dict[str, list[bool]] = {}
+    for e in episodes:
+        by_difficulty.setdefault(e.difficulty or "unknown", []).append(e.success)
+    for difficulty, wins in by_difficulty.items():
+        out[f"rollout/success_rate/{difficulty}"] = float(np.mean(wins))
+    lags = [version - e.min_version for e in episodes if e.min_version >= 0]
+    out["rollout/staleness_max"] = float(max(lags)) if lags else 0.0
+    out["rollout/staleness_mean"] = float(np.mean(lags)) if lags else 0.0
+    return out
+
+
+def importance_metrics(samples: Sequence[StepSample]) -> dict[str, float]:
+    """How far the trainer's recomputed old logprobs are from the engine's (the TIS weights' inputs)."""
+    diffs = [
+        o - r
+        for s in samples
+        if s.old_logprobs is not None
+        for o, r in zip(s.old_logprobs, s.rollout_logprobs, strict=True)
+    ]
+    if not diffs:
+        return {}
+    weights = np.exp(np.asarray(diffs))
+    return {
+        "is/weight_mean": float(weights.mean()),
+        "is/weight_max": float(weights.max()),
+        "is/weight_min": float(weights.min()),
+        "is/abs_logprob_diff_max": float(np.abs(diffs).max()),
+    }
+
+
+# ---- the parts of a run -----------------------------------------------------------------------------
+
+
+def prompt_config(config: TrainConfig) -> PromptConfig:
+    return PromptConfig(observation=config.model.observation, max_history_turns=config.model.history)
+
+
+def agent_config(config: TrainConfig, temperature: float, seed: int) -> AgentConfig:
+    sampling = SamplingParams(
+        temperature=temperature, top_p=config.rollout.top_p, max_tokens=config.rollout.max_tokens, seed=seed
+    )
+    return AgentConfig(prompt=prompt_config(config), sampling=sampling, max_steps=config.env.max_steps)
+
+
+def env_options(config: TrainConfig) -> dict[str, Any]:
+    """AndroidEnv settings every phone gets."""
+    options: dict[str, Any] = {"interruptions": config.env.interruptions}
+    if config.env.max_steps is not None:
+        options["max_steps"] = config.env.max_steps
+    return options
+
+
+def start_pool(config: TrainConfig) -> Any:
+    """Simulated phones: in Ray env actors (joining a running cluster, else a local one) or in this process."""
+    screenshots = config.model.observation != "xml"
+    if not config.env.ray:
+        from droidrl.rollout.envpool import LocalEnvPool
+
+        return LocalEnvPool(config.env.phones, screenshots=screenshots, **env_options(config))
+    from droidrl.cluster.farm import RayEnvPool, ensure_ray
+
+    ensure_ray(devices=config.env.phones)
+    per_actor = min(config.env.phones_per_actor, config.env.phones)
+    return RayEnvPool(
+        actors=-(-config.env.phones // per_actor),
+        devices_per_actor=per_actor,
+        screenshots=screenshots,
+        env=env_options(config),
+    )
+
+
+async def start_engine(config: TrainConfig, model_dir: Path) -> tuple[Engine, str]:
+    from droidrl.rollout.run import engine_kind
+    from droidrl.rollout.run import start_engine as start
+
+    kind = engine_kind(config.rollout.engine)
+    engine = await start(kind, str(model_dir), config.env.phones, max_model_len=config.rollout.max_model_len)
+    return engine, kind
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def prepare_policy(config: TrainConfig, run_dir: Path, events: Events) -> tuple[Path, dict[str, Any] | None]:
+    """The policy RL starts from: model.path, or a fresh tiny model; then SFT on demonstrations when enabled."""
+    from droidrl.rollout.models import init_model
+
+    if config.model.path is not None:
+        policy = Path(config.model.path)
+    else:
+        events.emit("phase", "init model", None)
+        policy = init_model(config.model.preset, run_dir / "init", seed=config.seed)
+    if not config.sft_enabled:
+        return policy, None
+    return run_warm_start(config, policy, run_dir, events)
+
+
+def run_warm_start(config: TrainConfig, policy: Path, run_dir: Path, events: Events) -> tuple[Path, dict[str, Any]]:
+    """SFT: expert demonstrations recorded through the same agent loop as RL (same prompts), plus any files."""
+    from transformers import AutoTokenizer
+
+    from droidrl.rollout.records import write_groups
+    from droidrl.trainer.sft import (
+        SFTConfig,
+        collect_demonstrations_async,
+        demonstration_samples,
+        load_demonstrations,
+        run_sft,
+    )
+
+    sft = config.sft
+    samples: list[StepSample] = []
+    demos = 0
+    if sft.seeds > 0:
+        names = resolve_tasks(sft.tasks if sft.tasks is not None else config.curriculum.tasks, "tasks")
+        events.emit("phase", "expert demonstrations", len(names) * sft.seeds)
+        tokenizer = AutoTokenizer.from_pretrained(policy)
+        done = 0
+
+        def count(_: Episode) -> None:
+            nonlocal done
+            done += 1
+            events.emit("advance", "expert demonstrations", done)
+
+        groups = asyncio.run(
+            collect_demonstrations_async(
+                names,
+                list(range(sft.seeds)),
+                tokenizer,
+                on_episode=count,
+                agent_config=agent_config(config, config.rollout.temperature, config.seed),
+                max_model_len=config.rollout.max_model_len,
+                **env_options(config),
+            )
+        )
+        write_groups(groups, run_dir / "sft" / "demonstrations.parquet", run_id="sft", batch_id=0)
+        samples += demonstration_samples(groups)
+        demos = sum(1 for g in groups for e in g.episodes if e.success)
+    if sft.demos:
+        samples += load_demonstrations(sft.demos)
+    if not samples:
+        raise ValueError("sft is enabled but there are no demonstrations: set sft.seeds >= 1 or give sft.demos")
+    steps_per_epoch = -(-len(samples) // sft.batch_size)
+    events.emit("phase", "sft", sft.epochs * steps_per_epoch)
+    done_steps = 0
+
+    def on_step(_: int, __: dict[str, float]) -> None:
+        nonlocal done_steps
+        done_steps += 1
+        events.emit("advance", "sft", done_steps)
+
+    result = run_sft(
+        policy,
+        run_dir / "sft" / "model",
+        samples,
+        epochs=sft.epochs,
+        lr=sft.lr,
+        config=SFTConfig(
+            batch_size=sft.batch_size,
+            max_tokens_per_micro_batch=sft.max_tokens_per_micro_batch,
+            zero_stage=config.trainer.zero_stage,
+            grad_clip=config.trainer.grad_clip,
+            seed=config.seed,
+        ),
+        on_step=on_step,
+    )
+    info = {
+        "demonstrations": demos,
+        "samples": result.samples,
+        "steps": result.steps,
+        "epoch_nll": result.epoch_losses,
+        "seconds": result.seconds,
+    }
+    return result.model_dir, info
+
+
+# ---- the run ----------------------------------------------------------------------------------------
+
+
+class Run:
+    """The live parts of one training run and the loop over them."""
+
+    def __init__(self, config: TrainConfig, resume: bool, events: Events | None = None) -> None:
+        self.config = config
+        self.resume = resume
+        self.events = events or Events()
+        self.run_dir = Path(config.run_dir)
+        self.checkpoints = self.run_dir / "checkpoints"
+        self.phase_seconds: dict[str, float] = {}
+        self.evals: list[EvalResult] = []
+        self.history: list[dict[str, float]] = []
+        self.sft: dict[str, Any] | None = None
+        self.step = 0
+        self.rng = random.Random(config.seed)
+        self.engine_kind = ""
+
+    # -- set-up ------------------------------------------------------------------------------------
+
+    def prepare(self) -> Path:
+        """Check the run directory, write the config, and make (or find) the starting policy."""
+        latest = find_latest(self.checkpoints)
+        start_file = self.run_dir / START_FILE
+        if self.resume:
+            if latest is None or not start_file.exists():
+                raise FileNotFoundError(f"--resume: no checkpoint under {self.checkpoints}; start the run without it")
+            start = json.loads(start_file.read_text())
+            self.sft = start.get("sft")
+            return Path(start["policy"])
+        if latest is not None:
+            raise FileExistsError(
+                f"{self.run_dir} already holds checkpoints (newest {latest.name}): pass --resume to continue it, "
+                "or choose another run_dir"
+            )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.yaml").write_text(self.config.to_yaml())
+        seed_everything(self.config.seed)
+        started = time.perf_counter()
+        policy, self.sft = prepare_policy(self.config, self.run_dir, self.events)
+        self.phase_seconds["sft"] = time.perf_counter() - started
+        start_file.write_text(json.dumps({"policy": str(policy), "sft": self.sft}, indent=2))
+        return policy
+
+    async def run(self, policy: Path) -> TrainSummary:
+        from transformers import AutoTokenizer
+
+        from droidrl.trainer.learner import Learner
+
+        config = self.config
+        started = time.perf_counter()
+        self.events.emit("phase", "start learner", None)
+        learner = Learner(config.learner_config(policy))
+        sampler = CurriculumSampler(config.curriculum)
+        replay = PositiveReplay(config.algorithm.replay)
+        state = None
+        if self.resume:
+            state = load_checkpoint(self.checkpoints, learner, sampler, replay, verify=config.checkpoint.verify)
+            self.step = state.step
+            if "loop_rng" in state.counters:
+                self.rng.setstate(state.counters["loop_rng"])
+        tracker = Tracker(
+            self.run_dir, config.logging.wandb, config.logging.project, config.logging.name, _plain(config)
+        )
+        engine = pool = None
+        try:
+            self.events.emit("phase", "start engine and phones", None)
+            engine, self.engine_kind = await start_engine(config, policy)
+            sync = FileWeightSync(engine, root=self.run_dir / "weights", copy_from=policy)
+            pool = start_pool(config)
+            if hasattr(pool, "start"):
+                await pool.start()
+            if learner.version != 0:  # resumed: the engine serves the checkpoint's weights
+                await learner.sync_weights(sync)
+            tokenizer = AutoTokenizer.from_pretrained(policy)
+            agent = Agent(engine, tokenizer, agent_config(config, config.rollout.temperature, config.seed))
+            eval_agent = Agent(engine, tokenizer, agent_config(config, config.eval.temperature, config.seed + 1))
+            collector = Collector(agent, pool, config.collector, run_id="train")
+            buffered: list[Group] = []
+            if state is not None:
+                state.restore_collector(collector)
+                buffered = list(state.buffered_groups)
+                self.evals = [EvalResult(**e) for e in state.counters.get("evals", [])]
+            elif config.eval.before:
+                await self._evaluate(eval_agent, pool, sampler, tracker)
+            await self._train(learner, sampler, replay, collector, sync, eval_agent, pool, tracker, buffered)
+            if self.step > 0 and (not self.evals or self.evals[-1].step != self.step):
+                await self._evaluate(eval_agent, pool, sampler, tracker)
+            final = learner.export_weights(self.run_dir / "final") if self.step > 0 else None
+        finally:
+            tracker.close()
+            if engine is not None:
+                await engine.close()
+            if hasattr(pool, "close"):
+                pool.close()
+            learner.close()
+        return TrainSummary(
+            run_dir=self.run_dir,
+            steps=self.step,
+            version=learner.version,
+            evals=self.evals,
+            final_model=final,
+            seconds=time.perf_counter() - started + self.phase_seconds.get("sft", 0.0),
+            phase_seconds=self.phase_seconds,
+            sft=self.sft,
+            history=self.history,
+        )
+
+    # -- the loop -----------------------------------------------------------------------------------
+
+    async def _train(
+        self,
+        learner: Any,
+        sampler: CurriculumSampler,
+        replay: PositiveReplay,
+        collector: Collector,
+        sync: FileWeightSync,
+        eval_agent: Agent,
+        pool: Any,
+        tracker: Tracker,
+        buffered: list[Group],
+    ) -> None:
+        config = self.config
+        batch_size = config.collector.batch_size
+        if self.step >= config.steps:
+            return
+        self.events.emit("phase", "rl", config.steps)
+        self.events.emit("advance", "rl", self.step)
+        stream = collector.stream(sampler.instances(batch_size))
+        async with contextlib.aclosing(stream):
+            while self.step < config.steps:
+                waited = time.perf_counter()
+                while len(buffered) < batch_size:
+                    buffered.append(await anext(stream))
+                batch, buffered[:] = buffered[:batch_size], buffered[batch_size:]
+                metrics = {"time/collect": time.perf_counter() - waited}
+                metrics |= await self._step(learner, sampler, replay, batch, sync)
+                for name in ("collect", "train", "weight_sync"):
+                    self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + metrics[f"time/{name}"]
+                collector.set_trainer_version(learner.version)
+                self.step += 1
+                metrics |= sampler.metrics()
+                metrics |= {f"collector/{k}": float(v) for k, v in _numbers(collector.stats.as_dict()).items()}
+                metrics |= {f"pool/{k}": float(v) for k, v in _numbers(pool.stats()).items()}
+                metrics["version"] = float(learner.version)
+                self.history.append(metrics)
+                tracker.log(metrics, self.step)
+                self.events.emit("step", self.step, metrics)
+                self.events.emit("advance", "rl", self.step)
+                if config.eval.every and self.step % config.eval.every == 0 and self.step < config.steps:
+                    await self._evaluate(eval_agent, pool, sampler, tracker)
+                last = self.step == config.steps
+                if last or (config.checkpoint.every and self.step % config.checkpoint.every == 0):
+                    self._checkpoint(learner, sampler, replay, collector, buffered)
+
+    async def _step(
+        self,
+        learner: Any,
+        sampler: CurriculumSampler,
+        replay: PositiveReplay,
+        batch: list[Group],
+        sync: FileWeightSync,
+    ) -> dict[str, float]:
+        metrics = rollout_metrics(batch, learner.version)
+        sampler.update(batch, step=self.step)
+        samples, algo = build_batch(batch, self.config, replay, self.rng)
+        metrics |= algo
+        started = time.perf_counter()
+        if samples:
+            # In a thread: the event loop keeps serving episodes still running (max_staleness > 0).
+            metrics |= {f"train/{k}": v for k, v in (await asyncio.to_thread(learner.train_step, samples)).items()}
+            metrics |= importance_metrics(samples)
+        else:  # nothing to learn from (every group silent): the policy version still moves on
+            learner.version += 1
+        metrics["time/train"] = time.perf_counter() - started
+        metrics["time/weight_sync"] = await learner.sync_weights(sync)
+        return metrics
+
+    async def _evaluate(self, agent: Agent, pool: Any, sampler: CurriculumSampler, tracker: Tracker) -> None:
+        instances = sampler.eval_instances()
+        self.events.emit("phase", f"eval at step {self.step}", None)
+        result = await evaluate(
+            agent,
+            pool,
+            instances,
+            samples=self.config.eval.samples,
+            step=self.step,
+            concurrency=self.config.collector.max_concurrent_episodes,
+        )
+        self.evals.append(result)
+        self.phase_seconds["eval"] = self.phase_seconds.get("eval", 0.0) + result.seconds
+        tracker.log(result.metrics(), self.step)
+        (self.run_dir / "evals.json").write_text(json.dumps([e.to_dict() for e in self.evals], indent=2))
+        self.events.emit("evaluated", result)
+
+    def _checkpoint(
+        self, learner: Any, sampler: CurriculumSampler, replay: PositiveReplay, collector: Collector, buffered: list
+    ) -> None:
+        started = time.perf_counter()
+        counters = {
+            "accepted": collector.accepted,
+            "next_index": collector.next_index,
+            "trainer_version": learner.version,
+            "loop_rng": self.rng.getstate(),
+            "evals": [dataclasses.asdict(e) for e in self.evals],
+        }
+        save_checkpoint(
+            self.checkpoints,
+            self.step,
+            learner,
+            sampler,
+            replay,
+            buffered_groups=buffered,
+            counters=counters,
+            keep=self.config.checkpoint.keep,
+        )
+        self.phase_seconds["checkpoint"] = self.phase_seconds.get("checkpoint", 0.0) + time.perf_counter() - started
+
+
+def _numbers(values: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def _plain(config: TrainConfig) -> dict[str, Any]:
+    from droidrl.typed_config import to_dict
+
+    return to_dict(config)
+
+
+def train(config: TrainConfig, resume: bool = False, events: Events | None = None) -> TrainSummary:
+    """Run `config` to `config.steps` RL steps (SFT first when enabled).
+
+    `resume` continues run_dir from its newest checkpoint.
+    """
+    run = Run(config, resume, events)
+    policy = run.prepare()
+    return asyncio.run(run.run(policy))
