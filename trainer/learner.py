@@ -224,8 +224,8 @@ class Learner:
                     param.requires_grad_(False)
         if config.lora:
             model = self._add_lora(model)
-        self.pad_id = int(getattr(model.config, "pad_token_id", None) or 0)
-        image_token = getattr(model.config, "image_token_id", None)
+        self.pad_id = int(getattr(self.hf_model.config, "pad_token_id", None) or 0)
+        image_token = getattr(self.hf_model.config, "image_token_id", None)
         self.image_token_id: int | None = int(image_token) if image_token is not None else None
         self._image_processor: Any = None  # loaded with the first vision sample
         # The KL term's reference: the initial policy, frozen. Under LoRA it is the same module with its
