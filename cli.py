@@ -167,12 +167,6 @@ def _tap_text(farm: Farm, serial: str, text: str) -> bool:
     return True
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from droidrl.train import main as train_main
-
-    return train_main(args.train_args)
-
-
 def cmd_farm(args: argparse.Namespace) -> int:
     if args.phones < 1:
         raise CliError(f"--phones must be >= 1, got {args.phones}")
@@ -445,13 +439,8 @@ def cmd_sft(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="droidrl", description="Online RL for Android GUI agents.")
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser(
-        "train",
-        help="the main job: SFT warm start then online RL (see droidrl train --help)",
-        add_help=False,
-    )
-    train.add_argument("train_args", nargs=argparse.REMAINDER)
-    train.set_defaults(func=cmd_train)
+    # Listed for the help text only: main() hands `train ...` to droidrl.train's own parser.
+    sub.add_parser("train", help="the main job: SFT warm start then online RL (see droidrl train --help)")
     farm = sub.add_parser("farm", help="boot a farm of simulated phones and check each one through the real adb")
     farm.add_argument("--phones", type=int, default=4, help="simulated phones to start (default 4)")
     farm.add_argument("--serve", action="store_true", help="keep the farm running until Ctrl-C")
@@ -502,6 +491,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["train"]:  # its own parser: a config file, dotted overrides and options in any order
+        from droidrl.train import main as train_main
+
+        return train_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

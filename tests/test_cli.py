@@ -1,11 +1,12 @@
-"""The `droidrl` command end to end: `train` boots and checks a simulated phone farm; `tasks` and `play`."""
+"""The `droidrl` command end to end: `farm` boots and checks simulated phones; `train --help`, `tasks` and `play`."""
 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 
-def test_train_boots_and_checks_a_farm(tmp_path):
+def test_farm_boots_and_checks_phones(tmp_path):
     env = dict(os.environ, COLUMNS="120", HOME=str(tmp_path))
     result = subprocess.run(
         [sys.executable, "-m", "droidrl.cli", "farm", "--phones", "2"],
@@ -15,14 +16,14 @@ def test_train_boots_and_checks_a_farm(tmp_path):
         env=env,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "the RL training loop is not built yet" in result.stdout
+    assert "droidrl farm: boots 2 simulated phones" in result.stdout
     rows = [line for line in result.stdout.splitlines() if "emulator-" in line]
     assert len(rows) == 2
     for row in rows:
         assert row.count("yes") == 2 and "1080x2400" in row
 
 
-def test_train_rejects_bad_phone_count():
+def test_farm_rejects_bad_phone_count():
     result = subprocess.run(
         [sys.executable, "-m", "droidrl.cli", "farm", "--phones", "0"],
         capture_output=True,
@@ -81,3 +82,13 @@ def test_rollout_plays_a_suite_and_writes_records(tmp_path):
 def test_rollout_bad_config_is_a_clear_error(tmp_path):
     result = _droidrl("rollout", "--model", str(tmp_path), "--out", str(tmp_path))
     assert result.returncode == 2 and "is not a Hugging Face model directory" in result.stdout
+
+
+def test_train_help_and_print_config_start_nothing(tmp_path):
+    result = _droidrl("train", "--help")
+    assert result.returncode == 0 and "[CONFIG] [KEY=VALUE ...]" in result.stdout and "--resume" in result.stdout
+    result = _droidrl("train", "configs/default.yaml", "steps=3", "--print-config", cwd=Path(__file__).parents[1])
+    assert result.returncode == 0, result.stderr
+    assert "steps: 3\n" in result.stdout and "run_dir: runs/train\n" in result.stdout
+    result = _droidrl("train", "steps=-1")
+    assert result.returncode == 2 and "steps: must be >= 0; got -1" in result.stderr

@@ -18,7 +18,7 @@ import yaml
 from droidrl.algorithms.config import AlgorithmConfig
 from droidrl.curricula.config import CurriculumConfig
 from droidrl.rollout.collector import CollectorConfig
-from droidrl.trainer.learner import LearnerConfig
+from droidrl.trainer.learner_config import LearnerConfig
 from droidrl.typed_config import ConfigError, apply_overrides, fail, from_dict, to_dict
 
 OBSERVATIONS = ("xml", "screenshot", "both")
@@ -197,8 +197,6 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _at_least("steps", self.steps, 0)
         _at_least("seed", self.seed, 0)
-        if self.algorithm.loss.kl_coef > 0 and not _learner_supports_kl():
-            fail("algorithm.loss.kl_coef", "> 0 needs a reference model, which the learner does not hold yet; use 0")
 
     @property
     def sft_enabled(self) -> bool:
@@ -220,18 +218,14 @@ class TrainConfig:
         return yaml.safe_dump(to_dict(self), sort_keys=False)
 
 
-def _learner_supports_kl() -> bool:
-    try:
-        LearnerConfig(loss=dataclasses.replace(AlgorithmConfig().loss, kl_coef=0.1))
-    except ValueError:
-        return False
-    return True
-
-
 def _local_gpus() -> int:
-    import torch  # only when GPUs are asked for: importing torch takes seconds
-
-    return torch.cuda.device_count()
+    """NVIDIA GPUs the driver lists, limited by CUDA_VISIBLE_DEVICES (importing torch would take seconds)."""
+    listed = Path("/proc/driver/nvidia/gpus")
+    count = len(list(listed.iterdir())) if listed.is_dir() else 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        count = min(count, len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"]))
+    return count
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
