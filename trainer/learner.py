@@ -82,15 +82,25 @@ def load_hf_model(path: str, dtype: torch.dtype) -> Any:
 def sequence_logprobs(model: Any, batch: MicroBatch) -> torch.Tensor:
     """log p(token t + 1 | tokens <= t) for every position of `batch`: (rows, width - 1), float32.
 
-    The same numbers the engines store while sampling: log-softmax of the raw float logits.
+    The same numbers the engines store while sampling: log-softmax of the raw float logits. Only the
+    columns where some row has a response token are computed (0 elsewhere): a GUI agent's prompt is
+    thousands of tokens and its response tens, so the (rows, width, vocab) logits of the prompt would
+    cost most of the step's time and memory for nothing.
     """
+    columns = torch.nonzero(batch.response_mask.sum(0) > 0)[:, 0]  # position t predicts token t + 1
     logits = model(
-        input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False, **batch.vision_inputs()
-    ).logits
-    logits = logits[:, :-1].float()
-    targets = batch.input_ids[:, 1:]
-    # gather - logsumexp: the log-softmax of the sampled token without a second (rows, width, vocab) tensor.
-    return logits.gather(-1, targets[..., None])[..., 0] - torch.logsumexp(logits, dim=-1)
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        use_cache=False,
+        logits_to_keep=columns,
+        **batch.vision_inputs(),
+    ).logits.float()
+    targets = batch.input_ids[:, 1:][:, columns]
+    # gather - logsumexp: the log-softmax of the sampled token without a second (rows, columns, vocab) tensor.
+    picked = logits.gather(-1, targets[..., None])[..., 0] - torch.logsumexp(logits, dim=-1)
+    out = torch.zeros(batch.response_mask.shape, dtype=picked.dtype, device=picked.device)
+    out[:, columns] = picked
+    return out
 
 
 def merge_lora(state: dict[str, torch.Tensor], scaling: float) -> dict[str, torch.Tensor]:
