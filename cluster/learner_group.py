@@ -141,6 +141,19 @@ class LearnerGroup:
                 samples[index].old_logprobs = values
         return [list(s.old_logprobs or []) for s in samples]
 
+    def skip_step(self) -> None:
+        """Advance the version on every rank without training (see Learner.skip_step)."""
+        self.call("skip_step")
+        self.version += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        """The full weights, from rank 0 (every rank joins the ZeRO-3 gather)."""
+        return self.call("state_dict")[0]
+
+    async def sync_weights(self, sync: Any) -> float:
+        """Publish the current weights as `self.version` through a weight sync (FileWeightSync); returns seconds."""
+        return await sync.update_weights(self.state_dict(), self.version)
+
     def export_weights(self, out_dir: Path) -> Path:
         """Write the current weights as an HF model dir (rank 0 writes; every rank joins the ZeRO-3 gather)."""
         self.call("export_weights", Path(out_dir))

@@ -212,3 +212,35 @@ def test_ray_job_submit_runs_the_training_entry_point(sft_policy: Path, tmp_path
     assert sorted(_step_rows(run_dir)) == [1]
     assert (run_dir / "final" / "config.json").is_file()
     shutil.rmtree(run_dir / "checkpoints")
+
+
+def test_a_learner_group_of_two_ranks_trains_with_phones_in_ray_actors(sft_policy: Path, tmp_path: Path) -> None:
+    import ray
+
+    run_dir = tmp_path / "group"
+    config = load_config(
+        None,
+        [
+            *[o for o in FAST if o != "env.ray=false"],
+            f"run_dir={run_dir}",
+            f"model.path={sft_policy}",
+            "steps=2",
+            "env.ray=true",
+            "env.phones=4",
+            "resources.learner_workers=2",
+            "collector.group_size=4",
+            "collector.batch_size=2",
+            "collector.max_concurrent_episodes=4",
+            "eval.before=false",
+            "eval.samples=1",
+            "checkpoint.every=1",
+        ],
+    )
+    try:
+        summary = train(config)
+    finally:
+        ray.shutdown()
+    assert summary.steps == 2 and summary.version == 2
+    assert sorted(_step_rows(run_dir)) == [1, 2]
+    assert (run_dir / "checkpoints" / "step-2" / "manifest.json").is_file()
+    assert (summary.final_model / "model.safetensors").is_file()

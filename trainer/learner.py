@@ -462,6 +462,10 @@ class Learner:
             write_weights(weights, Path(out_dir), copy_from=Path(self.config.model))
         return Path(out_dir)
 
+    def skip_step(self) -> None:
+        """A step with nothing to learn from (every group muted): the policy version moves on, the weights do not."""
+        self.version += 1
+
     async def sync_weights(self, sync: Any) -> float:
         """Publish the current weights as `self.version` through a weight sync (FileWeightSync); returns seconds."""
         return await sync.update_weights(self.state_dict(), self.version)

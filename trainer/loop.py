@@ -202,6 +202,21 @@ async def start_engine(config: TrainConfig, model_dir: Path) -> tuple[Engine, st
     return engine, kind
 
 
+def start_learner(config: TrainConfig, policy: Path) -> Any:
+    """A Learner in this process, or with resources.learner_workers > 1 a LearnerGroup of Ray actor ranks."""
+    learner_config = config.learner_config(policy)
+    workers = config.resources.learner_workers
+    if workers == 1:
+        from droidrl.trainer.learner import Learner
+
+        return Learner(learner_config)
+    from droidrl.cluster.farm import ensure_ray
+    from droidrl.cluster.learner_group import LearnerGroup
+
+    ensure_ray(devices=config.env.phones)
+    return LearnerGroup(learner_config, workers, num_gpus=1 if config.resources.gpus else 0)
+
+
 def seed_everything(seed: int) -> None:
     import torch
 
@@ -357,12 +372,15 @@ class Run:
         config = self.config
         started = time.perf_counter()
         self.events.emit("phase", "start learner", None)
-        learner = Learner(config.learner_config(policy))
+        learner = start_learner(config, policy)
         sampler = CurriculumSampler(config.curriculum)
         replay = PositiveReplay(config.algorithm.replay)
         state = None
         if self.resume:
-            state = load_checkpoint(self.checkpoints, learner, sampler, replay, verify=config.checkpoint.verify)
+            if isinstance(learner, Learner):
+                state = load_checkpoint(self.checkpoints, learner, sampler, replay, verify=config.checkpoint.verify)
+            else:  # a LearnerGroup: every rank loads its DeepSpeed state
+                state = learner.load_checkpoint(self.checkpoints, sampler, replay, verify=config.checkpoint.verify)
             self.step = state.step
             if "loop_rng" in state.counters:
                 self.rng.setstate(state.counters["loop_rng"])
@@ -478,7 +496,7 @@ class Run:
             metrics |= {f"train/{k}": v for k, v in (await asyncio.to_thread(learner.train_step, samples)).items()}
             metrics |= importance_metrics(samples)
         else:  # nothing to learn from (every group silent): the policy version still moves on
-            learner.version += 1
+            learner.skip_step()
         metrics["time/train"] = time.perf_counter() - started
         metrics["time/weight_sync"] = await learner.sync_weights(sync)
         return metrics
@@ -511,16 +529,11 @@ class Run:
             "loop_rng": self.rng.getstate(),
             "evals": [dataclasses.asdict(e) for e in self.evals],
         }
-        save_checkpoint(
-            self.checkpoints,
-            self.step,
-            learner,
-            sampler,
-            replay,
-            buffered_groups=buffered,
-            counters=counters,
-            keep=self.config.checkpoint.keep,
-        )
+        parts = dict(sampler=sampler, replay=replay, buffered_groups=buffered, counters=counters)
+        if hasattr(learner, "workers"):  # a LearnerGroup: every rank writes its optimizer partition
+            learner.save_checkpoint(self.checkpoints, self.step, keep=self.config.checkpoint.keep, **parts)
+        else:
+            save_checkpoint(self.checkpoints, self.step, learner, keep=self.config.checkpoint.keep, **parts)
         self.phase_seconds["checkpoint"] = self.phase_seconds.get("checkpoint", 0.0) + time.perf_counter() - started
 
 
