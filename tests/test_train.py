@@ -1,4 +1,4 @@
-"""`droidrl train` end to end on the simulated phones: SFT warm start, RL steps, outputs, kill + resume, ray job submit."""
+"""`droidrl train` end to end on simulated phones: RL steps, kill + resume, ray job submit, learner groups."""
 
 from __future__ import annotations
 

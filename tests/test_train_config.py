@@ -103,7 +103,7 @@ def test_parse_override_reads_yaml_values() -> None:
     assert parse_override("a=[easy, medium]") == (["a"], ["easy", "medium"])
     assert parse_override("a=null") == (["a"], None)
     assert parse_override("a='1'") == (["a"], "1")
-    with pytest.raises(ConfigError, match="a.b: is a value, not a section"):
+    with pytest.raises(ConfigError, match=r"a\.b: is a value, not a section"):
         apply_overrides({"a": {"b": 1}}, ["a.b.c=2"])
 
 
