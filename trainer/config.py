@@ -83,6 +83,7 @@ class RolloutConfig:
     top_p: float = 1.0
     max_tokens: int = 64  # response tokens per turn
     max_model_len: int = 4096  # the engine's context; prompts drop their oldest turns to fit
+    save_records: bool = True  # write each trained batch's turns to <run_dir>/rollouts/step-N.parquet
 
     def __post_init__(self) -> None:
         _choice("rollout.engine", self.engine, ENGINES)

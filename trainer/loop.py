@@ -31,6 +31,7 @@ from droidrl.rollout.collector import Collector, Group
 from droidrl.rollout.engines.base import Engine, SamplingParams
 from droidrl.rollout.engines.weight_sync import FileWeightSync
 from droidrl.rollout.prompts import PromptConfig
+from droidrl.rollout.records import write_groups
 from droidrl.trainer.config import TrainConfig
 from droidrl.trainer.evaluation import EvalResult, evaluate
 from droidrl.trainer.samples import StepSample, samples_from_episode
@@ -243,7 +244,6 @@ def run_warm_start(config: TrainConfig, policy: Path, run_dir: Path, events: Eve
     """SFT: expert demonstrations recorded through the same agent loop as RL (same prompts), plus any files."""
     from transformers import AutoTokenizer
 
-    from droidrl.rollout.records import write_groups
     from droidrl.trainer.sft import (
         SFTConfig,
         collect_demonstrations_async,
@@ -487,6 +487,9 @@ class Run:
         sync: FileWeightSync,
     ) -> dict[str, float]:
         metrics = rollout_metrics(batch, learner.version)
+        if self.config.rollout.save_records:  # every trained turn, as `droidrl rollout` writes them
+            path = self.run_dir / "rollouts" / f"step-{self.step + 1:06d}.parquet"
+            await asyncio.to_thread(write_groups, batch, path, "train", self.step + 1)
         sampler.update(batch, step=self.step)
         samples, algo = build_batch(batch, self.config, replay, self.rng)
         metrics |= algo
