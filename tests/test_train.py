@@ -214,7 +214,7 @@ def test_ray_job_submit_runs_the_training_entry_point(sft_policy: Path, tmp_path
     shutil.rmtree(run_dir / "checkpoints")
 
 
-def test_a_learner_group_of_two_ranks_trains_with_phones_in_ray_actors(sft_policy: Path, tmp_path: Path) -> None:
+def test_learner_ranks_engine_replicas_and_phones_all_in_ray_actors(sft_policy: Path, tmp_path: Path) -> None:
     import ray
 
     run_dir = tmp_path / "group"
@@ -228,6 +228,7 @@ def test_a_learner_group_of_two_ranks_trains_with_phones_in_ray_actors(sft_polic
             "env.ray=true",
             "env.phones=4",
             "resources.learner_workers=2",
+            "resources.engines=2",  # two engine actors behind a Router; every weight update reaches both
             "collector.group_size=4",
             "collector.batch_size=2",
             "collector.max_concurrent_episodes=4",
@@ -241,6 +242,8 @@ def test_a_learner_group_of_two_ranks_trains_with_phones_in_ray_actors(sft_polic
     finally:
         ray.shutdown()
     assert summary.steps == 2 and summary.version == 2
-    assert sorted(_step_rows(run_dir)) == [1, 2]
+    rows = _step_rows(run_dir)
+    assert sorted(rows) == [1, 2]
+    assert rows[2]["rollout/staleness_max"] == 0.0  # both replicas served version 1 in step 2
     assert (run_dir / "checkpoints" / "step-2" / "manifest.json").is_file()
     assert (summary.final_model / "model.safetensors").is_file()

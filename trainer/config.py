@@ -124,7 +124,7 @@ class EvalConfig:
 
     every: int = 0  # RL steps between evaluations; 0: only before RL and at the end
     before: bool = True  # evaluate the starting policy (after SFT) before the first RL step
-    samples: int = 4  # episodes per evaluation instance
+    samples: int = 8  # episodes per evaluation instance
     temperature: float = 1.0  # the policy is evaluated as it samples, so episodes are independent draws
 
     def __post_init__(self) -> None:
@@ -173,9 +173,26 @@ class ResourcesConfig:
         _at_least("resources.engines", self.engines, 1)
 
 
+# The embedded default trains on a held-in set of easy and medium Settings tasks (evaluated on unseen seeds).
+DEFAULT_TASKS = [
+    "SystemWifiTurnOff",
+    "SystemWifiTurnOn",
+    "SystemAirplaneModeOn",
+    "SystemDarkThemeOn",
+    "SystemBrightnessMax",
+    "SystemBrightnessMin",
+    "SystemBluetoothTurnOn",
+    "SystemBluetoothTurnOff",
+]
+
+
 @dataclass
 class TrainConfig:
-    """The whole `droidrl train` run. The defaults are the embedded default: CPU, simulated phones, tiny model."""
+    """The whole `droidrl train` run. The defaults are the embedded default: CPU, simulated phones, tiny model.
+
+    They suit a tiny model from scratch (SFT at lr 2e-3, RL at lr 2e-4); a 7-9B checkpoint wants the
+    values of configs/mobilerl_9b_gpu.yaml (lr 1e-6 and no warm start).
+    """
 
     run_dir: str = "runs/train"
     seed: int = 0
@@ -189,9 +206,9 @@ class TrainConfig:
         )
     )
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
-    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
-    trainer: LearnerConfig = field(default_factory=LearnerConfig)
-    sft: SFTSection = field(default_factory=SFTSection)
+    curriculum: CurriculumConfig = field(default_factory=lambda: CurriculumConfig(tasks=list(DEFAULT_TASKS)))
+    trainer: LearnerConfig = field(default_factory=lambda: LearnerConfig(lr=2e-4))
+    sft: SFTSection = field(default_factory=lambda: SFTSection(seeds=1, epochs=30, lr=2e-3))
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)

@@ -195,12 +195,31 @@ def start_pool(config: TrainConfig) -> Any:
 
 
 async def start_engine(config: TrainConfig, model_dir: Path) -> tuple[Engine, str]:
+    """One engine in this process (CPU, one replica), or `resources.engines` engine actors behind a Router."""
     from droidrl.rollout.run import engine_kind
     from droidrl.rollout.run import start_engine as start
 
     kind = engine_kind(config.rollout.engine)
-    engine = await start(kind, str(model_dir), config.env.phones, max_model_len=config.rollout.max_model_len)
-    return engine, kind
+    replicas = config.resources.engines
+    if replicas == 1 and not config.resources.gpus:
+        engine = await start(kind, str(model_dir), config.env.phones, max_model_len=config.rollout.max_model_len)
+        return engine, kind
+    from droidrl.cluster.engine_actor import EngineSpec
+    from droidrl.cluster.engine_actor import start_engine as start_actor
+    from droidrl.cluster.farm import ensure_ray
+    from droidrl.rollout.engines.router import Router
+
+    ensure_ray(devices=config.env.phones)
+    width = -(-config.env.phones // replicas)  # each replica serves its share of the phones
+    options: dict[str, Any] = {"max_model_len": config.rollout.max_model_len}
+    options["max_num_seqs" if kind == "vllm" else "max_batch"] = width
+    cpus = 1 if config.resources.gpus else 0  # on a CPU machine the learner ranks hold the cores; share them
+    specs = [
+        EngineSpec(kind, str(model_dir), name=f"{kind}-{i}", options=dict(options), num_cpus=cpus)
+        for i in range(replicas)
+    ]
+    engines = await asyncio.gather(*(start_actor(spec) for spec in specs))
+    return Router(list(engines)), kind
 
 
 def start_learner(config: TrainConfig, policy: Path) -> Any:
