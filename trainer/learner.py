@@ -88,9 +88,12 @@ def sequence_logprobs(model: Any, batch: MicroBatch) -> torch.Tensor:
     cost most of the step's time and memory for nothing.
     """
     columns = torch.nonzero(batch.response_mask.sum(0) > 0)[:, 0]  # position t predicts token t + 1
+    # Rows are right-padded, so the causal mask alone keeps every real token from seeing padding (which
+    # only comes after it); without an explicit mask SDPA can take its fused causal kernel instead of
+    # materialising (rows, heads, width, width) scores. Padding positions' logits are never read.
     logits = model(
         input_ids=batch.input_ids,
-        attention_mask=batch.attention_mask,
+        attention_mask=None,
         use_cache=False,
         logits_to_keep=columns,
         **batch.vision_inputs(),

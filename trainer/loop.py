@@ -484,7 +484,9 @@ class Run:
                 collector.set_trainer_version(learner.version)
                 self.step += 1
                 metrics |= sampler.metrics()
-                metrics |= {f"collector/{k}": float(v) for k, v in _numbers(collector.stats.as_dict()).items()}
+                stats = collector.stats.as_dict()
+                metrics |= {f"collector/{k}": float(v) for k, v in _numbers(stats).items()}
+                metrics |= {f"collector/failures/{k}": float(v) for k, v in stats["failures"].items()}
                 metrics |= {f"pool/{k}": float(v) for k, v in _numbers(pool.stats()).items()}
                 metrics["version"] = float(learner.version)
                 self.history.append(metrics)
