@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -159,7 +160,14 @@ def test_kill_mid_run_then_resume_gives_the_same_steps(sft_policy: Path, tmp_pat
 def ray_cluster(tmp_path: Path):
     """A real local Ray cluster started with `ray start --head` (dashboard + job server), stopped after."""
     ray_bin = str(Path(sys.executable).with_name("ray"))
-    env = _clean_env(PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    # Token authentication, as Ray >= 2.59 wants for a local cluster: one token for the cluster and the CLI.
+    token = tmp_path / "ray-auth-token"
+    token.write_text(uuid.uuid4().hex)
+    env = _clean_env(
+        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN_PATH=str(token),
+    )
     env.pop("RAY_ADDRESS", None)
     from droidrl.envs.ports import free_server_port
 
@@ -199,9 +207,9 @@ def test_ray_job_submit_runs_the_training_entry_point(sft_policy: Path, tmp_path
         "eval.before=false",
         "eval.samples=1",
     ]
-    entrypoint = " ".join([sys.executable, "-m", "droidrl.train", *[f"'{o}'" for o in overrides]])
+    # The words after `--` are the entrypoint; the CLI quotes each one (overrides may hold spaces).
     result = subprocess.run(
-        [ray_bin, "job", "submit", f"--address={address}", "--", entrypoint],
+        [ray_bin, "job", "submit", f"--address={address}", "--", sys.executable, "-m", "droidrl.train", *overrides],
         env=env,
         capture_output=True,
         text=True,
