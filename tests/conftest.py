@@ -260,3 +260,36 @@ def perturbed(path: Path, seed: int) -> dict:
         for param in model.parameters():
             param.add_(torch.randn(param.shape, generator=generator) * 0.05)
     return model.state_dict()
+
+
+# ---- the tiny vision-language model and real phone screens -----------------------------------------------
+@pytest.fixture(scope="session")
+def vl_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny-vl (Qwen2.5-VL) model with random weights, made once per test session."""
+    from droidrl.rollout.models import init_model
+
+    return init_model("tiny-vl", tmp_path_factory.mktemp("vl") / "tiny-vl")
+
+
+@pytest.fixture(scope="session")
+def phone_screens() -> list:
+    """Two real screens of the simulated phone (home, then Contacts), downscaled 4x, as PNG observations."""
+    import io
+
+    from PIL import Image
+
+    from droidrl.envs.actions import APP_PACKAGES
+    from droidrl.envs.sim_device import SimDevice
+    from droidrl.rollout.envpool import Observation
+
+    device = SimDevice()
+    screens = []
+    for app in ("com.google.android.apps.nexuslauncher", APP_PACKAGES["Contacts"]):
+        if app != device.current_app():
+            device.phone.launch(app)
+        shot = device.screenshot()
+        png = io.BytesIO()
+        Image.fromarray(shot).resize((shot.shape[1] // 4, shot.shape[0] // 4)).save(png, format="PNG")
+        screens.append(Observation(app, device.ui_xml(), png.getvalue(), device.size))
+    assert screens[0].screenshot_png != screens[1].screenshot_png
+    return screens

@@ -4,16 +4,12 @@ expansion, batching with text requests, seeded determinism, and re-scoring that 
 from __future__ import annotations
 
 import asyncio
-import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from droidrl.envs.actions import APP_PACKAGES
-from droidrl.envs.sim_device import SimDevice
 from droidrl.rollout.engines.base import SamplingParams
 from droidrl.rollout.engines.transformers_engine import TransformersEngine, TransformersEngineConfig
 from droidrl.rollout.envpool import Observation
@@ -25,27 +21,13 @@ GOAL = "Open the Contacts app"
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return init_model("tiny-vl", tmp_path_factory.mktemp("vl") / "tiny-vl")
+def model_dir(vl_model_dir: Path) -> Path:
+    return vl_model_dir  # this module's model is the vision-language one
 
 
 @pytest.fixture(scope="module")
-def screens() -> list[Observation]:
-    """Two real screens of the simulated phone (home, then Contacts), downscaled 4x."""
-    device = SimDevice()
-    home = _observation(device, "com.google.android.apps.nexuslauncher")
-    device.phone.launch(APP_PACKAGES["Contacts"])
-    contacts = _observation(device, APP_PACKAGES["Contacts"])
-    assert home.screenshot_png != contacts.screenshot_png
-    return [home, contacts]
-
-
-def _observation(device: SimDevice, app: str) -> Observation:
-    shot = device.screenshot()
-    small = Image.fromarray(shot).resize((shot.shape[1] // 4, shot.shape[0] // 4))
-    png = io.BytesIO()
-    small.save(png, format="PNG")
-    return Observation(app, device.ui_xml(), png.getvalue(), device.size)
+def screens(phone_screens: list[Observation]) -> list[Observation]:
+    return phone_screens
 
 
 @pytest.fixture(scope="module")
