@@ -119,6 +119,7 @@ class _RayLease:
         self._pool = pool
         self._slot = slot
         self.active = True
+        self.pending: Any = None  # a call the episode stopped awaiting (cancelled) that the actor still runs
 
     async def reset(self, task: str, seed: int) -> StepResult:
         return await self._pool._call(self, "reset", task, seed)
@@ -170,7 +171,10 @@ class RayEnvPool:
             yield handle
         finally:
             handle.active = False
-            if slot.state == "busy":  # not failed meanwhile: back to the pool
+            if slot.state == "busy" and handle.pending is not None:
+                # The episode was cancelled mid-call: the device is free only once its actor finishes that call.
+                self._spawn(self._release_after(slot, handle.pending))
+            elif slot.state == "busy":  # not failed meanwhile: back to the pool
                 self._release(slot)
 
     def stats(self) -> dict[str, int]:
@@ -302,6 +306,12 @@ class RayEnvPool:
             if slot.state == "free":  # slots of dead actors or devices may still sit in the queue
                 return slot
 
+    async def _release_after(self, slot: _Slot, call: Any) -> None:
+        with contextlib.suppress(Exception):
+            await call
+        if slot.state == "busy":
+            self._release(slot)
+
     def _release(self, slot: _Slot) -> None:
         """Mark the slot free and queue it (once: a slot may still sit in the queue from before)."""
         slot.state = "free"
@@ -319,7 +329,7 @@ class RayEnvPool:
             raise DeviceFailure(f"{slot.id} was taken out of service; retry the episode on another device")
         host = slot.host
         try:
-            return await getattr(host.actor, method).remote(slot.id, *args)
+            return await _tracked(handle, getattr(host.actor, method).remote(slot.id, *args))
         except RayActorError as error:
             self.counters["failures"] += 1
             slot.state = "retired"
@@ -414,6 +424,20 @@ class RayEnvPool:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+async def _tracked(handle: _RayLease, call: Any) -> Any:
+    """Await an actor call, leaving it on `handle.pending` if the episode is cancelled meanwhile."""
+    handle.pending = call
+    try:
+        result = await call
+    except asyncio.CancelledError:  # the actor goes on with the call; lease() frees the device after it
+        raise
+    except BaseException:
+        handle.pending = None
+        raise
+    handle.pending = None
+    return result
 
 
 def ensure_ray(devices: int) -> None:

@@ -138,6 +138,31 @@ def test_a_device_killed_mid_episode_fails_the_call_and_is_replaced():
     asyncio.run(main())
 
 
+def test_a_cancelled_episode_frees_its_device_only_after_the_actor_finishes_the_call():
+    # The env sleeps settle_s after every action: a step takes about 1 s inside the actor.
+    async def main() -> None:
+        async with RayEnvPool(actors=1, devices_per_actor=1, health_interval_s=None, env={"settle_s": 1.0}) as pool:
+
+            async def episode() -> None:
+                async with pool.lease() as device:
+                    await device.reset(tasks(1)[0], seed=1)
+                    await device.step(ACTIONS[0])
+
+            first = asyncio.create_task(episode())
+            await wait_until(lambda: pool.stats()["busy"] == 1)
+            await asyncio.sleep(0.3)  # inside reset or step: the actor is running a call
+            first.cancel()
+            await asyncio.gather(first, return_exceptions=True)
+            assert pool.stats()["busy"] == 1  # not handed out while the actor still runs the cancelled call
+            # The next episode gets the device once the call is over, and its calls are accepted.
+            async with pool.lease() as device:
+                result = await device.reset(tasks(1)[0], seed=2)
+                assert result.observation.app
+            assert pool.stats()["free"] == 1
+
+    asyncio.run(main())
+
+
 def test_an_actor_killed_mid_batch_fails_only_its_episodes_and_is_restarted():
     async def main() -> None:
         async with RayEnvPool(actors=3, devices_per_actor=3, health_interval_s=None, env={"max_steps": 50}) as pool:
