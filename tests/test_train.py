@@ -148,7 +148,7 @@ def test_kill_mid_run_then_resume_gives_the_same_steps(sft_policy: Path, tmp_pat
         same = {
             k: v
             for k, v in a[step].items()
-            if k.startswith(("rollout/", "algo/", "train/", "replay/", "is/")) and not k.endswith("_s")  # not timings
+            if k.startswith(("rollout/", "algo/", "train/", "replay/", "is/", "collector/")) and not k.endswith("_s")
         }
         assert same and {k: b[step][k] for k in same} == same
     final_a = load_file(str(straight / "final" / "model.safetensors"))

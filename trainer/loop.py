@@ -27,7 +27,7 @@ from droidrl.checkpoints.run_state import find_latest, load_checkpoint, save_che
 from droidrl.curricula.config import resolve_tasks
 from droidrl.curricula.sampler import CurriculumSampler
 from droidrl.rollout.agent import Agent, AgentConfig, Episode
-from droidrl.rollout.collector import Collector, Group
+from droidrl.rollout.collector import Collector, CollectorStats, Group
 from droidrl.rollout.engines.base import Engine, SamplingParams
 from droidrl.rollout.engines.weight_sync import FileWeightSync
 from droidrl.rollout.prompts import PromptConfig
@@ -425,6 +425,9 @@ class Run:
                 state.restore_collector(collector)
                 buffered = list(state.buffered_groups)
                 self.evals = [EvalResult(**e) for e in state.counters.get("evals", [])]
+                if "collector_stats" in state.counters:  # counters run on across the interruption
+                    collector.stats = CollectorStats(**state.counters["collector_stats"])
+                self.phase_seconds = dict(state.counters.get("phase_seconds", self.phase_seconds))
             elif config.eval.before:
                 await self._evaluate(eval_agent, pool, sampler, tracker)
             await self._train(learner, sampler, replay, collector, sync, eval_agent, pool, tracker, buffered)
@@ -481,7 +484,6 @@ class Run:
                 metrics |= await self._step(learner, sampler, replay, batch, sync)
                 for name in ("collect", "train", "weight_sync"):
                     self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + metrics[f"time/{name}"]
-                collector.set_trainer_version(learner.version)
                 self.step += 1
                 metrics |= sampler.metrics()
                 stats = collector.stats.as_dict()
@@ -493,11 +495,14 @@ class Run:
                 tracker.log(metrics, self.step)
                 self.events.emit("step", self.step, metrics)
                 self.events.emit("advance", "rl", self.step)
-                if config.eval.every and self.step % config.eval.every == 0 and self.step < config.steps:
-                    await self._evaluate(eval_agent, pool, sampler, tracker)
                 last = self.step == config.steps
                 if last or (config.checkpoint.every and self.step % config.checkpoint.every == 0):
+                    # Before the collector may admit the next groups: the sampler state then holds every
+                    # instance not started yet, and a resume draws exactly what this run draws next.
                     self._checkpoint(learner, sampler, replay, collector, buffered)
+                collector.set_trainer_version(learner.version)
+                if config.eval.every and self.step % config.eval.every == 0 and not last:
+                    await self._evaluate(eval_agent, pool, sampler, tracker)
 
     async def _step(
         self,
@@ -552,6 +557,8 @@ class Run:
             "trainer_version": learner.version,
             "loop_rng": self.rng.getstate(),
             "evals": [dataclasses.asdict(e) for e in self.evals],
+            "collector_stats": collector.stats.as_dict(),
+            "phase_seconds": dict(self.phase_seconds),
         }
         parts = dict(sampler=sampler, replay=replay, buffered_groups=buffered, counters=counters)
         if hasattr(learner, "workers"):  # a LearnerGroup: every rank writes its optimizer partition
