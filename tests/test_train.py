@@ -96,6 +96,8 @@ def test_train_runs_rl_steps_and_writes_the_run(sft_policy: Path, tmp_path: Path
     start = load_file(str(sft_policy / "model.safetensors"))
     assert any(not (final[k] == start[k]).all() for k in start)  # RL moved the weights
     assert list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))  # wandb, offline, on disk
+    report = (run_dir / "report.html").read_text()
+    assert "<svg" in report and "<polyline" in report and report.count("<circle") == 2  # 2 steps, 2 evals
     with pytest.raises(FileExistsError, match="--resume"):  # a second start never overwrites a run
         train(config)
 

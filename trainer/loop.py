@@ -34,6 +34,7 @@ from droidrl.rollout.prompts import PromptConfig
 from droidrl.rollout.records import write_groups
 from droidrl.trainer.config import TrainConfig
 from droidrl.trainer.evaluation import EvalResult, evaluate
+from droidrl.trainer.report import write_report
 from droidrl.trainer.samples import StepSample, samples_from_episode
 from droidrl.trainer.tracking import Tracker
 
@@ -545,6 +546,7 @@ class Run:
         self.phase_seconds["eval"] = self.phase_seconds.get("eval", 0.0) + result.seconds
         tracker.log(result.metrics(), self.step)
         (self.run_dir / "evals.json").write_text(json.dumps([e.to_dict() for e in self.evals], indent=2))
+        write_report(self.run_dir, self.evals)
         self.events.emit("evaluated", result)
 
     def _checkpoint(
