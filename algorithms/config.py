@@ -142,12 +142,14 @@ class DynamicSamplingConfig:
     # caller how many groups to collect again (DAPO).
     mode: str = "mute"
     max_negatives_per_positive: float | None = 2.0  # MobileRL mutes failures beyond 2 x successes; None = no cap
+    refill_limit: int = 2  # refill mode: at most refill_limit x batch_size groups discarded per step
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
         _check_choice(f"{self.KEY}.mode", self.mode, ("mute", "refill"))
+        _check_range(f"{self.KEY}.refill_limit", self.refill_limit, low=0)
         if self.max_negatives_per_positive is not None:
             _check_range(f"{self.KEY}.max_negatives_per_positive", self.max_negatives_per_positive, low=0.0)
 

@@ -87,6 +87,7 @@ class CollectorStats:
     groups_admitted: int = 0
     groups_finished: int = 0  # delivered to the stream
     groups_dropped: int = 0
+    groups_discarded: int = 0  # delivered, then thrown away by the trainer (no signal, refill mode)
     episodes: int = 0  # finished episodes, in delivered and dropped groups
     retried: int = 0  # episode re-runs after infrastructure failures
     failures: dict[str, int] = field(default_factory=dict)  # by kind: device, engine, timeout, error
@@ -167,6 +168,17 @@ class Collector:
     def next_index(self) -> int:
         """The admission index the next group will get."""
         return self._next_index
+
+    def discard(self, count: int) -> None:
+        """The trainer threw away `count` delivered groups (DAPO refill).
+
+        They no longer count as accepted, so as many new groups may start under the staleness bound.
+        """
+        if not 0 <= count <= self._accepted:
+            raise ValueError(f"discard(count): count must be in [0, {self._accepted}], got {count}")
+        self._accepted -= count
+        self.stats.groups_discarded += count
+        self._notify()
 
     def capacity(self) -> int:
         """How many more groups the staleness bound admits now."""

@@ -102,6 +102,33 @@ def test_train_runs_rl_steps_and_writes_the_run(sft_policy: Path, tmp_path: Path
         train(config)
 
 
+def test_refill_mode_replaces_groups_without_signal(sft_policy: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "refill"
+    config = load_config(
+        None,
+        [
+            *FAST,
+            f"run_dir={run_dir}",
+            f"model.path={sft_policy}",
+            "steps=2",
+            "env.phones=4",
+            "collector.group_size=4",
+            "collector.batch_size=2",
+            "collector.max_concurrent_episodes=4",
+            "algorithm.dynamic_sampling.mode=refill",
+            "eval.before=false",
+            "eval.samples=1",
+        ],
+    )
+    train(config)
+    rows = _step_rows(run_dir)
+    limit = config.algorithm.dynamic_sampling.refill_limit * config.collector.batch_size
+    for row in rows.values():
+        # Every trained group has signal, unless this step ran out of refills.
+        assert row["algo/silent_group_frac"] == 0.0 or row["batch/refilled_groups"] == limit
+    assert rows[2]["collector/groups_discarded"] == sum(row["batch/refilled_groups"] for row in rows.values())
+
+
 def _resume_overrides(run_dir: Path, policy: Path) -> list[str]:
     # One phone, one episode at a time: the transformers engine then samples each request alone, so
     # a run is bit-for-bit repeatable from its per-turn seeds.

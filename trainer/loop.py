@@ -478,10 +478,9 @@ class Run:
         async with contextlib.aclosing(stream):
             while self.step < config.steps:
                 waited = time.perf_counter()
-                while len(buffered) < batch_size:
-                    buffered.append(await anext(stream))
+                discarded = await self._fill(buffered, stream, collector, sampler)
                 batch, buffered[:] = buffered[:batch_size], buffered[batch_size:]
-                metrics = {"time/collect": time.perf_counter() - waited}
+                metrics = {"time/collect": time.perf_counter() - waited, "batch/refilled_groups": float(discarded)}
                 metrics |= await self._step(learner, sampler, replay, batch, sync)
                 for name in ("collect", "train", "weight_sync"):
                     self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + metrics[f"time/{name}"]
@@ -504,6 +503,27 @@ class Run:
                 collector.set_trainer_version(learner.version)
                 if config.eval.every and self.step % config.eval.every == 0 and not last:
                     await self._evaluate(eval_agent, pool, sampler, tracker)
+
+    async def _fill(self, buffered: list[Group], stream: Any, collector: Collector, sampler: CurriculumSampler) -> int:
+        """Take groups from the stream until a batch is buffered; returns how many were thrown away.
+
+        DAPO refill (algorithm.dynamic_sampling.mode=refill): a group whose rewards are all equal carries
+        no signal; it still counts for the curriculum, then it is discarded and another is collected in
+        its place, up to `refill_limit` per step (past it the batch trains as it is, muted groups included).
+        """
+        sampling = self.config.algorithm.dynamic_sampling
+        refill = sampling.enabled and sampling.mode == "refill"
+        limit = sampling.refill_limit * self.config.collector.batch_size
+        discarded = 0
+        while len(buffered) < self.config.collector.batch_size:
+            group = await anext(stream)
+            if refill and discarded < limit and len(set(group.rewards)) == 1:
+                sampler.update([group], step=self.step)
+                collector.discard(1)
+                discarded += 1
+                continue
+            buffered.append(group)
+        return discarded
 
     async def _step(
         self,
