@@ -500,8 +500,10 @@ class Run:
                     # Before the collector may admit the next groups: the sampler state then holds every
                     # instance not started yet, and a resume draws exactly what this run draws next.
                     self._checkpoint(learner, sampler, replay, collector, buffered)
+                if last:  # admitting more groups now would only start episodes to cancel
+                    break
                 collector.set_trainer_version(learner.version)
-                if config.eval.every and self.step % config.eval.every == 0 and not last:
+                if config.eval.every and self.step % config.eval.every == 0:
                     await self._evaluate(eval_agent, pool, sampler, tracker)
 
     async def _fill(self, buffered: list[Group], stream: Any, collector: Collector, sampler: CurriculumSampler) -> int:
