@@ -59,23 +59,24 @@ def _step_rows(run_dir: Path) -> dict[int, dict]:
     return {row["step"]: row for row in _metrics(run_dir) if "version" in row}
 
 
+def _two_steps(run_dir: Path, policy: Path, *extra: str, fast: list[str] = FAST) -> list[str]:
+    """Overrides for 2 RL steps of 2 groups x 4 episodes on 4 phones from `policy`, plus `extra`."""
+    return [
+        *fast,
+        f"run_dir={run_dir}",
+        f"model.path={policy}",
+        "steps=2",
+        "env.phones=4",
+        "collector.group_size=4",
+        "collector.batch_size=2",
+        "collector.max_concurrent_episodes=4",
+        *extra,
+    ]
+
+
 def test_train_runs_rl_steps_and_writes_the_run(sft_policy: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    config = load_config(
-        None,
-        [
-            *FAST,
-            f"run_dir={run_dir}",
-            f"model.path={sft_policy}",
-            "steps=2",
-            "env.phones=4",
-            "collector.group_size=4",
-            "collector.batch_size=2",
-            "collector.max_concurrent_episodes=4",
-            "eval.samples=2",
-            "logging.wandb=offline",
-        ],
-    )
+    config = load_config(None, _two_steps(run_dir, sft_policy, "eval.samples=2", "logging.wandb=offline"))
     steps: list[int] = []
     summary = train(config, events=Events(step=lambda step, _: steps.append(step)))
 
@@ -104,22 +105,8 @@ def test_train_runs_rl_steps_and_writes_the_run(sft_policy: Path, tmp_path: Path
 
 def test_refill_mode_replaces_groups_without_signal(sft_policy: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "refill"
-    config = load_config(
-        None,
-        [
-            *FAST,
-            f"run_dir={run_dir}",
-            f"model.path={sft_policy}",
-            "steps=2",
-            "env.phones=4",
-            "collector.group_size=4",
-            "collector.batch_size=2",
-            "collector.max_concurrent_episodes=4",
-            "algorithm.dynamic_sampling.mode=refill",
-            "eval.before=false",
-            "eval.samples=1",
-        ],
-    )
+    refill = ("algorithm.dynamic_sampling.mode=refill", "eval.before=false", "eval.samples=1")
+    config = load_config(None, _two_steps(run_dir, sft_policy, *refill))
     train(config)
     rows = _step_rows(run_dir)
     limit = config.algorithm.dynamic_sampling.refill_limit * config.collector.batch_size
@@ -255,25 +242,16 @@ def test_learner_ranks_engine_replicas_and_phones_all_in_ray_actors(sft_policy: 
     import ray
 
     run_dir = tmp_path / "group"
-    config = load_config(
-        None,
-        [
-            *[o for o in FAST if o != "env.ray=false"],
-            f"run_dir={run_dir}",
-            f"model.path={sft_policy}",
-            "steps=2",
-            "env.ray=true",
-            "env.phones=4",
-            "resources.learner_workers=2",
-            "resources.engines=2",  # two engine actors behind a Router; every weight update reaches both
-            "collector.group_size=4",
-            "collector.batch_size=2",
-            "collector.max_concurrent_episodes=4",
-            "eval.before=false",
-            "eval.samples=1",
-            "checkpoint.every=1",
-        ],
-    )
+    in_ray = [
+        "env.ray=true",
+        "resources.learner_workers=2",
+        "resources.engines=2",  # two engine actors behind a Router; every weight update reaches both
+        "eval.before=false",
+        "eval.samples=1",
+        "checkpoint.every=1",
+    ]
+    local = [o for o in FAST if o != "env.ray=false"]
+    config = load_config(None, _two_steps(run_dir, sft_policy, *in_ray, fast=local))
     try:
         summary = train(config)
     finally:
