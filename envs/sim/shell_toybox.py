@@ -14,6 +14,7 @@ import sqlite3
 import stat as statmod
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from droidrl.envs.sim.shell_android import _uid
@@ -185,6 +186,19 @@ def _rm(ctx: Context, args: list[str]) -> int:
                 status = 1
         else:
             ctx.fs.remove(path)
+    return status
+
+
+def _restorecon(ctx: Context, args: list[str]) -> int:
+    """toybox `restorecon [-D] [-F] [-R] [-n] [-v] FILE...`: labels are not modelled, so success is silent."""
+    _, names = getopt("restorecon", args, "DFRnrv")
+    if not names:
+        raise CommandError("restorecon: Need 1 argument")
+    status = 0
+    for name in names:
+        if not ctx.fs.exists(ctx.path(name)):
+            ctx.err(f"restorecon: restorecon failed: {name}: No such file or directory")
+            status = 1
     return status
 
 
@@ -370,55 +384,260 @@ def _checksum(algorithm: str) -> Callable[[Context, list[str]], int]:
 
 
 def _find(ctx: Context, args: list[str]) -> int:
-    """`find [PATH...] [-name P] [-iname P] [-type f|d] [-maxdepth N] [-mindepth N] [-o]`."""
-    roots = []
-    while args and not args[0].startswith("-"):
-        roots.append(args.pop(0))
-    groups, depth = _find_expression(args)
+    """toybox `find [PATH...] [EXPRESSION]`: tests, `! -a -o ( )`, -print, -delete and -exec, as toybox 0.8.
+
+    As in toybox (not GNU), -mindepth/-maxdepth are tests where they stand, -delete walks depth-first and
+    does not replace the default -print, and a bad predicate stops the command before anything runs.
+    """
+    split = next((i for i, a in enumerate(args) if a[:1] in ("-", "!", "(")), len(args))
+    roots, spec = args[:split] or ["."], _FindParser(args[split:]).parse()
     status = 0
-    for root in roots or ["."]:
+    for root in roots:
         path = ctx.path(root)
         if not ctx.fs.exists(path):
-            ctx.err(f"find: {root}: No such file or directory")
+            ctx.err(f"find: '{root}': No such file or directory")
             status = 1
             continue
-        candidates = [path, *(_walk(ctx.fs, path) if ctx.fs.is_dir(path) else [])]
-        for candidate in candidates:
-            level = 0 if candidate == path else candidate[len(path) :].strip("/").count("/") + 1
-            if not depth[0] <= level <= depth[1]:
-                continue
-            if any(all(test(ctx.fs, candidate) for test in group) for group in groups):
-                ctx.out(root.rstrip("/") + candidate[len(path) :] if candidate != path else root)
+        status |= _find_visit(ctx, spec, path, root, 0)
+    for command, names in spec.batches:
+        if names:
+            status |= 1 if _find_exec(ctx, command, names) else 0
+            names.clear()
     return status
 
 
-def _find_expression(args: list[str]) -> tuple[list[list[Callable[[Any, str], bool]]], tuple[int, float]]:
-    """The expression as OR-ed groups of AND-ed tests, plus (mindepth, maxdepth)."""
-    groups: list[list[Callable[[Any, str], bool]]] = [[]]
-    low, high = 0, math.inf
-    it = iter(args)
-    for arg in it:
-        if arg in ("-o", "-or"):
-            groups.append([])
-        elif arg in ("-name", "-iname"):
-            pattern, icase = next(it, ""), arg == "-iname"
-            groups[-1].append(
-                lambda fs, p, pat=pattern, i=icase: fnmatch.fnmatchcase(
-                    posixpath.basename(p).lower() if i else posixpath.basename(p), pat.lower() if i else pat
-                )
-            )
-        elif arg == "-type":
-            kind = next(it, "f")
-            groups[-1].append(lambda fs, p, k=kind: fs.is_dir(p) if k == "d" else fs.is_file(p))
-        elif arg == "-maxdepth":
-            high = int(next(it, "0"))
-        elif arg == "-mindepth":
-            low = int(next(it, "0"))
-        elif arg in ("-print", "-a", "-and"):
-            continue
-        else:
-            raise CommandError(f"find: Unknown option '{arg}'")
-    return groups, (low, high)
+@dataclass
+class _FindSpec:
+    """A parsed find expression: the tree, whether it walks depth-first, prints by default, and -exec + batches."""
+
+    expr: Any = None
+    depth_first: bool = False
+    has_action: bool = False
+    max_depth: float = math.inf
+    batches: list[tuple[list[str], list[str]]] = field(default_factory=list)
+
+
+class _FindParser:
+    """Recursive descent over toybox's grammar: `expr := and (-o and)*`, `and := unary ([-a] unary)*`."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.tokens, self.pos, self.spec = tokens, 0, _FindSpec()
+
+    def parse(self) -> _FindSpec:
+        if self.tokens:
+            self.spec.expr = self._or()
+            if self.pos < len(self.tokens):
+                raise CommandError(f"find: bad arg '{self.tokens[self.pos]}'")
+        return self.spec
+
+    def _peek(self) -> str | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def _next(self) -> str:
+        token = self.tokens[self.pos]
+        self.pos += 1
+        return token
+
+    def _or(self) -> Any:
+        node = self._and()
+        while self._peek() in ("-o", "-or"):
+            self._next()
+            node = ("or", node, self._and())
+        return node
+
+    def _and(self) -> Any:
+        node = self._unary()
+        while self._peek() not in (None, "-o", "-or", ")"):
+            if self._peek() in ("-a", "-and"):
+                self._next()
+            node = ("and", node, self._unary())
+        return node
+
+    def _unary(self) -> Any:
+        token = self._peek()
+        if token is None:
+            raise CommandError(f"find: bad arg '{self.tokens[-1]}'")
+        self._next()
+        if token in ("!", "-not"):
+            return ("not", self._unary())
+        if token == "(":
+            node = self._or()
+            if self._peek() != ")":
+                raise CommandError(f"find: bad arg '{token}'")
+            self._next()
+            return node
+        return self._primary(token)
+
+    def _arg(self, token: str) -> str:
+        if self._peek() is None:
+            raise CommandError(f"find: '{token}' needs 1 arg")
+        return self._next()
+
+    def _primary(self, token: str) -> Any:
+        spec = self.spec
+        if token in _FIND_NOARG:
+            if token in ("-delete", "-depth"):
+                spec.depth_first = True
+            if token == "-print":
+                spec.has_action = True
+            return (token,)
+        if token in ("-exec", "-execdir", "-ok", "-okdir"):
+            return self._exec(token)
+        if token not in _FIND_ONEARG:
+            raise CommandError(f"find: bad arg '{token}'")
+        value = self._arg(token)
+        if token == "-type":
+            bad = next((c for c in value if c != "," and c not in "bcdlpfs"), None)
+            if bad is not None:
+                raise CommandError(f"find: bad -type '{bad}'")
+        elif token in ("-mindepth", "-maxdepth"):
+            if not re.fullmatch(r"-?\d+", value):
+                raise CommandError(f"find: not integer '{value}'")
+            if token == "-maxdepth":
+                spec.max_depth = min(spec.max_depth, int(value))
+        return (token, value)
+
+    def _exec(self, token: str) -> Any:
+        if self._peek() in (None, ";"):
+            raise CommandError(f"find: '{token[1:]}' needs 1 arg")
+        command: list[str] = []
+        while True:
+            arg = self._peek()
+            if arg is None:
+                missing = "\\;" if "{}" in command else "{}"
+                raise CommandError(f"find: -exec without {missing}")
+            self._next()
+            if arg == ";":
+                break
+            command.append(arg)
+            if arg == "{}" and self._peek() == "+":
+                self._next()
+                self.spec.has_action = True
+                batch: list[str] = []
+                self.spec.batches.append((command, batch))
+                return ("-exec+", command, batch)
+        self.spec.has_action = True
+        return ("-exec", command)
+
+
+_FIND_NOARG = {"-print", "-print0", "-delete", "-depth", "-true", "-false", "-empty", "-xdev", "-prune", "-quit"}
+_FIND_ONEARG = {"-name", "-iname", "-path", "-ipath", "-wholename", "-iwholename", "-type", "-mindepth"}
+_FIND_ONEARG |= {"-maxdepth", "-newer", "-user", "-group", "-perm", "-size", "-mtime", "-mmin"}
+
+
+def _find_visit(ctx: Context, spec: _FindSpec, path: str, shown: str, depth: int) -> int:
+    """Evaluate the expression on `path` and (within -maxdepth) below it; pre-order, or post-order for -delete."""
+    status = 0
+    is_dir = ctx.fs.is_dir(path)
+    if not spec.depth_first:
+        status |= _find_match(ctx, spec, path, shown, depth)
+    if is_dir and depth < spec.max_depth and ctx.fs.is_dir(path):
+        for name, _ in ctx.fs.listdir(path):
+            child = posixpath.join(path, name)
+            status |= _find_visit(ctx, spec, child, shown.rstrip("/") + "/" + name, depth + 1)
+    if spec.depth_first:
+        status |= _find_match(ctx, spec, path, shown, depth)
+    return status
+
+
+def _find_match(ctx: Context, spec: _FindSpec, path: str, shown: str, depth: int) -> int:
+    result = True if spec.expr is None else _find_eval(ctx, spec.expr, path, shown, depth)
+    if result and not spec.has_action:
+        ctx.out(shown)
+    return 0
+
+
+def _find_eval(ctx: Context, node: Any, path: str, shown: str, depth: int) -> bool:
+    kind = node[0]
+    if kind == "and":
+        return _find_eval(ctx, node[1], path, shown, depth) and _find_eval(ctx, node[2], path, shown, depth)
+    if kind == "or":
+        return _find_eval(ctx, node[1], path, shown, depth) or _find_eval(ctx, node[2], path, shown, depth)
+    if kind == "not":
+        return not _find_eval(ctx, node[1], path, shown, depth)
+    return _find_primary(ctx, node, path, shown, depth)
+
+
+def _find_primary(ctx: Context, node: Any, path: str, shown: str, depth: int) -> bool:
+    kind, arg = node[0], (node[1] if len(node) > 1 else "")
+    st = ctx.fs.stat(path)
+    if st is None:
+        return False
+    if kind in ("-name", "-iname"):
+        name = posixpath.basename(shown.rstrip("/")) or shown
+        return _find_glob(name, arg, kind == "-iname")
+    if kind in ("-path", "-ipath", "-wholename", "-iwholename"):
+        return _find_glob(shown, arg, kind[1] == "i")
+    if kind == "-type":
+        return any(c == ("d" if st.is_dir else "f") for c in arg)
+    if kind == "-mindepth":
+        return depth >= int(arg)
+    if kind == "-maxdepth":
+        return depth <= int(arg)
+    if kind == "-newer":
+        ref = ctx.fs.stat(ctx.path(arg))
+        if ref is None:
+            raise CommandError(f"find: '{arg}': No such file or directory")
+        return st.mtime > ref.mtime
+    if kind == "-empty":
+        return not ctx.fs.listdir(path) if st.is_dir else st.size == 0
+    if kind in ("-print", "-print0"):
+        ctx.out(shown, end="\n" if kind == "-print" else "\0")
+        return True
+    if kind == "-delete":
+        return _find_delete(ctx, path)
+    if kind == "-exec":
+        return _find_exec(ctx, node[1], [shown]) == 0
+    if kind == "-exec+":
+        node[2].append(shown)
+        return True
+    if kind == "-false":
+        return False
+    if kind in ("-user", "-group"):
+        return arg in _owner(path)
+    if kind in ("-size", "-mtime", "-mmin", "-perm"):
+        return _find_number(kind, arg, st, ctx.phone.state.clock_ms // 1000)
+    return True  # -true -depth -xdev -prune -quit
+
+
+def _find_glob(name: str, pattern: str, icase: bool) -> bool:
+    return fnmatch.fnmatchcase(name.lower(), pattern.lower()) if icase else fnmatch.fnmatchcase(name, pattern)
+
+
+def _find_number(kind: str, arg: str, st: Any, now: int) -> bool:
+    """-size N[c] (512-byte blocks), -mtime N (days), -mmin N, -perm MODE with toybox's +N / -N comparisons."""
+    if kind == "-perm":
+        return (st.mode & 0o7777) == int(arg.lstrip("-/") or "0", 8)
+    sign, digits = (arg[0], arg[1:]) if arg[:1] in ("+", "-") else ("", arg)
+    unit = 1 if kind == "-size" and digits.endswith("c") else 0
+    digits = digits.rstrip("ck")
+    if not digits.isdigit():
+        raise CommandError(f"find: {arg} not [+-]N")
+    if kind == "-size":
+        value = st.size if unit else -(-st.size // 512)
+    else:
+        value = (now - st.mtime) // (86400 if kind == "-mtime" else 60)
+    want = int(digits)
+    return value > want if sign == "+" else value < want if sign == "-" else value == want
+
+
+def _find_delete(ctx: Context, path: str) -> bool:
+    """unlinkat: files go, empty directories go, a non-empty directory stays and the test is false."""
+    if ctx.fs.is_dir(path):
+        if ctx.fs.listdir(path) or path in ("/", "/sdcard"):
+            return False
+        ctx.fs.rmtree(path)
+    else:
+        ctx.fs.remove(path)
+    return True
+
+
+def _find_exec(ctx: Context, command: list[str], names: list[str]) -> int:
+    """Run an -exec command with `{}` replaced by the matched path(s); its output goes to find's output."""
+    argv: list[str] = []
+    for arg in command:
+        argv += names if arg == "{}" else [arg]
+    return ctx.run_argv(argv)
 
 
 def _pwd(ctx: Context, args: list[str]) -> int:
