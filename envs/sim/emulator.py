@@ -51,6 +51,16 @@ TOUCH_SCREEN_MODES = ("touch", "multi-touch", "no-touch")  # what the real `-scr
 # Real emulator options that make no difference to a simulated phone: accepted and ignored.
 IGNORED_OPTIONS_WITH_VALUE = (
     "-accel",
+    "-adb-path",
+    "-cache",
+    "-data",
+    "-initdata",
+    "-kernel",
+    "-network-user-mode-options",
+    "-ramdisk",
+    "-system",
+    "-vendor",
+    "-wifi-user-mode-options",
     "-camera-back",
     "-camera-front",
     "-cores",
@@ -84,6 +94,7 @@ IGNORED_FLAGS = (
     "-no-skin",
     "-noskin",
     "-no-window",
+    "-qt-hide-window",
     "-show-kernel",
     "-writable-system",
 )
@@ -117,6 +128,7 @@ class Options:
     snapshot_save: bool
     wipe_data: bool
     verbose: bool
+    grpc_port: int | None = None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -197,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("-no-snapshot", action="store_true", help="neither load nor save the boot snapshot")
     add("-wipe-data", action="store_true", help="delete the AVD's saved snapshots first (cold boot)")
     add("-gpu", type=_gpu, metavar="MODE", help="accepted for compatibility; rendering is always software")
-    add("-grpc", type=_port, metavar="PORT", help="accepted for compatibility; there is no gRPC service")
+    add("-grpc", type=_port, metavar="PORT", help="serve the gRPC EmulatorController on PORT (phone i: PORT+i)")
     add(
         "-verbose",
         action="store_true",
@@ -245,6 +257,7 @@ def to_options(args: argparse.Namespace) -> Options:
         snapshot_save=not (args.no_snapshot_save or args.no_snapshot or args.read_only),
         wipe_data=args.wipe_data,
         verbose=args.verbose,
+        grpc_port=args.grpc,
     )
 
 
@@ -377,6 +390,30 @@ async def start_emulators(phones: list[Phone], options: Options, on_kill: Callab
     return emulators
 
 
+def start_grpc(emulators: list[Emulator], options: Options, on_shutdown: Callable[[], object]) -> list:
+    """With -grpc PORT: phone i serves the EmulatorController and SnapshotService on PORT + i."""
+    if options.grpc_port is None:
+        return []
+    from droidrl.envs.sim.grpc_server import GrpcServer  # grpc and android_env's stubs load only when asked
+
+    servers: list[GrpcServer] = []
+    try:
+        for i, emulator in enumerate(emulators):
+            port = options.grpc_port + i
+            servers.append(
+                GrpcServer(emulator.phone, port, read_only=options.read_only, on_shutdown=on_shutdown).start()
+            )
+            say("INFO", f"Started GRPC server at 127.0.0.1:{port}, security: Insecure")
+    except OSError as err:
+        for server in servers:
+            server.stop(None)
+        for emulator in emulators:
+            for server in emulator.servers:
+                server.close()
+        raise EmulatorError(f"-grpc: cannot listen on {err.strerror}. Choose a free port.") from None
+    return servers
+
+
 def adb_server_port() -> int:
     value = os.environ.get("ANDROID_ADB_SERVER_PORT", "")
     return int(value) if value.isdigit() else 5037
@@ -404,6 +441,7 @@ async def run(options: Options) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
 
+        grpc_servers = start_grpc(emulators, options, on_shutdown=lambda: loop.call_soon_threadsafe(stop.set))
         server_port = adb_server_port()
         for emulator in emulators:
             if options.console_port is not None and emulator.adb_port != emulator.console_port + 1:
@@ -427,6 +465,8 @@ async def run(options: Options) -> int:
 
         await stop.wait()
         say("INFO", "Shutting down")
+        for server in grpc_servers:
+            await asyncio.to_thread(server.stop)
         await close_servers(emulators)
         if options.snapshot_save:
             name = options.snapshot or QUICKBOOT_SNAPSHOT
