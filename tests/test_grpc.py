@@ -1,0 +1,248 @@
+"""The emulator gRPC service (`droidrl-emulator -grpc PORT`) through android-env's own stubs."""
+
+from __future__ import annotations
+
+import io
+import socket
+import time
+from collections.abc import Iterator
+
+import grpc
+import numpy as np
+import pytest
+from android_env.proto import emulator_controller_pb2 as pb
+from android_env.proto import emulator_controller_pb2_grpc as pb_grpc
+from android_env.proto import snapshot_service_pb2 as snap_pb
+from android_env.proto import snapshot_service_pb2_grpc as snap_grpc
+from conftest import free_port
+from google.protobuf import empty_pb2
+from PIL import Image
+
+from droidrl.envs.sim.grpc_server import GrpcServer, keep_aspect
+from droidrl.envs.sim.phone import Phone
+
+KEY = pb.KeyboardEvent
+
+
+class Client:
+    """A channel as android_env's EmulatorSimulator opens it (local credentials, unlimited messages)."""
+
+    def __init__(self, port: int) -> None:
+        options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+        self.channel = grpc.secure_channel(f"localhost:{port}", grpc.local_channel_credentials(), options=options)
+        grpc.channel_ready_future(self.channel).result(timeout=10)
+        self.emu = pb_grpc.EmulatorControllerStub(self.channel)
+        self.snap = snap_grpc.SnapshotServiceStub(self.channel)
+
+    def pixels(self, **fmt: int) -> np.ndarray:
+        image = self.emu.getScreenshot(pb.ImageFormat(format=pb.ImageFormat.RGBA8888, **fmt))
+        return np.frombuffer(image.image, np.uint8).reshape(image.format.height, image.format.width, 4)
+
+    def tap(self, x: int, y: int, hold_s: float = 0.0) -> None:
+        self.emu.sendTouch(pb.TouchEvent(touches=[pb.Touch(x=x, y=y, pressure=1)]))
+        time.sleep(hold_s)
+        self.emu.sendTouch(pb.TouchEvent(touches=[pb.Touch(x=x, y=y, pressure=0)]))
+
+    def key(self, **event: object) -> None:
+        self.emu.sendKey(pb.KeyboardEvent(**event))
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[Phone, Client, GrpcServer]]:
+    phone = Phone()
+    server = GrpcServer(phone, free_port()).start()
+    client = Client(server.port)
+    yield phone, client, server
+    client.channel.close()
+    server.stop(None)
+
+
+def screencap(phone: Phone) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(phone.shell("screencap -p").stdout)).convert("RGB"))
+
+
+def test_status_reports_a_booted_phone_and_its_hardware(served) -> None:
+    phone, client, _ = served
+    status = client.emu.getStatus(empty_pb2.Empty())
+    assert status.booted
+    config = {e.key: e.value for e in status.hardwareConfig.entry}
+    assert (config["hw.lcd.width"], config["hw.lcd.height"], config["hw.lcd.density"]) == ("1080", "2400", "420")
+    assert config["avd.name"] == phone.avd_name
+    time.sleep(0.05)
+    assert client.emu.getStatus(empty_pb2.Empty()).uptime > status.uptime >= 0
+    displays = client.emu.getDisplayConfigurations(empty_pb2.Empty()).displays
+    assert [(d.display, d.width, d.height, d.dpi) for d in displays] == [(0, 1080, 2400, 420)]
+
+
+def test_screenshots_in_every_format_match_screencap(served) -> None:
+    phone, client, _ = served
+    phone.launch("com.android.settings")
+    expected = screencap(phone)
+    rgba = client.pixels()
+    assert rgba.shape == (2400, 1080, 4) and (rgba[:, :, 3] == 255).all()
+    assert np.array_equal(rgba[:, :, :3], expected)
+
+    rgb = client.emu.getScreenshot(pb.ImageFormat(format=pb.ImageFormat.RGB888))
+    assert (rgb.format.format, rgb.format.width, rgb.format.height) == (pb.ImageFormat.RGB888, 1080, 2400)
+    assert np.array_equal(np.frombuffer(rgb.image, np.uint8).reshape(2400, 1080, 3), expected)
+
+    png = client.emu.getScreenshot(pb.ImageFormat(format=pb.ImageFormat.PNG))
+    assert png.image.startswith(b"\x89PNG\r\n\x1a\n")
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png.image)).convert("RGB")), expected)
+    assert png.format.rotation.rotation == pb.Rotation.PORTRAIT
+
+
+@pytest.mark.parametrize(
+    ("want", "got"),
+    [((540, 1200), (540, 1200)), ((270, 1000), (270, 600)), ((1000, 600), (270, 600)), ((0, 500), (1080, 2400))],
+)
+def test_screenshot_scaling_keeps_the_aspect_ratio_as_the_emulator_does(served, want, got) -> None:
+    _, client, _ = served
+    image = client.emu.getScreenshot(pb.ImageFormat(format=pb.ImageFormat.RGB888, width=want[0], height=want[1]))
+    assert (image.format.width, image.format.height) == got
+    assert len(image.image) == got[0] * got[1] * 3
+    assert keep_aspect(1080, 2400, 540, 1200) == (540, 1200)
+
+
+def test_touch_taps_the_element_under_the_finger(served) -> None:
+    phone, client, _ = served
+    x, y = phone.find(text="Settings").center
+    client.tap(x, y)
+    assert phone.current_activity() == ("com.android.settings", ".Settings")
+    x, y = phone.find(text="Display").center
+    client.emu.sendMouse(pb.MouseEvent(x=x, y=y, buttons=1))
+    client.emu.sendMouse(pb.MouseEvent(x=x, y=y, buttons=0))
+    assert phone.find(text="Dark theme") is not None
+    before = phone.state.input_events
+    client.emu.sendTouch(pb.TouchEvent(touches=[pb.Touch(x=x, y=y, pressure=0)]))  # a lift with no finger down
+    assert phone.state.input_events == before
+
+
+def test_a_drag_or_a_held_finger_is_not_a_tap(served) -> None:
+    phone, client, _ = served
+    phone.launch("com.android.settings")
+    x, y = phone.find(text="Display").center
+    events = phone.state.input_events
+    client.emu.sendTouch(pb.TouchEvent(touches=[pb.Touch(x=x, y=y, pressure=1)]))
+    client.emu.sendTouch(pb.TouchEvent(touches=[pb.Touch(x=x, y=y - 600, pressure=1)]))
+    client.emu.sendTouch(pb.TouchEvent(touches=[pb.Touch(x=x, y=y - 600, pressure=0)]))
+    assert phone.state.input_events == events + 1  # one gesture
+    client.tap(x, y, hold_s=0.6)  # past the long-press timeout: the row has no long-click action
+    assert phone.find(text="Dark theme") is None
+    client.tap(x, y)
+    assert phone.find(text="Dark theme") is not None
+
+
+def test_keys_by_code_name_and_text(served) -> None:
+    phone, client, _ = served
+    phone.launch("com.android.settings")
+    client.key(codeType=KEY.XKB, eventType=KEY.keypress, keyCode=158 + 8)  # evdev KEY_BACK
+    assert phone.current_activity()[0] == "com.google.android.apps.nexuslauncher"
+    phone.launch("com.android.settings")
+    client.key(key="GoHome", eventType=KEY.keypress)
+    assert phone.current_activity()[0] == "com.google.android.apps.nexuslauncher"
+
+
+def test_typing_goes_into_the_focused_field(served) -> None:
+    phone, client, _ = served
+    phone.launch("com.google.android.contacts")
+    edit = next(n for w in phone.windows() for n in w.walk() if n.cls == "android.widget.EditText")
+    client.tap(*edit.center)
+    client.key(text="wi")
+    client.key(codeType=KEY.Evdev, eventType=KEY.keydown, keyCode=42)  # shift down
+    client.key(codeType=KEY.Evdev, eventType=KEY.keypress, keyCode=33)  # f
+    client.key(codeType=KEY.Evdev, eventType=KEY.keyup, keyCode=42)
+    client.key(key="i", eventType=KEY.keypress)
+    client.key(key="Backspace", eventType=KEY.keypress)
+    client.key(key="i", eventType=KEY.keydown)
+    client.key(key="i", eventType=KEY.keyup)  # the character was typed on the way down only
+    edit = next(n for w in phone.windows() for n in w.walk() if n.cls == "android.widget.EditText")
+    assert edit.text == "wiFi"
+
+
+def test_snapshot_service_saves_lists_loads_and_deletes(served) -> None:
+    phone, client, _ = served
+    save = client.snap.SaveSnapshot(snap_pb.SnapshotPackage(snapshot_id="home"))
+    assert save.success and save.snapshot_id == "home"
+    phone.launch("com.android.settings")
+    listed = client.snap.ListSnapshots(snap_pb.SnapshotFilter(statusFilter=snap_pb.SnapshotFilter.All))
+    assert [s.snapshot_id for s in listed.snapshots] == ["home"] and listed.snapshots[0].size > 0
+    assert client.snap.LoadSnapshot(snap_pb.SnapshotPackage(snapshot_id="home")).success
+    assert phone.current_activity()[0] == "com.google.android.apps.nexuslauncher"
+    listed = client.snap.ListSnapshots(snap_pb.SnapshotFilter())
+    assert listed.snapshots[0].status == snap_pb.SnapshotDetails.Loaded
+
+    missing = client.snap.LoadSnapshot(snap_pb.SnapshotPackage(snapshot_id="nope"))
+    assert not missing.success and b"nope" in missing.err
+    bad = client.snap.SaveSnapshot(snap_pb.SnapshotPackage(snapshot_id="../escape"))
+    assert not bad.success and bad.err
+    assert client.snap.DeleteSnapshot(snap_pb.SnapshotPackage(snapshot_id="home")).success
+    assert not client.snap.ListSnapshots(snap_pb.SnapshotFilter()).snapshots
+    assert not client.snap.DeleteSnapshot(snap_pb.SnapshotPackage(snapshot_id="home")).success
+
+
+def test_unknown_methods_are_unimplemented_and_bad_arguments_invalid(served) -> None:
+    _, client, _ = served
+    with pytest.raises(grpc.RpcError) as err:
+        client.emu.getBattery(empty_pb2.Empty())
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    with pytest.raises(grpc.RpcError) as err:
+        client.snap.PullSnapshot(snap_pb.SnapshotPackage(snapshot_id="x")).next()
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    no_such = client.channel.unary_unary("/android.emulation.control.EmulatorController/noSuchMethod")
+    with pytest.raises(grpc.RpcError) as err:
+        no_such(b"")
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+    displays = pb.DisplayConfigurations()
+    displays.displays.add(display=7, width=720, height=1280, dpi=320)
+    with pytest.raises(grpc.RpcError) as err:
+        client.emu.setDisplayConfigurations(displays)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "[1, 3]" in err.value.details()
+    garbage = client.channel.unary_unary("/android.emulation.control.EmulatorController/getScreenshot")
+    with pytest.raises(grpc.RpcError) as err:
+        garbage(b"\xff\xff\xff\xff")  # not a protobuf: the server cannot parse the request
+    assert err.value.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.INVALID_ARGUMENT)
+    assert client.emu.getStatus(empty_pb2.Empty()).booted  # the channel still works
+
+
+def test_a_garbage_http2_connection_does_not_break_other_clients(served) -> None:
+    _, client, server = served
+    with socket.create_connection(("127.0.0.1", server.port)) as raw:
+        raw.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x04\x07\x00\x00\x00\x00\x00garb" * 3)
+        raw.sendall(b"\x17" * 4096)
+        raw.settimeout(5)
+        try:
+            while raw.recv(4096):
+                pass  # the server answers GOAWAY and closes this connection
+        except (TimeoutError, ConnectionResetError):
+            pass
+    with socket.create_connection(("127.0.0.1", server.port)) as raw:
+        raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert client.emu.getStatus(empty_pb2.Empty()).booted
+    fresh = Client(server.port)
+    assert fresh.pixels(width=108, height=240).shape == (240, 108, 4)
+    fresh.channel.close()
+
+
+def test_shutdown_request_reaches_the_emulator(served) -> None:
+    phone = Phone()
+    stopped: list[bool] = []
+    server = GrpcServer(phone, free_port(), on_shutdown=lambda: stopped.append(True)).start()
+    client = Client(server.port)
+    assert client.emu.getVmState(empty_pb2.Empty()).state == pb.VmRunState.RUNNING
+    client.emu.setVmState(pb.VmRunState(state=pb.VmRunState.SHUTDOWN))
+    assert stopped == [True]
+    client.channel.close()
+    server.stop(None)
+
+
+def test_a_taken_port_is_an_error() -> None:
+    phone = Phone()
+    first = GrpcServer(phone, free_port()).start()
+    try:
+        with pytest.raises(OSError, match="gRPC port"):
+            GrpcServer(phone, first.port).start()
+    finally:
+        first.stop(None)
