@@ -23,7 +23,8 @@ def names_and_numbers(phone: Phone) -> list[tuple[str, str]]:
     with phone.fs.sqlite(DB) as conn:
         return conn.execute(
             "SELECT r.display_name, d.data1 FROM raw_contacts r JOIN data d ON d.raw_contact_id = r._id"
-            " WHERE d.mimetype = 'vnd.android.cursor.item/phone_v2' AND r.deleted = 0 ORDER BY r._id"
+            " JOIN mimetypes m ON m._id = d.mimetype_id"
+            " WHERE m.mimetype = 'vnd.android.cursor.item/phone_v2' AND r.deleted = 0 ORDER BY r._id"
         ).fetchall()
 
 
@@ -81,10 +82,20 @@ def test_database_is_a_real_sqlite_file_at_the_provider_path(phone, tmp_path):
     pulled.write_bytes(phone.fs.read(DB))  # what `adb pull` hands a checker
     conn = sqlite3.connect(pulled)
     row = conn.execute(
-        "SELECT d.data1, d.data4 FROM raw_contacts r JOIN data d ON d.raw_contact_id = r._id"
-        " WHERE r.display_name = 'Alice Johnson' AND d.mimetype = 'vnd.android.cursor.item/phone_v2'"
+        "SELECT d.data1, d.data4, l.normalized_number, l.min_match FROM raw_contacts r"
+        " JOIN data d ON d.raw_contact_id = r._id JOIN mimetypes m ON m._id = d.mimetype_id"
+        " JOIN phone_lookup l ON l.data_id = d._id"
+        " WHERE r.display_name = 'Alice Johnson' AND m.mimetype = 'vnd.android.cursor.item/phone_v2'"
     ).fetchone()
-    assert row == ("(650) 555-0134", "6505550134")
+    assert row == ("(650) 555-0134", "+16505550134", "+16505550134", "4310555")
+    # AOSP's tables and mimetype ids (ContactsDatabaseHelper.COMMON_MIME_TYPES order); one aggregate each.
+    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"accounts", "contacts", "raw_contacts", "data", "mimetypes", "phone_lookup"} <= tables
+    assert conn.execute("SELECT _id FROM mimetypes WHERE mimetype = 'vnd.android.cursor.item/phone_v2'").fetchone() == (5,)
+    assert conn.execute(
+        "SELECT c.has_phone_number, c.starred, r.account_id FROM contacts c JOIN raw_contacts r ON r.contact_id = c._id"
+        " WHERE r.display_name = 'Carol Nguyen'"
+    ).fetchone() == (1, 1, 1)
 
 
 def test_add_contact_with_name_and_phone(phone):
@@ -95,12 +106,13 @@ def test_add_contact_with_name_and_phone(phone):
     assert phone.find(text="(415) 555-0123") is not None  # shown formatted, stored as typed
     with phone.fs.sqlite(DB) as conn:
         rows = conn.execute(
-            "SELECT d.mimetype, d.data2, d.data3, d.data4 FROM raw_contacts r JOIN data d"
-            " ON d.raw_contact_id = r._id WHERE r.display_name = 'Zoe Park' ORDER BY d.mimetype"
+            "SELECT m.mimetype, d.data2, d.data3, d.data4 FROM raw_contacts r JOIN data d"
+            " ON d.raw_contact_id = r._id JOIN mimetypes m ON m._id = d.mimetype_id"
+            " WHERE r.display_name = 'Zoe Park' ORDER BY m.mimetype"
         ).fetchall()
     assert rows == [
         ("vnd.android.cursor.item/name", "Zoe", "Park", None),
-        ("vnd.android.cursor.item/phone_v2", "2", None, "4155550123"),  # type 2 = mobile
+        ("vnd.android.cursor.item/phone_v2", "2", None, "+14155550123"),  # type 2 = mobile
     ]
     phone.tap_node(desc="Navigate up")
     assert phone.current_activity() == (PKG, contacts.LIST)
@@ -229,7 +241,8 @@ def test_long_list_scrolls_to_the_last_contact(phone):
         for i in range(34):
             raw_id = conn.execute("INSERT INTO raw_contacts (display_name) VALUES (?)", (f"Person {i:02d}",)).lastrowid
             conn.execute(
-                "INSERT INTO data (raw_contact_id, mimetype, data1) VALUES (?, ?, ?)",
+                "INSERT INTO data (raw_contact_id, mimetype_id, data1)"
+                " VALUES (?, (SELECT _id FROM mimetypes WHERE mimetype = ?), ?)",
                 (raw_id, contacts.PHONE, f"555-01{i:02d}"),
             )
         conn.execute("INSERT INTO raw_contacts (display_name, deleted) VALUES ('Hidden Deleted', 1)")

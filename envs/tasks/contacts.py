@@ -1,6 +1,6 @@
 """Task templates for Google Contacts (com.google.android.contacts), named after android_world's Contacts* tasks.
 
-Contacts are read from the contacts provider's contacts2.db (raw_contacts + data), as android_world checks them.
+Contacts are read from the contacts provider's contacts2.db (raw_contacts + data + mimetypes, AOSP's schema).
 """
 
 from __future__ import annotations
@@ -68,13 +68,13 @@ def _insert_contact(person: dict[str, str], starred: int = 0) -> list[tuple[str,
     """Statements that add a contact the way the Contacts app saves one (raw contact + data rows)."""
     raw = "(SELECT max(_id) FROM raw_contacts)"
     data = (
-        "INSERT INTO data (raw_contact_id, mimetype, is_primary, data1, data2, data3, data4)"
-        f" VALUES ({raw}, ?, 1, ?, ?, ?, ?)"
+        "INSERT INTO data (raw_contact_id, mimetype_id, is_primary, data1, data2, data3, data4)"
+        f" VALUES ({raw}, (SELECT _id FROM mimetypes WHERE mimetype = ?), 1, ?, ?, ?, ?)"
     )
     statements = [
         ("INSERT INTO raw_contacts (display_name, starred) VALUES (?, ?)", (person["name"], starred)),
         (data, (NAME, person["name"], person["first"], person["last"], None)),
-        (data, (PHONE, person["phone"], 2, None, _digits(person["phone"]))),
+        (data, (PHONE, person["phone"], 2, None, "+1" + _digits(person["phone"])[-10:])),
     ]
     if person.get("with_email"):
         statements.append((data, (EMAIL, person["email"], 1, None, None)))
@@ -94,7 +94,11 @@ def _contacts(device: Device) -> dict[str, dict]:
     for raw_id, name, starred in rows:
         found[name] = {"starred": starred, "phones": [], "emails": [], "companies": []}
         ids[raw_id] = name
-    items = query_db(device, DB, "SELECT raw_contact_id, mimetype, data1 FROM data")
+    items = query_db(
+        device,
+        DB,
+        "SELECT d.raw_contact_id, m.mimetype, d.data1 FROM data d JOIN mimetypes m ON m._id = d.mimetype_id",
+    )
     keys = {PHONE: "phones", EMAIL: "emails", ORGANIZATION: "companies"}
     for raw_id, mimetype, data1 in items:
         if raw_id in ids and mimetype in keys:

@@ -77,7 +77,7 @@ def _contact_numbers(device: Device) -> dict[str, list[str]]:
         device,
         CONTACTS_DB,
         "SELECT r.display_name, d.data1 FROM raw_contacts r JOIN data d ON d.raw_contact_id = r._id"
-        " WHERE d.mimetype = ? AND r.deleted = 0",
+        " JOIN mimetypes m ON m._id = d.mimetype_id WHERE m.mimetype = ? AND r.deleted = 0",
         (PHONE_MIME,),
     )
     for name, number in rows:

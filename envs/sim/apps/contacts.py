@@ -2,23 +2,31 @@
 
 Contacts live where Android keeps them, in the contacts provider's database
 /data/data/com.android.providers.contacts/databases/contacts2.db, so a checker can `adb pull` it.
-The schema is a recognisable subset of Android's:
+The schema is AOSP's (ContactsDatabaseHelper), tables and column names as on a device:
 
-    raw_contacts(_id, display_name, starred, deleted)
+    accounts(_id, account_name, account_type, data_set, ...): row 1 is the local account (all NULL).
+    raw_contacts(_id, account_id, contact_id, deleted, starred, display_name, display_name_alt, ...)
         display_name: "First Last", else company, else phone number, else email (Android's priority).
-        starred: 1 for favorites. deleted: always 0 here; the app deletes local contacts' rows outright,
-        as ContactsProvider2 does for contacts without a sync account. The list hides deleted=1 rows,
-        so readers may filter `WHERE deleted = 0` as on a device.
-    data(_id, raw_contact_id, mimetype, is_primary, data1, data2, data3, data4), one row per item:
+        deleted: always 0 here; the app deletes local contacts' rows outright, as ContactsProvider2 does
+        for contacts without a sync account, so readers may filter `WHERE deleted = 0` as on a device.
+    contacts(_id, name_raw_contact_id, starred, has_phone_number, lookup, ...): one per raw contact (the
+        simulated phone does not merge contacts).
+    mimetypes(_id, mimetype), prefilled with ContactsDatabaseHelper.COMMON_MIME_TYPES in its order.
+    data(_id, mimetype_id, raw_contact_id, is_primary, data1 .. data15, ...), one row per item:
         vnd.android.cursor.item/name          data1 display name, data2 given name, data3 family name
         vnd.android.cursor.item/phone_v2      data1 number as typed, data2 type (2 = mobile),
-                                              data4 normalised number (digits only, e.g. "6505550134")
+                                              data4 normalised number (E.164, e.g. "+16505550134")
         vnd.android.cursor.item/email_v2      data1 address, data2 type (1 = home)
         vnd.android.cursor.item/organization  data1 company, data2 type (1 = work)
+    phone_lookup(data_id, raw_contact_id, normalized_number, min_match)
 
-Names and numbers, as android_world's checks read them:
+Triggers keep contacts, phone_lookup and has_phone_number in step with raw_contacts and data (ContactsProvider2
+does that in Java), so a task setup that writes raw SQL into raw_contacts/data gets a consistent database.
+Names and numbers, as android_world's checks read them (`content query --uri content://contacts/phones/`,
+see envs/sim/content.py), or in SQL:
     SELECT r.display_name, d.data1 FROM raw_contacts r JOIN data d ON d.raw_contact_id = r._id
-    WHERE d.mimetype = 'vnd.android.cursor.item/phone_v2' AND r.deleted = 0
+    JOIN mimetypes m ON m._id = d.mimetype_id WHERE m.mimetype = 'vnd.android.cursor.item/phone_v2'
+    AND r.deleted = 0
 
 `pm clear com.google.android.contacts` keeps the contacts, as on a phone: they belong to the provider,
 so `install` writes the six seed contacts only when the database does not exist yet. Clearing the
@@ -34,21 +42,21 @@ import sqlite3
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from droidrl.envs.sim.app import App, Ctx
+from droidrl.envs.sim.app import DEFAULT, App, Ctx, IntentFilter
 from droidrl.envs.sim.ui import BUTTON, Dialog, Node, Screen, edit, header, icon_button, item, spacer, text
 
 if TYPE_CHECKING:
+    from droidrl.envs.sim.intents import Intent
     from droidrl.envs.sim.phone import Phone
 
 PACKAGE = "com.google.android.contacts"
 PROVIDER_DIR = "/data/data/com.android.providers.contacts"
 DB_PATH = f"{PROVIDER_DIR}/databases/contacts2.db"
 
-# TODO(lead): a real device names these com.android.contacts.activities.PeopleActivity etc. (AOSP class
-# names inside com.google.android.contacts); the shell and its tests expect the short names for now.
-LIST = ".activities.PeopleActivity"
-DETAILS = ".quickcontact.QuickContactActivity"
-EDITOR = ".activities.ContactEditorActivity"
+# Google Contacts keeps AOSP's class names (com.android.contacts.*) inside com.google.android.contacts.
+LIST = "com.android.contacts.activities.PeopleActivity"
+DETAILS = "com.android.contacts.quickcontact.QuickContactActivity"
+EDITOR = "com.android.contacts.activities.ContactEditorActivity"
 
 NAME = "vnd.android.cursor.item/name"
 PHONE = "vnd.android.cursor.item/phone_v2"
@@ -69,25 +77,176 @@ EDITOR_FIELDS = [
 FIELD_KEYS = [key for key, _, _ in EDITOR_FIELDS]
 EMPTY_CONTACT_TOAST = "Can't save an empty contact"
 
-SCHEMA = """
+def _digits_sql(column: str) -> str:
+    """SQL for a number with its separators dropped ("+1 (650) 555-0134" -> "+16505550134")."""
+    for sep in " -().":
+        column = f"replace({column}, '{sep}', '')"
+    return column
+
+
+def _e164_sql(column: str) -> str:
+    """SQL for PhoneNumberUtils.formatNumberToE164 on a US-locale phone: 10 digits get +1."""
+    s = _digits_sql(column)
+    return (
+        f"CASE WHEN {s} LIKE '+%' THEN {s} WHEN length({s}) = 10 THEN '+1' || {s}"
+        f" WHEN length({s}) = 11 AND {s} LIKE '1%' THEN '+' || {s} ELSE {s} END"
+    )
+
+
+def _min_match_sql(column: str) -> str:
+    """SQL for PhoneNumberUtils.toCallerIDMinMatch: the last 7 digits, reversed."""
+    s = _digits_sql(column)
+    return " || ".join(f"substr({s}, -{i}, 1)" for i in range(1, 8))
+
+
+# ContactsDatabaseHelper.COMMON_MIME_TYPES: prepopulated in this order, so their ids match a device's.
+COMMON_MIME_TYPES = [
+    EMAIL,
+    "vnd.android.cursor.item/im",
+    "vnd.android.cursor.item/nickname",
+    ORGANIZATION,
+    PHONE,
+    "vnd.android.cursor.item/sip_address",
+    NAME,
+    "vnd.android.cursor.item/postal-address_v2",
+    "vnd.android.cursor.item/identity",
+    "vnd.android.cursor.item/photo",
+    "vnd.android.cursor.item/group_membership",
+    "vnd.android.cursor.item/note",
+    "vnd.android.cursor.item/contact_event",
+    "vnd.android.cursor.item/website",
+    "vnd.android.cursor.item/relation",
+    "vnd.com.google.cursor.item/contact_misc",
+]
+_PHONE_ID = f"(SELECT _id FROM mimetypes WHERE mimetype = '{PHONE}')"
+_DATA_COLUMNS = "".join(f"    data{i} TEXT,\n" for i in range(1, 16))
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS accounts (
+    _id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_name TEXT, account_type TEXT, data_set TEXT, sim_slot_index INTEGER, sim_ef_type INTEGER,
+    ungrouped_visible INTEGER NOT NULL DEFAULT 0, should_sync INTEGER NOT NULL DEFAULT 1,
+    is_default INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO accounts (_id) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM accounts);
+CREATE TABLE IF NOT EXISTS contacts (
+    _id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name_raw_contact_id INTEGER REFERENCES raw_contacts(_id),
+    photo_id INTEGER REFERENCES data(_id),
+    photo_file_id INTEGER REFERENCES photo_files(_id),
+    custom_ringtone TEXT,
+    send_to_voicemail INTEGER NOT NULL DEFAULT 0,
+    x_times_contacted INTEGER NOT NULL DEFAULT 0,
+    x_last_time_contacted INTEGER,
+    times_contacted INTEGER NOT NULL DEFAULT 0,
+    last_time_contacted INTEGER,
+    starred INTEGER NOT NULL DEFAULT 0,
+    pinned INTEGER NOT NULL DEFAULT 0,
+    has_phone_number INTEGER NOT NULL DEFAULT 0,
+    lookup TEXT,
+    status_update_id INTEGER REFERENCES data(_id),
+    contact_last_updated_timestamp INTEGER
+);
 CREATE TABLE IF NOT EXISTS raw_contacts (
     _id INTEGER PRIMARY KEY AUTOINCREMENT,
-    display_name TEXT,
+    account_id INTEGER REFERENCES accounts(_id),
+    sourceid TEXT,
+    backup_id TEXT,
+    raw_contact_is_read_only INTEGER NOT NULL DEFAULT 0,
+    version INTEGER NOT NULL DEFAULT 1,
+    dirty INTEGER NOT NULL DEFAULT 0,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    metadata_dirty INTEGER NOT NULL DEFAULT 0,
+    contact_id INTEGER REFERENCES contacts(_id),
+    aggregation_mode INTEGER NOT NULL DEFAULT 0,
+    aggregation_needed INTEGER NOT NULL DEFAULT 1,
+    custom_ringtone TEXT,
+    send_to_voicemail INTEGER NOT NULL DEFAULT 0,
+    x_times_contacted INTEGER NOT NULL DEFAULT 0,
+    x_last_time_contacted INTEGER,
+    times_contacted INTEGER NOT NULL DEFAULT 0,
+    last_time_contacted INTEGER,
     starred INTEGER NOT NULL DEFAULT 0,
-    deleted INTEGER NOT NULL DEFAULT 0
+    pinned INTEGER NOT NULL DEFAULT 0,
+    display_name TEXT,
+    display_name_alt TEXT,
+    display_name_source INTEGER NOT NULL DEFAULT 0,
+    phonetic_name TEXT,
+    phonetic_name_style TEXT,
+    sort_key TEXT,
+    phonebook_label TEXT,
+    phonebook_bucket INTEGER,
+    sort_key_alt TEXT,
+    phonebook_label_alt TEXT,
+    phonebook_bucket_alt INTEGER,
+    name_verified INTEGER NOT NULL DEFAULT 0,
+    sync1 TEXT, sync2 TEXT, sync3 TEXT, sync4 TEXT
 );
+CREATE INDEX IF NOT EXISTS raw_contacts_contact_id_index ON raw_contacts (contact_id);
+CREATE TABLE IF NOT EXISTS packages (_id INTEGER PRIMARY KEY AUTOINCREMENT, package TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS mimetypes (_id INTEGER PRIMARY KEY AUTOINCREMENT, mimetype TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS mime_type ON mimetypes (mimetype);
+{"".join(f"INSERT OR IGNORE INTO mimetypes (mimetype) VALUES ('{m}');" + chr(10) for m in COMMON_MIME_TYPES)}
 CREATE TABLE IF NOT EXISTS data (
     _id INTEGER PRIMARY KEY AUTOINCREMENT,
-    raw_contact_id INTEGER NOT NULL REFERENCES raw_contacts(_id),
-    mimetype TEXT NOT NULL,
+    package_id INTEGER REFERENCES package(_id),
+    mimetype_id INTEGER REFERENCES mimetype(_id) NOT NULL,
+    raw_contact_id INTEGER REFERENCES raw_contacts(_id) NOT NULL,
+    hash_id TEXT,
+    is_read_only INTEGER NOT NULL DEFAULT 0,
     is_primary INTEGER NOT NULL DEFAULT 0,
-    data1 TEXT,
-    data2 TEXT,
-    data3 TEXT,
-    data4 TEXT
+    is_super_primary INTEGER NOT NULL DEFAULT 0,
+    data_version INTEGER NOT NULL DEFAULT 0,
+{_DATA_COLUMNS}    data_sync1 TEXT, data_sync2 TEXT, data_sync3 TEXT, data_sync4 TEXT,
+    carrier_presence INTEGER NOT NULL DEFAULT 0,
+    preferred_phone_account_component_name TEXT,
+    preferred_phone_account_id TEXT
 );
 CREATE INDEX IF NOT EXISTS data_raw_contact_id ON data (raw_contact_id);
+CREATE INDEX IF NOT EXISTS data_mimetype_data1_index ON data (mimetype_id, data1);
+CREATE TABLE IF NOT EXISTS phone_lookup (
+    data_id INTEGER REFERENCES data(_id) NOT NULL,
+    raw_contact_id INTEGER REFERENCES raw_contacts(_id) NOT NULL,
+    normalized_number TEXT NOT NULL,
+    min_match TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS phone_lookup_index ON phone_lookup (normalized_number, raw_contact_id, data_id);
+
+CREATE TRIGGER IF NOT EXISTS raw_contacts_aggregate AFTER INSERT ON raw_contacts BEGIN
+    UPDATE raw_contacts SET account_id = COALESCE(new.account_id, 1) WHERE _id = new._id;
+    INSERT INTO contacts (name_raw_contact_id, starred, lookup)
+        SELECT new._id, new.starred, '0r' || new._id || '-' || upper(replace(COALESCE(new.display_name, ''), ' ', ''))
+        WHERE new.contact_id IS NULL;
+    UPDATE raw_contacts SET contact_id = last_insert_rowid() WHERE _id = new._id AND new.contact_id IS NULL;
+END;
+CREATE TRIGGER IF NOT EXISTS raw_contacts_changed AFTER UPDATE OF starred, display_name, deleted ON raw_contacts BEGIN
+    UPDATE contacts SET starred = new.starred WHERE _id = new.contact_id;
+END;
+CREATE TRIGGER IF NOT EXISTS raw_contacts_deleted AFTER DELETE ON raw_contacts BEGIN
+    DELETE FROM data WHERE raw_contact_id = old._id;
+    DELETE FROM contacts WHERE _id = old.contact_id
+        AND NOT EXISTS (SELECT 1 FROM raw_contacts WHERE contact_id = old.contact_id);
+END;
+CREATE TRIGGER IF NOT EXISTS data_phone_inserted AFTER INSERT ON data WHEN new.mimetype_id = {_PHONE_ID} BEGIN
+    INSERT INTO phone_lookup (data_id, raw_contact_id, normalized_number, min_match)
+        VALUES (new._id, new.raw_contact_id, {_e164_sql("COALESCE(new.data1, '')")},
+                {_min_match_sql("COALESCE(new.data1, '')")});
+    UPDATE contacts SET has_phone_number = 1
+        WHERE _id = (SELECT contact_id FROM raw_contacts WHERE _id = new.raw_contact_id);
+END;
+CREATE TRIGGER IF NOT EXISTS data_phone_updated AFTER UPDATE OF data1 ON data WHEN new.mimetype_id = {_PHONE_ID} BEGIN
+    UPDATE phone_lookup SET normalized_number = {_e164_sql("COALESCE(new.data1, '')")},
+        min_match = {_min_match_sql("COALESCE(new.data1, '')")} WHERE data_id = new._id;
+END;
+CREATE TRIGGER IF NOT EXISTS data_deleted AFTER DELETE ON data BEGIN
+    DELETE FROM phone_lookup WHERE data_id = old._id;
+    UPDATE contacts SET has_phone_number = EXISTS (
+        SELECT 1 FROM data d JOIN raw_contacts r ON r._id = d.raw_contact_id
+        WHERE r.contact_id = contacts._id AND d.mimetype_id = {_PHONE_ID})
+        WHERE _id = (SELECT contact_id FROM raw_contacts WHERE _id = old.raw_contact_id);
+END;
 """
+
 
 # The editor's fields in FIELD_KEYS order, then starred; 555-01xx numbers are reserved for fiction.
 SEED_CONTACTS = [
@@ -104,7 +263,8 @@ SEED_CONTACTS = [
 
 
 @contextlib.contextmanager
-def _db(phone: Phone) -> Iterator[sqlite3.Connection]:
+def open_db(phone: Phone) -> Iterator[sqlite3.Connection]:
+    """contacts2.db, its tables created on first use."""
     # The provider creates its tables on first use, so a deleted database file comes back empty.
     with phone.fs.sqlite(DB_PATH) as conn:
         conn.executescript(SCHEMA)
@@ -116,7 +276,7 @@ def install(phone: Phone) -> None:
     phone.fs.makedirs(f"{PROVIDER_DIR}/databases")
     if phone.fs.is_file(DB_PATH):
         return  # `pm clear` of the Contacts app: the contacts belong to the provider and stay
-    with _db(phone) as conn:
+    with open_db(phone) as conn:
         for *fields, starred in SEED_CONTACTS:
             raw_id = _save_contact(conn, None, dict(zip(FIELD_KEYS, fields, strict=True)))
             conn.execute("UPDATE raw_contacts SET starred = ? WHERE _id = ?", (starred, raw_id))
@@ -125,6 +285,21 @@ def install(phone: Phone) -> None:
 def normalize_number(number: str) -> str:
     """Digits only, the form android_world compares numbers in ("+1 (650) 555-0134" -> "16505550134")."""
     return re.sub(r"\D", "", number)
+
+
+def e164(number: str) -> str:
+    """The number as Phone.NORMALIZED_NUMBER stores it on a US-locale phone ("(650) 555-0134" -> "+16505550134")."""
+    digits = normalize_number(number)
+    if number.strip().startswith("+"):
+        return f"+{digits}"
+    if len(digits) == 10:
+        return f"+1{digits}"
+    return f"+{digits}" if len(digits) == 11 and digits.startswith("1") else digits
+
+
+def mimetype_ids(conn: sqlite3.Connection) -> dict[str, int]:
+    """The mimetypes table as {mimetype: _id}."""
+    return dict(conn.execute("SELECT mimetype, _id FROM mimetypes"))
 
 
 def format_number(number: str) -> str:
@@ -143,11 +318,21 @@ def _display_name(values: dict[str, str]) -> str:
     return name or values["company"] or values["phone"] or values["email"]
 
 
+def _name_columns(values: dict[str, str], display: str) -> tuple:
+    """display_name_alt, display_name_source, sort keys and phonebook labels, as ContactsProvider2 derives them."""
+    first, last = values["first_name"], values["last_name"]
+    alt = ", ".join(v for v in (last, first) if v) or display
+    # DisplayNameSources: STRUCTURED_NAME 40, ORGANIZATION 30, PHONE 20, EMAIL 10.
+    source = 40 if first or last else 30 if values["company"] else 20 if values["phone"] else 10
+    return alt, source, display, alt, _section(display), _section(alt)
+
+
 def _put_item(conn: sqlite3.Connection, raw_id: int, mimetype: str, columns: dict[str, Any] | None) -> None:
     """Set the contact's first data row of `mimetype` to `columns`, inserting it, or deleting it when None."""
+    mimetype_id = mimetype_ids(conn)[mimetype]
     row = conn.execute(
-        "SELECT _id FROM data WHERE raw_contact_id = ? AND mimetype = ? ORDER BY _id LIMIT 1",
-        (raw_id, mimetype),
+        "SELECT _id FROM data WHERE raw_contact_id = ? AND mimetype_id = ? ORDER BY _id LIMIT 1",
+        (raw_id, mimetype_id),
     ).fetchone()
     if columns is None:
         if row is not None:
@@ -156,9 +341,9 @@ def _put_item(conn: sqlite3.Connection, raw_id: int, mimetype: str, columns: dic
     names = list(columns)
     if row is None:
         placeholders = ", ".join("?" * len(names))
-        sql = f"INSERT INTO data (raw_contact_id, mimetype, is_primary, {', '.join(names)})"
+        sql = f"INSERT INTO data (raw_contact_id, mimetype_id, is_primary, {', '.join(names)})"
         sql += f" VALUES (?, ?, 1, {placeholders})"
-        conn.execute(sql, (raw_id, mimetype, *columns.values()))
+        conn.execute(sql, (raw_id, mimetype_id, *columns.values()))
     else:
         sql = f"UPDATE data SET {', '.join(f'{n} = ?' for n in names)} WHERE _id = ?"
         conn.execute(sql, (*columns.values(), row[0]))
@@ -169,13 +354,16 @@ def _save_contact(conn: sqlite3.Connection, raw_id: int | None, values: dict[str
     display = _display_name(values)
     if raw_id is None:
         raw_id = conn.execute("INSERT INTO raw_contacts (display_name) VALUES (?)", (display,)).lastrowid
-    else:
-        conn.execute("UPDATE raw_contacts SET display_name = ? WHERE _id = ?", (display, raw_id))
+    conn.execute(
+        "UPDATE raw_contacts SET display_name = ?, display_name_alt = ?, display_name_source = ?, sort_key = ?,"
+        " sort_key_alt = ?, phonebook_label = ?, phonebook_label_alt = ? WHERE _id = ?",
+        (display, *_name_columns(values, display), raw_id),
+    )
     first, last = values["first_name"], values["last_name"]
     name = {"data1": " ".join(v for v in (first, last) if v), "data2": first or None, "data3": last or None}
     _put_item(conn, raw_id, NAME, name if first or last else None)
     number = values["phone"]
-    phone = {"data1": number, "data2": PHONE_TYPE_MOBILE, "data4": normalize_number(number)}
+    phone = {"data1": number, "data2": PHONE_TYPE_MOBILE, "data4": e164(number)}
     _put_item(conn, raw_id, PHONE, phone if number else None)
     email = values["email"]
     _put_item(conn, raw_id, EMAIL, {"data1": email, "data2": EMAIL_TYPE_HOME} if email else None)
@@ -199,7 +387,9 @@ def _load_contact(conn: sqlite3.Connection, raw_id: int) -> dict[str, Any] | Non
     }
     contact.update(first_name="", last_name="", company="")
     items = conn.execute(
-        "SELECT mimetype, data1, data2, data3 FROM data WHERE raw_contact_id = ? ORDER BY _id", (raw_id,)
+        "SELECT m.mimetype, d.data1, d.data2, d.data3 FROM data d JOIN mimetypes m ON m._id = d.mimetype_id"
+        " WHERE d.raw_contact_id = ? ORDER BY d._id",
+        (raw_id,),
     ).fetchall()
     for mimetype, data1, data2, data3 in items:
         if mimetype == NAME:
@@ -253,11 +443,13 @@ def _matches(query: str, name: str, numbers: list[str], emails: list[str]) -> bo
 
 
 def list_screen(ctx: Ctx) -> Screen:
-    with _db(ctx.phone) as conn:
+    with open_db(ctx.phone) as conn:
         contacts = conn.execute("SELECT _id, display_name FROM raw_contacts WHERE deleted = 0").fetchall()
         details: dict[int, tuple[list[str], list[str]]] = {raw_id: ([], []) for raw_id, _ in contacts}
         for raw_id, mimetype, data1 in conn.execute(
-            "SELECT raw_contact_id, mimetype, data1 FROM data WHERE mimetype IN (?, ?)", (PHONE, EMAIL)
+            "SELECT d.raw_contact_id, m.mimetype, d.data1 FROM data d JOIN mimetypes m ON m._id = d.mimetype_id"
+            " WHERE m.mimetype IN (?, ?)",
+            (PHONE, EMAIL),
         ):
             if raw_id in details and data1:
                 details[raw_id][0 if mimetype == PHONE else 1].append(data1)
@@ -297,7 +489,7 @@ def list_screen(ctx: Ctx) -> Screen:
 
 def details_screen(ctx: Ctx) -> Screen:
     raw_id = ctx.args.get("contact_id")
-    with _db(ctx.phone) as conn:
+    with open_db(ctx.phone) as conn:
         contact = _load_contact(conn, raw_id) if isinstance(raw_id, int) else None
     if contact is None:
         gone = text("This contact no longer exists", align="center", rid="empty")
@@ -305,14 +497,13 @@ def details_screen(ctx: Ctx) -> Screen:
 
     def toggle_star() -> None:
         starred = 0 if contact["starred"] else 1
-        with _db(ctx.phone) as conn:
+        with open_db(ctx.phone) as conn:
             conn.execute("UPDATE raw_contacts SET starred = ? WHERE _id = ?", (starred, raw_id))
         ctx.refresh()
 
     def delete() -> None:
-        with _db(ctx.phone) as conn:
-            conn.execute("DELETE FROM data WHERE raw_contact_id = ?", (raw_id,))
-            conn.execute("DELETE FROM raw_contacts WHERE _id = ?", (raw_id,))
+        with open_db(ctx.phone) as conn:
+            conn.execute("DELETE FROM raw_contacts WHERE _id = ?", (raw_id,))  # a trigger drops its data
         ctx.toast("Contact deleted")
         ctx.finish()
 
@@ -360,7 +551,7 @@ def _editor_initial(ctx: Ctx) -> dict[str, str]:
     values = dict.fromkeys(FIELD_KEYS, "")
     raw_id = ctx.args.get("contact_id")
     if isinstance(raw_id, int):
-        with _db(ctx.phone) as conn:
+        with open_db(ctx.phone) as conn:
             contact = _load_contact(conn, raw_id)
         if contact is not None:
             for key in ("first_name", "last_name", "company"):
@@ -393,7 +584,7 @@ def editor_screen(ctx: Ctx) -> Screen:
         if not any(current.values()):
             ctx.toast(EMPTY_CONTACT_TOAST)
             return
-        with _db(ctx.phone) as conn:
+        with open_db(ctx.phone) as conn:
             if editing and _load_contact(conn, raw_id) is None:  # deleted while the editor was open
                 ctx.toast("Couldn't save contact changes")
                 ctx.finish()
@@ -439,10 +630,36 @@ def editor_screen(ctx: Ctx) -> Screen:
     return Screen(title=title, up=up, actions=[save_button], rows=rows, dialog=dialog)
 
 
+# ---- intents (the manifest's filters; `am start` resolves against them) ----------------------------------
+
+_DIR_TYPES = ("vnd.android.cursor.dir/person", "vnd.android.cursor.dir/contact", "vnd.android.cursor.dir/raw_contact")
+_ITEM_TYPES = ("vnd.android.cursor.item/person", "vnd.android.cursor.item/contact")
+_ITEM_TYPES += ("vnd.android.cursor.item/raw_contact",)
+_VIEW, _INSERT, _EDIT = "android.intent.action.VIEW", "android.intent.action.INSERT", "android.intent.action.EDIT"
+INTENT_FILTERS = [
+    IntentFilter(LIST, ("android.intent.action.MAIN",), (DEFAULT, "android.intent.category.LAUNCHER")),
+    IntentFilter(LIST, (_VIEW,), mime_types=_DIR_TYPES),
+    IntentFilter(DETAILS, (_VIEW,), mime_types=_ITEM_TYPES),
+    IntentFilter(EDITOR, (_INSERT,), mime_types=_DIR_TYPES),
+    IntentFilter(EDITOR, (_EDIT,), mime_types=_ITEM_TYPES),
+]
+
+
+def on_intent(activity: str, intent: Intent) -> tuple[str, dict[str, Any]]:
+    """A contact URI (`content://contacts/people/3`) opens that contact; INSERT extras fill the editor."""
+    args = {k: v for k, v in (intent.extras or {}).items() if isinstance(v, str)}
+    found = re.search(r"/(\d+)$", intent.data or "")
+    if found and activity in (DETAILS, EDITOR):
+        args["contact_id"] = int(found.group(1))
+    return activity, args
+
+
 APP = App(
     package=PACKAGE,
     label="Contacts",
     activities={LIST: list_screen, DETAILS: details_screen, EDITOR: editor_screen},
+    intent_filters=INTENT_FILTERS,
+    on_intent=on_intent,
     icon="C",  # TODO(render): no person glyph yet; the real icon is a person silhouette
     color="#1a73e8",
     version_name="4.22.37.586680692",
