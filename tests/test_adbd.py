@@ -27,6 +27,7 @@ def _cmd(name: bytes) -> int:
 
 CNXN, OPEN, OKAY, WRTE, CLSE = (_cmd(n) for n in (b"CNXN", b"OPEN", b"OKAY", b"WRTE", b"CLSE"))
 HOST_MAX_PAYLOAD = 1024 * 1024
+A_VERSION_MIN, A_VERSION = 0x01000000, 0x01000001  # the second skips checksums
 
 
 class RawHost:
@@ -34,6 +35,7 @@ class RawHost:
 
     def __init__(self, port: int) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.version = A_VERSION
 
     def close(self) -> None:
         self.sock.close()
@@ -55,11 +57,13 @@ class RawHost:
         command, arg0, arg1, length, checksum, magic = struct.unpack("<6I", self._read_exactly(24))
         assert magic == command ^ 0xFFFFFFFF
         data = self._read_exactly(length)
-        assert checksum == sum(data) & 0xFFFFFFFF
+        # adbd sums the payload only for hosts older than A_VERSION (and for everything before the CNXN).
+        assert checksum == (sum(data) & 0xFFFFFFFF if self.version < A_VERSION else 0)
         return command, arg0, arg1, data
 
-    def connect(self, max_payload: int = HOST_MAX_PAYLOAD) -> tuple[int, int, bytes]:
-        self.send(CNXN, 0x01000001, max_payload, b"host::features=shell_v2\0")
+    def connect(self, max_payload: int = HOST_MAX_PAYLOAD, version: int = A_VERSION) -> tuple[int, int, bytes]:
+        self.version = version
+        self.send(CNXN, version, max_payload, b"host::features=shell_v2\0")
         command, version, device_max_payload, banner = self.recv()
         assert command == CNXN
         return version, device_max_payload, banner
@@ -112,10 +116,18 @@ def expected_banner(phone) -> bytes:
 
 
 # ---- raw protocol ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("host_max", "device_max"), [(1024 * 1024, 256 * 1024), (64 * 1024, 64 * 1024)])
-def test_cnxn_reply_has_version_max_payload_and_banner(raw_host, sim_phone_adbd, host_max, device_max):
-    version, max_payload, banner = raw_host.connect(host_max)
-    assert version == 0x01000001
+@pytest.mark.parametrize(
+    ("host_max", "host_version", "device_max"),
+    [
+        (1024 * 1024, A_VERSION, 1024 * 1024),
+        (64 * 1024, A_VERSION, 64 * 1024),
+        (8 * 1024 * 1024, A_VERSION, 1024 * 1024),  # adbd's MAX_PAYLOAD caps it
+        (1024 * 1024, A_VERSION_MIN, 1024 * 1024),  # an old host (adb-shell): checksums in every reply
+    ],
+)
+def test_cnxn_reply_has_version_max_payload_and_banner(raw_host, sim_phone_adbd, host_max, host_version, device_max):
+    version, max_payload, banner = raw_host.connect(host_max, host_version)
+    assert version == A_VERSION  # adbd always announces its own version
     assert max_payload == device_max
     assert banner == expected_banner(sim_phone_adbd.phone)
 
@@ -197,9 +209,10 @@ def test_malformed_packet_drops_only_that_connection(sim_phone_adbd, bad_bytes):
         (b"STAT" + struct.pack("<I", 5000), "path too long"),
         (sync_request(b"XXXX", ""), "unknown command 58585858"),
         (sync_request(b"SEND", "/sdcard/x"), "missing , in ID_SEND"),
-        (sync_request(b"SEND", "/sdcard/x,33188") + b"JUNK\0\0\0\0", "invalid data message"),
+        # After a FAIL in a push, adbd reads on until the host's DONE before it closes the stream.
+        (sync_request(b"SEND", "/sdcard/x,33188") + b"JUNK\0\0\0\0" + b"DONE\0\0\0\0", "invalid data message"),
         (
-            sync_request(b"SEND", "/sdcard/x,33188") + b"DATA" + struct.pack("<I", 100_000),
+            sync_request(b"SEND", "/sdcard/x,33188") + b"DATA" + struct.pack("<I", 100_000) + b"DONE\0\0\0\0",
             "oversize data message",
         ),
         (sync_request(b"RECV", "/sdcard/missing.txt"), "open failed: No such file or directory"),
@@ -232,6 +245,7 @@ def test_truncated_sync_frame_leaves_no_file_and_connection_usable(raw_host, sim
     raw_host.send(WRTE, 1, remote, truncated)
     assert raw_host.recv() == (OKAY, remote, 1, b"")
     raw_host.send(CLSE, 1, remote)  # the host gives up in the middle of the frame
+    assert raw_host.recv() == (CLSE, remote, 1, b"")  # adbd closes its end and says so
     remote = raw_host.open(2, "sync:")
     raw_host.send(WRTE, 2, remote, sync_request(b"STAT", "/sdcard/part.bin"))
     assert raw_host.recv()[0] == OKAY

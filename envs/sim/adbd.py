@@ -8,20 +8,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
 import os
 import socket
 import stat as statmod
 import struct
 import threading
+import weakref
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+
 if TYPE_CHECKING:
     from droidrl.envs.sim.phone import Phone
-    from droidrl.envs.sim.vfs import FileStat
+    from droidrl.envs.sim.vfs import FileStat, FileWriter
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +37,32 @@ A_CLSE = 0x45534C43  # CLOSE(local-id, remote-id, "")
 A_WRTE = 0x45545257  # WRITE(local-id, remote-id, "data")
 A_SYNC = 0x434E5953  # only used on USB; ignored
 
-A_VERSION = 0x01000001  # the version that makes hosts skip payload checksums
-MAX_PAYLOAD = 1024 * 1024  # the most a host may send in one packet (adb's MAX_PAYLOAD)
-DEVICE_MAX_PAYLOAD = 256 * 1024  # the most we send in one packet (further capped by the host's maxdata)
+A_VERSION_MIN = 0x01000000  # hosts at this version still want checksums on what we send
+A_VERSION = 0x01000001  # skip checksums: adbd announces it to every host, and checks none it receives
+MAX_PAYLOAD = 1024 * 1024  # adbd's MAX_PAYLOAD: the negotiated packet size is min(host's maxdata, this)
 MIN_PAYLOAD = 4096  # MAX_PAYLOAD_V1: a floor for hosts that announce something silly
+
+# Flow control of host -> service data. adbd writes a WRTE's payload into the service's socket and sends
+# OKAY only once the socket took all of it; a service that reads slowly so throttles the host. ACK_WINDOW
+# stands in for that socket buffer. A host that keeps writing without waiting for OKAY is cut off once a
+# stream holds more than INBOUND_LIMIT bytes.
+ACK_WINDOW = 256 * 1024
+INBOUND_LIMIT = ACK_WINDOW + 2 * MAX_PAYLOAD
+WRITE_HIGH_WATER = 256 * 1024  # bytes queued to a host's TCP socket before services wait for it to drain
 
 HEADER = struct.Struct("<6I")  # command, arg0, arg1, data_length, data_crc32 (byte sum), magic
 
 # Only what this module implements. adb 29.0.6 (protocol 1.0.41) knows shell_v2, cmd, stat_v2,
 # fixed_push_mkdir, apex, abb, fixed_push_symlink_timestamp and abb_exec; `cmd`, `abb*` and `apex`
 # change how `adb install` talks to the device, which the simulated phone does not support, and
-# the newer ls_v2 / sendrecv_v2 / delayed_ack are unknown to that adb.
+# the newer ls_v2 / sendrecv_v2 / delayed_ack are unknown to that adb. Without delayed_ack every WRTE
+# waits for the peer's OKAY, in both directions.
 FEATURES = ("shell_v2", "stat_v2", "fixed_push_mkdir")
 
 # ---- shell protocol v2 (adb/shell_protocol.h): [id u8][length u32 LE][data] ------------------------------
 SHELL_STDIN, SHELL_STDOUT, SHELL_STDERR, SHELL_EXIT, SHELL_CLOSE_STDIN, SHELL_WINDOW_SIZE = range(6)
 SHELL_HEADER = struct.Struct("<BI")
+SHELL_LINE_MAX = 1024 * 1024  # an interactive shell's input line longer than this ends the session
 
 # ---- sync protocol (adb/file_sync_protocol.h, SYNC.TXT): 4-byte id + u32 LE --------------------------------
 SYNC_HEADER = struct.Struct("<4sI")
@@ -76,20 +89,22 @@ class Packet:
     data: bytes
 
 
-def encode_packet(command: int, arg0: int, arg1: int, data: bytes = b"") -> bytes:
-    """One adb packet: header with the byte-sum checksum and the magic, then the payload."""
-    checksum = sum(data) & 0xFFFFFFFF
-    return HEADER.pack(command, arg0, arg1, len(data), checksum, command ^ 0xFFFFFFFF) + data
+def encode_packet(command: int, arg0: int, arg1: int, data: bytes = b"", checksum: bool = True) -> bytes:
+    """One adb packet: header with the byte-sum checksum (0 when the peer skips checksums) and the magic."""
+    check = sum(data) & 0xFFFFFFFF if checksum else 0
+    return HEADER.pack(command, arg0, arg1, len(data), check, command ^ 0xFFFFFFFF) + data
 
 
-async def read_packet(reader: asyncio.StreamReader) -> Packet:
-    """Read one packet; raises ProtocolError for a bad magic or length, IncompleteReadError on EOF."""
+async def read_packet(reader: asyncio.StreamReader, max_payload: int = MAX_PAYLOAD) -> Packet:
+    """Read one packet; raises ProtocolError for a bad magic or length (adbd's check_header), EOF errors at EOF.
+
+    Checksums are never verified: adbd stopped checking them in 2017, even for hosts that still send them.
+    """
     command, arg0, arg1, length, _checksum, magic = HEADER.unpack(await reader.readexactly(HEADER.size))
     if magic != command ^ 0xFFFFFFFF:
         raise ProtocolError(f"bad magic {magic:#010x} for command {command:#010x}")
-    if length > MAX_PAYLOAD:
-        raise ProtocolError(f"payload of {length} bytes is over the {MAX_PAYLOAD}-byte limit")
-    # Checksums are not verified: hosts at protocol version >= 0x01000001 leave them zero.
+    if length > max_payload:
+        raise ProtocolError(f"payload of {length} bytes is over the negotiated {max_payload}-byte limit")
     data = await reader.readexactly(length) if length else b""
     return Packet(command, arg0, arg1, data)
 
@@ -104,7 +119,12 @@ def connection_banner(phone: Phone) -> bytes:
 
 # ---- streams -------------------------------------------------------------------------------------------
 class Stream:
-    """One OPENed service: bytes from the host in, flow-controlled WRTE packets out."""
+    """One OPENed service: bytes from the host in, flow-controlled WRTE packets out.
+
+    Both directions follow the protocol's flow control: we send the next WRTE only after the host's OKAY
+    for the previous one, and we send the OKAY for a host's WRTE only once the service has consumed its
+    data (down to ACK_WINDOW), so neither side's data piles up here.
+    """
 
     def __init__(self, conn: AdbdConnection, local_id: int, remote_id: int, service: str) -> None:
         self.conn = conn
@@ -112,7 +132,9 @@ class Stream:
         self.remote_id = remote_id
         self.service = service
         self.closed = False
+        self.after_close: Callable[[], None] | None = None  # run once our CLSE is sent (adbd restarts)
         self._inbound = bytearray()
+        self._ack_owed = False  # the host's last WRTE waits for our OKAY until the service reads it
         self._ignore_input = False
         self._data_arrived = asyncio.Event()
         # An OPEN implies the host is ready for our first WRTE; each later one waits for its OKAY.
@@ -121,9 +143,14 @@ class Stream:
 
     # -- called by the connection
     def feed(self, data: bytes) -> None:
+        """A WRTE from the host: keep its data for the service, and acknowledge it if there is room."""
+        if len(self._inbound) + len(data) > INBOUND_LIMIT:
+            raise ProtocolError(f"host wrote {len(self._inbound) + len(data)} bytes to {self.service!r} unacknowledged")
         if not self._ignore_input:
             self._inbound += data
             self._data_arrived.set()
+        self._ack_owed = True
+        self._acknowledge()
 
     def ready(self) -> None:
         self._may_write.set()
@@ -133,20 +160,30 @@ class Stream:
         self._data_arrived.set()
         self._may_write.set()
 
+    def _acknowledge(self) -> None:
+        if self._ack_owed and len(self._inbound) <= ACK_WINDOW and not self.closed:
+            self._ack_owed = False
+            self.conn.send(A_OKAY, self.local_id, self.remote_id)
+
+    def _take(self, n: int) -> bytes:
+        data = bytes(self._inbound[:n])
+        del self._inbound[:n]
+        self._acknowledge()
+        return data
+
     # -- called by services
     def ignore_input(self) -> None:
         """For services that never read: drop what the host sends instead of buffering it."""
         self._ignore_input = True
         self._inbound.clear()
+        self._acknowledge()
 
-    async def read_some(self) -> bytes:
-        """Whatever the host has sent so far (waiting for at least one byte); b"" once it closed."""
+    async def read_some(self, limit: int = SYNC_DATA_MAX) -> bytes:
+        """Up to `limit` bytes the host has sent (waiting for at least one); b"" once it closed."""
         while not self._inbound and not self.closed:
             self._data_arrived.clear()
             await self._data_arrived.wait()
-        data = bytes(self._inbound)
-        self._inbound.clear()
-        return data
+        return self._take(limit)
 
     async def read_exactly(self, n: int) -> bytes:
         """Exactly n bytes from the host; raises StreamClosed if it closes first."""
@@ -155,26 +192,43 @@ class Stream:
                 raise StreamClosed(self.service)
             self._data_arrived.clear()
             await self._data_arrived.wait()
-        data = bytes(self._inbound[:n])
-        del self._inbound[:n]
-        return data
+        return self._take(n)
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send data as WRTE packets of at most the negotiated payload, each after the host's OKAY."""
+        view = memoryview(data)
         step = self.conn.max_payload
-        for start in range(0, len(data), step):
+        for start in range(0, len(view), step):
             await self._may_write.wait()
             if self.closed:
                 raise StreamClosed(self.service)
             self._may_write.clear()
-            self.conn.send(A_WRTE, self.local_id, self.remote_id, data[start : start + step])
-            await self.conn.drain()
+            await self.conn.drain()  # nor more than WRITE_HIGH_WATER queued for a host that does not read
+            self.conn.send(A_WRTE, self.local_id, self.remote_id, bytes(view[start : start + step]))
+
+    async def flushed(self) -> None:
+        """Wait until the host acknowledged our last WRTE (or the stream closed)."""
+        await self._may_write.wait()
 
 
 Service = Callable[[Stream, "Phone"], Awaitable[None]]  # serves one stream until it returns (then CLSE)
 
 
 # ---- the connection state machine ----------------------------------------------------------------------
+# Every live connection of each phone, so `adb root` can restart "adbd": drop them all, as the real daemon's
+# exit does. Connections may live on different event loops (threads), hence the lock.
+_connections: weakref.WeakKeyDictionary[Phone, set[AdbdConnection]] = weakref.WeakKeyDictionary()
+_connections_lock = threading.Lock()
+
+
+def restart_adbd(phone: Phone) -> None:
+    """What adbd's restart does to its hosts: every connection to `phone` is closed (they reconnect)."""
+    with _connections_lock:
+        connections = list(_connections.get(phone, ()))
+    for conn in connections:
+        conn.loop.call_soon_threadsafe(conn.kick)
+
+
 class AdbdConnection:
     """One TCP connection from an adb host: handshake, then streams multiplexed over packets."""
 
@@ -182,16 +236,20 @@ class AdbdConnection:
         self.phone = phone
         self.reader = reader
         self.writer = writer
+        self.loop = asyncio.get_running_loop()
         self.online = False
-        self.max_payload = MIN_PAYLOAD
+        self.protocol_version = A_VERSION_MIN  # until the host's CNXN says otherwise
+        self.max_payload = MAX_PAYLOAD  # what we accept before the handshake, like adbd
         self.streams: dict[int, Stream] = {}
         self._tasks: set[asyncio.Task] = set()
         self._next_id = 1
+        writer.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
 
     def send(self, command: int, arg0: int, arg1: int, data: bytes = b"") -> None:
         # One write call per packet, so packets of concurrent streams never interleave.
         if not self.writer.is_closing():
-            self.writer.write(encode_packet(command, arg0, arg1, data))
+            checksum = self.protocol_version < A_VERSION
+            self.writer.write(encode_packet(command, arg0, arg1, data, checksum))
 
     async def drain(self) -> None:
         try:
@@ -199,11 +257,17 @@ class AdbdConnection:
         except ConnectionError as err:
             raise StreamClosed("connection lost") from err
 
+    def kick(self) -> None:
+        """Close the connection once what is queued for the host has gone out (adbd exiting)."""
+        self.writer.close()
+
     async def run(self) -> None:
         peer = self.writer.get_extra_info("peername")
+        with _connections_lock:
+            _connections.setdefault(self.phone, set()).add(self)
         try:
             while True:
-                self.dispatch(await read_packet(self.reader))
+                self.dispatch(await read_packet(self.reader, self.max_payload))
         except asyncio.IncompleteReadError as err:
             if err.partial:
                 log.warning("adbd: connection from %s ended inside a packet; dropping it", peer)
@@ -212,12 +276,15 @@ class AdbdConnection:
         except ConnectionError:
             pass
         finally:
+            with _connections_lock:
+                _connections.get(self.phone, set()).discard(self)
             self.close_all_streams()
             for task in self._tasks:
                 task.cancel()
             self.writer.close()
 
     def dispatch(self, packet: Packet) -> None:
+        """Handle one packet as adbd's handle_packet does; anything it ignores is ignored here too."""
         if packet.command == A_CNXN:
             self.on_connect(packet)
         elif not self.online:
@@ -225,28 +292,33 @@ class AdbdConnection:
         elif packet.command == A_OPEN:
             self.on_open(packet)
         elif packet.command == A_OKAY:
-            stream = self.streams.get(packet.arg1)
-            if stream is not None:
-                stream.ready()
+            self.on_okay(packet)
         elif packet.command == A_WRTE:
             stream = self.streams.get(packet.arg1)
-            if stream is not None:
+            if stream is not None and packet.arg0 != 0 and stream.remote_id == packet.arg0:
                 stream.feed(packet.data)
-                self.send(A_OKAY, stream.local_id, stream.remote_id)
         elif packet.command == A_CLSE:
-            stream = self.streams.pop(packet.arg1, None)
-            if stream is not None:
-                stream.mark_closed()  # the protocol says not to answer a CLSE
+            stream = self.streams.get(packet.arg1)
+            if stream is not None and packet.arg0 in (0, stream.remote_id):
+                # adbd closes the service's socket, whose shutdown sends CLSE back to the host.
+                del self.streams[packet.arg1]
+                stream.mark_closed()
+                self.send(A_CLSE, stream.local_id, stream.remote_id)
         # A_AUTH, A_SYNC and unknown commands with a valid magic are ignored, as adbd does.
 
     def on_connect(self, packet: Packet) -> None:
         self.close_all_streams()  # a second CNXN restarts the session
-        self.max_payload = max(MIN_PAYLOAD, min(packet.arg1, DEVICE_MAX_PAYLOAD))
+        self.protocol_version = min(packet.arg0, A_VERSION)
+        self.max_payload = max(MIN_PAYLOAD, min(packet.arg1, MAX_PAYLOAD))
         self.online = True
         self.send(A_CNXN, A_VERSION, self.max_payload, connection_banner(self.phone))
 
     def on_open(self, packet: Packet) -> None:
-        if packet.arg0 == 0 or packet.arg1 != 0:
+        if packet.arg0 == 0:
+            return
+        if packet.arg1 != 0:
+            # arg1 is the host's send buffer under delayed_ack, which we do not advertise: adbd refuses.
+            self.send(A_CLSE, 0, packet.arg0)
             return
         name = packet.data.decode("utf-8", errors="replace").rstrip("\0")
         service = resolve_service(name)
@@ -262,9 +334,21 @@ class AdbdConnection:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def on_okay(self, packet: Packet) -> None:
+        if packet.arg0 == 0 or packet.arg1 == 0:
+            return
+        stream = self.streams.get(packet.arg1)
+        if stream is None:
+            # An OKAY for a stream we no longer have: adbd tells the host to close its end.
+            self.send(A_CLSE, packet.arg1, packet.arg0)
+        elif stream.remote_id == packet.arg0:
+            stream.ready()
+
     async def run_service(self, stream: Stream, service: Service) -> None:
         try:
             await service(stream, self.phone)
+            if stream.after_close is None:
+                await stream.flushed()  # adbd sees the service's EOF only once the host took its last WRTE
         except StreamClosed:
             pass
         except Exception:
@@ -273,6 +357,8 @@ class AdbdConnection:
             if self.streams.pop(stream.local_id, None) is not None:
                 self.send(A_CLSE, stream.local_id, stream.remote_id)
             stream.mark_closed()
+            if stream.after_close is not None:
+                stream.after_close()
 
     def close_all_streams(self) -> None:
         for stream in self.streams.values():
@@ -292,7 +378,31 @@ def resolve_service(name: str) -> Service | None:
         return exec_service(name[len("exec:") :])
     if name.startswith("sync:"):
         return sync_service
+    if name in ("root:", "unroot:"):
+        return restart_service(as_root=name == "root:")
     return None
+
+
+def restart_service(as_root: bool) -> Service:
+    """`root:` / `unroot:`: adbd answers, and if it changes user, restarts (every connection drops).
+
+    A userdebug or eng image allows root; a `user` build refuses as production adbd does.
+    """
+
+    async def serve(stream: Stream, phone: Phone) -> None:
+        stream.ignore_input()
+        if as_root and phone.adb_root:
+            await stream.write(b"adbd is already running as root\n")
+        elif as_root and phone.props.get("ro.build.type") == "user":
+            await stream.write(b"adbd cannot run as root in production builds\n")
+        elif not as_root and not phone.adb_root:
+            await stream.write(b"adbd not running as root\n")
+        else:
+            phone.adb_root = as_root
+            await stream.write(b"restarting adbd as root\n" if as_root else b"restarting adbd as non root\n")
+            stream.after_close = functools.partial(restart_adbd, phone)
+
+    return serve
 
 
 async def on_phone(phone: Phone, fn: Callable[..., Any], *args: Any) -> Any:
@@ -336,7 +446,8 @@ def shell_service(args: list[str], command: str) -> Service:
         elif command:
             stream.ignore_input()
             stdout, stderr, _ = await run_command(phone, command)
-            await stream.write(stdout + stderr)
+            await stream.write(stdout)  # merged, in that order, without copying both into one buffer
+            await stream.write(stderr)
         else:
             out = ShellV1Writer(stream, pty)
             await interactive_shell(phone, shell_v1_input(stream), out)
@@ -350,7 +461,8 @@ def exec_service(command: str) -> Service:
     async def serve(stream: Stream, phone: Phone) -> None:
         stream.ignore_input()
         stdout, stderr, _ = await run_command(phone, command)
-        await stream.write(stdout + stderr)
+        await stream.write(stdout)
+        await stream.write(stderr)
 
     return serve
 
@@ -386,8 +498,8 @@ class ShellV1Writer:
             await self.stream.write(pty_echo(typed))
 
     async def result(self, stdout: bytes, stderr: bytes, exit_code: int) -> None:
-        data = stdout + stderr
-        await self.stream.write(pty_output(data) if self.pty else data)
+        for data in (stdout, stderr):
+            await self.stream.write(pty_output(data) if self.pty else data)
 
 
 class ShellV2Writer:
@@ -398,8 +510,9 @@ class ShellV2Writer:
 
     async def packet(self, kind: int, data: bytes) -> None:
         step = self.stream.conn.max_payload - SHELL_HEADER.size  # one v2 packet per WRTE
-        for start in range(0, len(data), step):
-            chunk = data[start : start + step]
+        view = memoryview(data)
+        for start in range(0, len(view), step):
+            chunk = view[start : start + step]
             await self.stream.write(SHELL_HEADER.pack(kind, len(chunk)) + chunk)
 
     async def echo(self, typed: bytes) -> None:
@@ -424,18 +537,24 @@ async def shell_v1_input(stream: Stream) -> AsyncIterator[bytes]:
 
 
 async def shell_v2_input(stream: Stream) -> AsyncIterator[bytes]:
-    """Stdin of a v2 shell: the data of stdin packets, until a close-stdin packet or the stream's end."""
+    """Stdin of a v2 shell: the data of stdin packets, until a close-stdin packet or the stream's end.
+
+    A packet's data is taken in pieces as it arrives (adbd's ShellProtocol::Read does the same), so a
+    packet announcing gigabytes holds no more than a piece here.
+    """
     while True:
         try:
             kind, length = SHELL_HEADER.unpack(await stream.read_exactly(SHELL_HEADER.size))
-            data = await stream.read_exactly(length)
+            if kind == SHELL_CLOSE_STDIN:
+                return
+            while length:
+                data = await stream.read_exactly(min(length, SYNC_DATA_MAX))
+                length -= len(data)
+                if kind == SHELL_STDIN:
+                    yield data
+                # SHELL_WINDOW_SIZE and anything else is ignored: the simulated shell has no terminal.
         except StreamClosed:
             return
-        if kind == SHELL_CLOSE_STDIN:
-            return
-        if kind == SHELL_STDIN and data:
-            yield data
-        # SHELL_WINDOW_SIZE and anything else is ignored: the simulated shell has no terminal.
 
 
 async def interactive_shell(phone: Phone, chunks: AsyncIterator[bytes], out: ShellV1Writer | ShellV2Writer) -> int:
@@ -466,6 +585,9 @@ async def interactive_shell(phone: Phone, chunks: AsyncIterator[bytes], out: She
             line, pending = pending.split(b"\n", 1)
             if (code := await run_line(line)) is not None:
                 return code
+        if len(pending) > SHELL_LINE_MAX:  # no end of line in sight: stop rather than buffer it all
+            await out.result(b"", b"/system/bin/sh: <stdin>: line too long\n", 1)
+            return 1
     if (code := await run_line(pending)) is not None:
         return code
     return exit_code
@@ -593,12 +715,47 @@ def _parse_mode(text: str) -> int | None:
         return None
 
 
-def _write_file(phone: Phone, path: str, data: bytes, perm: int, mtime: int) -> None:
-    phone.fs.write(path, data, perm, mtime)  # creates parent directories, like adbd's secure_mkdirs
+class _SendFailed(Exception):
+    """A push that cannot go on; its message goes to the host in a FAIL frame."""
+
+
+def _open_for_push(phone: Phone, path: str, perm: int) -> FileWriter:
+    return phone.fs.open_writer(path, perm)  # creates parent directories, like adbd's secure_mkdirs
+
+
+def _commit_push(phone: Phone, writer: FileWriter, mtime: int) -> None:
+    writer.commit(mtime)
     phone.changed()  # e.g. a file manager on screen shows the new file
 
 
+async def _receive_file(stream: Stream, phone: Phone, writer: FileWriter) -> int:
+    """Write DATA frames to the file as they arrive, until DONE; returns DONE's mtime."""
+    while True:
+        sync_id, value = SYNC_HEADER.unpack(await stream.read_exactly(SYNC_HEADER.size))
+        if sync_id == b"DONE":
+            return value
+        if sync_id != b"DATA":
+            raise _SendFailed("invalid data message")
+        if value > SYNC_DATA_MAX:
+            raise _SendFailed("oversize data message")
+        data = await stream.read_exactly(value)
+        try:
+            await on_phone(phone, writer.write, data)
+        except OSError as err:  # ENOSPC: the phone's storage is full
+            raise _SendFailed(f"write failed: {os.strerror(_errno_of(err))}") from err
+
+
+async def _skip_rest_of_push(stream: Stream) -> None:
+    """After a FAIL, adbd reads and drops the host's DATA frames until DONE, so the host gets to read it."""
+    while True:
+        sync_id, value = SYNC_HEADER.unpack(await stream.read_exactly(SYNC_HEADER.size))
+        if sync_id != b"DATA" or value > SYNC_DATA_MAX:
+            return
+        await stream.read_exactly(value)
+
+
 async def sync_send(stream: Stream, phone: Phone, spec: str) -> bool:
+    """SEND: open the file first, then write each DATA chunk as it arrives (nothing is held here)."""
     path, comma, mode_text = spec.rpartition(",")
     if not comma:
         await stream.write(_fail("missing , in ID_SEND"))
@@ -607,34 +764,30 @@ async def sync_send(stream: Stream, phone: Phone, spec: str) -> bool:
     if mode is None:
         await stream.write(_fail("bad mode"))
         return False
-    chunks = []
-    while True:
-        sync_id, value = SYNC_HEADER.unpack(await stream.read_exactly(SYNC_HEADER.size))
-        if sync_id == b"DONE":
-            mtime = value
-            break
-        if sync_id != b"DATA":
-            await stream.write(_fail("invalid data message"))
-            return False
-        if value > SYNC_DATA_MAX:
-            await stream.write(_fail("oversize data message"))
-            return False
-        chunks.append(await stream.read_exactly(value))
-    if statmod.S_ISLNK(mode):
-        await stream.write(_fail(f"symlink failed: {os.strerror(errno.EOPNOTSUPP)}"))
-        return False
     # adbd keeps the permission bits and widens group and other like it (fs_config-free /data rule).
     perm = mode & 0o777
     perm |= (perm >> 3) & 0o070
     perm |= (perm >> 3) & 0o007
+    writer = None
     try:
-        await on_phone(phone, _write_file, phone, path, b"".join(chunks), perm, mtime)
-    except NotADirectoryError as err:
-        await stream.write(_fail(f"secure_mkdirs failed: {os.strerror(_errno_of(err))}"))
+        if statmod.S_ISLNK(mode):
+            raise _SendFailed(f"symlink failed: {os.strerror(errno.EOPNOTSUPP)}")
+        try:
+            writer = await on_phone(phone, _open_for_push, phone, path, perm)
+        except NotADirectoryError as err:
+            raise _SendFailed(f"secure_mkdirs failed: {os.strerror(_errno_of(err))}") from err
+        except OSError as err:
+            raise _SendFailed(f"couldn't create file: {os.strerror(_errno_of(err))}") from err
+        mtime = await _receive_file(stream, phone, writer)
+        await on_phone(phone, _commit_push, phone, writer, mtime)
+    except _SendFailed as failed:
+        await stream.write(_fail(str(failed)))
+        with contextlib.suppress(StreamClosed):
+            await _skip_rest_of_push(stream)
         return False
-    except OSError as err:
-        await stream.write(_fail(f"couldn't create file: {os.strerror(_errno_of(err))}"))
-        return False
+    finally:
+        if writer is not None and not writer.committed:
+            await on_phone(phone, writer.discard)  # a failed or abandoned push leaves no partial file
     await stream.write(_sync_frame(b"OKAY", 0))
     return True
 

@@ -149,6 +149,9 @@ class Phone:
         self.snapshot_dir = Path(snapshot_dir) if snapshot_dir is not None else None
         self._snapshots: dict[str, tuple[bytes, SnapshotInfo]] = {}
         self._booted = time.monotonic()
+        # adbd runs as root after `adb root` (a userdebug image allows it) until `adb unroot`; a cold boot
+        # starts it as shell again. It belongs to the phone, so reconnecting clients see it unchanged.
+        self.adb_root = False
         self._version = 0  # bumped on every change; keys the cached view tree
         self._cache: tuple[int, list[Node], Screen | None] | None = None
         for app in self.apps.values():

@@ -1117,17 +1117,23 @@ def _sleep(ctx: Context, args: list[str]) -> int:
     return 0
 
 
+# The supplementary groups adbd gives its shell, as root or as shell (toybox `id` lists the gid first).
+_ADBD_GROUPS = (
+    "1004(input),1007(log),1011(adb),1015(sdcard_rw),1028(sdcard_r),1078(ext_data_rw),1079(ext_obb_rw),"
+    "3001(net_bt_admin),3002(net_bt),3003(inet),3006(net_bw_stats),3009(readproc),3011(uhid),3012(readtracefs)"
+)
+
+
 def _whoami(ctx: Context, args: list[str]) -> int:
-    ctx.out("shell")
+    ctx.out("root" if ctx.phone.adb_root else "shell")  # adbd's uid after `adb root` / `adb unroot`
     return 0
 
 
 def _id(ctx: Context, args: list[str]) -> int:
-    ctx.out(
-        "uid=2000(shell) gid=2000(shell) groups=2000(shell),1004(input),1007(log),1011(adb),1015(sdcard_rw),"
-        "1028(sdcard_r),1078(ext_data_rw),1079(ext_obb_rw),3001(net_bt_admin),3002(net_bt),3003(inet),"
-        "3006(net_bw_stats),3009(readproc),3011(uhid),3012(readtracefs) context=u:r:shell:s0"
-    )
+    if ctx.phone.adb_root:
+        ctx.out(f"uid=0(root) gid=0(root) groups=0(root),{_ADBD_GROUPS} context=u:r:su:s0")
+    else:
+        ctx.out(f"uid=2000(shell) gid=2000(shell) groups=2000(shell),{_ADBD_GROUPS} context=u:r:shell:s0")
     return 0
 
 

@@ -8,14 +8,22 @@ a checker pull ``/data/data/<pkg>/databases/x.db`` over adb and query it like on
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import posixpath
 import sqlite3
 import stat as statmod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+
 DIR_MODE = statmod.S_IFDIR | 0o771
 FILE_MODE = statmod.S_IFREG | 0o660
+
+# The size of the phone's storage (/data, which /sdcard lives on). The files are kept in host memory,
+# so this is also what bounds how much memory a phone's files can take. 2 GiB is the data partition
+# of an AVD created with the default `disk.dataPartition.size`.
+DEFAULT_CAPACITY = 2 * 1024**3
 
 # The directories every phone starts with (a subset of a real userdebug emulator image).
 BASE_DIRS = (
@@ -66,8 +74,11 @@ def normpath(path: str) -> str:
 class VirtualFS:
     """Files and directories of one phone. Not thread-safe; the owning `Phone` serialises access."""
 
-    def __init__(self, clock: Callable[[], int]) -> None:
+    def __init__(self, clock: Callable[[], int], capacity: int = DEFAULT_CAPACITY) -> None:
         self._clock = clock
+        self.capacity = capacity  # bytes of file data the storage holds; a write beyond it fails with ENOSPC
+        self._used = 0  # bytes in files
+        self._claimed = 0  # bytes promised to writers still receiving data (pushes in progress)
         self._files: dict[str, bytes] = {}
         self._nodes: dict[str, tuple[int, int]] = {"/": (DIR_MODE, 0)}  # path -> (mode, mtime)
         for d in BASE_DIRS:
@@ -81,6 +92,7 @@ class VirtualFS:
     def restore(self, state: tuple[dict[str, bytes], dict[str, tuple[int, int]]]) -> None:
         files, nodes = state
         self._files, self._nodes = dict(files), dict(nodes)
+        self._used = sum(map(len, self._files.values()))
 
     # ---- queries -----------------------------------------------------------------------------
     def stat(self, path: str) -> FileStat | None:
@@ -125,6 +137,13 @@ class VirtualFS:
             raise IsADirectoryError(path)
         raise FileNotFoundError(path)
 
+    def used(self) -> int:
+        """Bytes taken by files (and by pushes still in progress)."""
+        return self._used + self._claimed
+
+    def free(self) -> int:
+        return max(0, self.capacity - self.used())
+
     def walk_files(self, top: str = "/") -> Iterator[str]:
         prefix = normpath(top).rstrip("/") + "/"
         yield from sorted(p for p in self._files if p.startswith(prefix))
@@ -156,7 +175,11 @@ class VirtualFS:
         if self.is_dir(path):
             raise IsADirectoryError(path)
         self.makedirs(posixpath.dirname(path))
-        self._files[path] = bytes(data)
+        data = bytes(data)
+        old = len(self._files.get(path, b""))
+        self._check_space(path, len(data) - old)
+        self._files[path] = data
+        self._used += len(data) - old
         self._nodes[path] = (statmod.S_IFREG | (mode & 0o7777), self._clock() if mtime is None else mtime)
 
     def append(self, path: str, data: bytes) -> None:
@@ -169,6 +192,7 @@ class VirtualFS:
             raise FileNotFoundError(path)
         if path not in self._files:
             raise IsADirectoryError(path)
+        self._used -= len(self._files[path])
         del self._files[path], self._nodes[path]
 
     def rmtree(self, path: str) -> None:
@@ -178,7 +202,24 @@ class VirtualFS:
         prefix = path.rstrip("/") + "/"
         for p in [p for p in self._nodes if p == path or p.startswith(prefix)]:
             self._nodes.pop(p)
-            self._files.pop(p, None)
+            self._used -= len(self._files.pop(p, b""))
+
+    # ---- space -------------------------------------------------------------------------------
+    def _check_space(self, path: str, grow: int) -> None:
+        if grow > 0 and self.used() + grow > self.capacity:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+    def open_writer(self, path: str, mode: int = 0o660) -> FileWriter:
+        """Start writing `path` piece by piece, as adbd writes a push.
+
+        The old file is replaced at once by an empty one (parents created), space is claimed as data
+        arrives, and `commit()` stores the contents.
+        """
+        path = normpath(path)
+        if self.is_file(path):
+            self.remove(path)  # adbd unlinks a regular file before receiving the new one
+        self.write(path, b"", mode)
+        return FileWriter(self, path, mode & 0o7777)
 
     # ---- sqlite ------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -208,3 +249,33 @@ class VirtualFS:
                 self.write(path, data)
         finally:
             conn.close()
+
+class FileWriter:
+    """A file receiving data (an adb push): each chunk claims storage space or fails with ENOSPC."""
+
+    def __init__(self, fs: VirtualFS, path: str, mode: int) -> None:
+        self.fs, self.path, self.mode = fs, path, mode
+        self.committed = False
+        self._data = bytearray()
+
+    def write(self, chunk: bytes) -> None:
+        self.fs._check_space(self.path, len(chunk))
+        self.fs._claimed += len(chunk)
+        self._data += chunk
+
+    def commit(self, mtime: int | None = None) -> None:
+        """Store what was written as the file's contents, with this mtime (None: now)."""
+        self._release()
+        self.fs.write(self.path, self._data, self.mode, mtime)
+        self._data = bytearray()
+        self.committed = True
+
+    def discard(self) -> None:
+        """Give up: the partial file is removed, as adbd unlinks a failed push."""
+        self._release()
+        self._data = bytearray()
+        if self.fs.is_file(self.path):
+            self.fs.remove(self.path)
+
+    def _release(self) -> None:
+        self.fs._claimed -= len(self._data)
