@@ -467,7 +467,7 @@ def test_stack_list_visible_line_names_the_foreground_app(phone):
     visible = out(phone, "am stack list | grep -E visible=true")
     assert visible.count("\n") == 1
     assert visible.endswith(
-        "topActivity=ComponentInfo{com.google.android.contacts/com.google.android.contacts.activities.PeopleActivity}\n"
+        "topActivity=ComponentInfo{com.google.android.contacts/com.android.contacts.activities.PeopleActivity}\n"
     )
     assert out(phone, "am stack list").count("RootTask id=") == 2
 
@@ -522,7 +522,7 @@ def test_adbutils_parsers_read_the_simulated_output(phone):
     d.app_start(SETTINGS)  # monkey
     current = d.app_current()
     assert (current.package, current.activity) == (SETTINGS, "com.android.settings.Settings")
-    d.app_start(CONTACTS, ".activities.PeopleActivity")  # am start -n
+    d.app_start(CONTACTS, "com.android.contacts.activities.PeopleActivity")  # am start -n
     assert d.app_current().package == CONTACTS
     d.app_stop(CONTACTS)  # the stopped task goes; home is underneath it
     assert d.app_current().package == LAUNCHER
@@ -552,13 +552,14 @@ def test_am_start_launches_and_reports_like_android(phone):
     assert result.stderr == (
         b"Warning: Activity not started, intent has been delivered to currently running top-most instance.\n"
     )
-    waited = out(phone, "am start '' -S -W -n com.google.android.contacts/.activities.PeopleActivity")  # android_env
+    people = "com.google.android.contacts/com.android.contacts.activities.PeopleActivity"
+    waited = out(phone, f"am start '' -S -W -n {people}")  # android_env
     assert waited.splitlines() == [
         "Stopping: com.google.android.contacts",
-        "Starting: Intent { cmp=com.google.android.contacts/.activities.PeopleActivity }",
+        f"Starting: Intent {{ cmp={people} }}",
         "Status: ok",
         "LaunchState: COLD",
-        "Activity: com.google.android.contacts/.activities.PeopleActivity",
+        f"Activity: {people}",
         "TotalTime: 412",
         "WaitTime: 416",
         "Complete",

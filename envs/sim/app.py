@@ -18,9 +18,33 @@ from droidrl.envs.sim.state import Activity
 from droidrl.envs.sim.ui import Screen
 
 if TYPE_CHECKING:
+    from droidrl.envs.sim.intents import Intent
     from droidrl.envs.sim.phone import Phone
 
 ScreenFn = Callable[["Ctx"], Screen]
+# What an app does with the intent that started one of its activities (its onCreate reading getIntent()):
+# (activity name, intent) -> (activity to show, that screen's args). Trampolines such as a SplashActivity
+# or Simple SMS's NewConversationActivity (which opens the thread for an sms: URI) return another activity.
+IntentHandler = Callable[[str, "Intent"], tuple[str, dict[str, Any]]]
+
+DEFAULT = "android.intent.category.DEFAULT"
+
+
+@dataclass(frozen=True)
+class IntentFilter:
+    """One <intent-filter> of an activity, as in the app's AndroidManifest.xml.
+
+    Empty `schemes`/`hosts`/`mime_types` mean the filter names none (Android's IntentFilter rules then
+    apply: no types matches only intents without a type; no schemes matches content:, file: or no data).
+    A mime type may end in `/*` ("text/*") or be "*/*".
+    """
+
+    activity: str
+    actions: tuple[str, ...]
+    categories: tuple[str, ...] = (DEFAULT,)
+    schemes: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
+    mime_types: tuple[str, ...] = ()
 
 
 @dataclass
@@ -36,6 +60,12 @@ class App:
     install: Callable[[Phone], None] | None = None  # writes initial files/databases (boot and `pm clear`)
     launcher: bool = True  # shown in the launcher grid and app drawer
     permissions: list[str] = field(default_factory=list)
+    # Implicit-intent resolution: the manifest's filters (MAIN/LAUNCHER of `main_activity` is implied for
+    # launcher apps), other exported component names that show one of `activities` (activity-aliases,
+    # trampolines), and how the app reads a starting intent (default: the screen's args are the extras).
+    intent_filters: list[IntentFilter] = field(default_factory=list)
+    aliases: dict[str, str] = field(default_factory=dict)
+    on_intent: IntentHandler | None = None
 
     @property
     def main_activity(self) -> str:

@@ -11,9 +11,10 @@ import re
 import struct
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from droidrl.envs.sim import intents, packages
 from droidrl.envs.sim.shell_util import CommandError, Context, getopt
 
 LAUNCHER = "com.google.android.apps.nexuslauncher"
@@ -388,86 +389,69 @@ def _wm(ctx: Context, args: list[str]) -> int:
 
 
 @dataclass
-class _Intent:
-    action: str = ""
-    data: str = ""
-    mime: str = ""
-    categories: list[str] = field(default_factory=list)
-    package: str = ""
-    component: tuple[str, str] | None = None  # (package, class as given)
-    extras: bool = False
-
-    def __str__(self) -> str:
-        """Intent.toString as `am` prints it: `Intent { act=... cat=[...] dat=... cmp=pkg/.Cls }`."""
-        parts = []
-        if self.action:
-            parts.append(f"act={self.action}")
-        if self.categories:
-            parts.append(f"cat=[{','.join(self.categories)}]")
-        if self.data:
-            parts.append(f"dat={self.data}")
-        if self.mime:
-            parts.append(f"typ={self.mime}")
-        if self.package:
-            parts.append(f"pkg={self.package}")
-        if self.component:
-            parts.append(f"cmp={short_component(*self.component)}")
-        if self.extras:
-            parts.append("(has extras)")
-        return "Intent { " + " ".join(parts) + " }"
-
-
-@dataclass
 class _StartOptions:
     wait: bool = False
     stop: bool = False
+    user: str = "current"
 
 
 # Intent options of `am start` / `am broadcast` with one argument (besides -a -d -t -c -n -p), and extras
-# with a key and a value.
+# with a key and a value (what _string_extras skips over).
 _AM_VALUED = {"-P", "--start-profiler", "--sampling", "--attach-agent", "--attach-agent-bind", "-R", "-f"}
 _AM_VALUED |= {"--user", "--receiver-permission", "--display", "--windowingMode", "--activityType"}
 _AM_VALUED |= {"--task", "--esn"}
 _EXTRA_TWO_ARGS = {"-e", "--es", "--ei", "--el", "--ef", "--ez", "--eu", "--ecn", "--eia", "--ela", "--efa"}
 _EXTRA_TWO_ARGS |= {"--esa"}
+# ActivityManagerShellCommand.makeIntent's own options: without a value, with a value, with a number.
+_AM_FLAGS = {"-D", "-N", "--streaming", "--track-allocation", "--task-overlay", "--lock-task"}
+_AM_FLAGS |= {"--allow-background-activity-starts", "--dismiss-keyguard"}
+_AM_TEXT = {"-P", "--start-profiler", "--attach-agent", "--attach-agent-bind", "--receiver-permission"}
+_AM_NUMBER = {"--sampling", "-R", "--display", "--windowingMode", "--activityType", "--task"}
 
 
-def _parse_intent(a: _JavaArgs) -> tuple[_Intent, _StartOptions]:
-    """Intent.parseCommandArgs, the common subset: -a -d -t -c -n -p, extras, flags, a bare URI/package."""
-    intent, opts = _Intent(), _StartOptions()
-    simple = {"-a": "action", "-d": "data", "-t": "mime", "-p": "package"}
-    arg = a.next()
-    while arg is not None:
-        if arg in simple:
-            setattr(intent, simple[arg], a.required())
-        elif arg == "-c":
-            intent.categories.append(a.required())
-        elif arg == "-n":
-            component = a.required()
-            if "/" not in component:
-                a.fail(f"Bad component name: {component}")
-            pkg, cls = component.split("/", 1)
-            intent.component = (pkg, cls)
-        elif arg in _EXTRA_TWO_ARGS:
-            a.required()
-            a.required()
-            intent.extras = True
-        elif arg in _AM_VALUED:
-            a.required()
-        elif arg in ("-W", "-S"):
-            opts.wait = opts.wait or arg == "-W"
-            opts.stop = opts.stop or arg == "-S"
-        elif arg.startswith("-"):
-            pass  # flags such as -D, -N, --activity-clear-top change nothing on the simulated phone
-        elif arg:  # a bare argument: a URI, a component, or a package (an empty one is dropped)
-            if ":" in arg:
-                intent.data = arg
-            elif "/" in arg:
-                pkg, cls = arg.split("/", 1)
-                intent.component = (pkg, cls)
-            else:
-                intent.package = arg
-        arg = a.next()
+def _java_exception(a: _JavaArgs, exc: intents.JavaException) -> CommandError:
+    """How ShellCommand.exec reports an exception thrown while parsing the intent (exit status 255)."""
+    where = "runSendBroadcast" if a.command == "broadcast" else "runStartActivity"
+    trace = (
+        f"\nException occurred while executing '{a.command}':\n"
+        f"{exc.cls}: {exc.message}\n"
+        f"\tat {exc.frame}(Intent.java:8258)\n"
+        "\tat com.android.server.am.ActivityManagerShellCommand.makeIntent(ActivityManagerShellCommand.java:415)\n"
+        f"\tat com.android.server.am.ActivityManagerShellCommand.{where}(ActivityManagerShellCommand.java:491)\n"
+        "\tat com.android.server.am.ActivityManagerShellCommand.onCommand(ActivityManagerShellCommand.java:199)\n"
+        "\tat com.android.modules.utils.BasicShellCommandHandler.exec(BasicShellCommandHandler.java:97)"
+    )
+    return CommandError(trace, 255)
+
+
+def _parse_intent(a: _JavaArgs) -> tuple[intents.Intent, _StartOptions]:
+    """ActivityManagerShellCommand.makeIntent: Intent.parseCommandArgs plus am's own start options."""
+    opts = _StartOptions()
+
+    def handle(opt: str, cmd: intents.ShellArgs) -> bool:
+        if opt == "-W":
+            opts.wait = True
+        elif opt == "-S":
+            opts.stop = True
+        elif opt == "--user":
+            opts.user = cmd.required()
+            if opts.user not in ("all", "current", "cur"):
+                intents.java_decode(opts.user)  # Integer.parseInt: a NumberFormatException for junk
+        elif opt in _AM_TEXT:
+            cmd.required()
+        elif opt in _AM_NUMBER:
+            intents.java_decode(cmd.required())
+        elif opt not in _AM_FLAGS:
+            return False
+        return True
+
+    # An empty argument (android_env's `am start '' -W -n ...` once adb has joined it) never reaches am.
+    cmd = intents.ShellArgs([arg for arg in a.args[a.pos :] if arg])
+    try:
+        intent = intents.parse_command_args(cmd, handle)
+    except intents.JavaException as exc:
+        raise _java_exception(a, exc) from None
+    a.pos = len(a.args)
     return intent, opts
 
 
@@ -487,41 +471,40 @@ def _am(ctx: Context, args: list[str]) -> int:
     return 255
 
 
-def _resolve(ctx: Context, intent: _Intent) -> tuple[str, str | None] | None:
-    """The (package, activity) an intent starts, the way the few implicit intents we know resolve."""
-    apps = ctx.phone.apps
-    if intent.component:
-        return intent.component
-    if intent.package:
-        return (intent.package, None) if intent.package in apps else None
-    if "android.intent.category.HOME" in intent.categories:
-        return LAUNCHER, None
-    if intent.action.startswith("android.settings.") and "com.android.settings" in apps:
-        return "com.android.settings", None
-    return None
-
-
 def _am_start(ctx: Context, a: _JavaArgs) -> int:
     intent, opts = _parse_intent(a)
     phone = ctx.phone
-    report = ctx.out if opts.wait else ctx.err  # with -W errors go to stdout
-    target = _resolve(ctx, intent)
-    if opts.stop and target and target[0] in phone.apps:
-        ctx.out(f"Stopping: {target[0]}")
-        phone.force_stop(target[0])
+    if opts.user == "all":
+        ctx.err("Error: Can't start service with user 'all'")
+        return 1
+    # Without -t, a content: URI's type comes from its provider, as ActivityManagerShellCommand asks it.
+    mime = intent.type if intent.type is not None else intents.provider_type(intent.data or "")
+    target = intents.resolve(phone, intent, mime, LAUNCHER)
+    if opts.stop:
+        if intent.component is None and target is None:
+            ctx.err(f"Error: Intent does not match any activities: {intent}")
+            return 1
+        stopped = intent.component[0] if intent.component is not None else target.package
+        ctx.out(f"Stopping: {stopped}")
+        if stopped in phone.apps and packages.installed(phone, stopped):
+            phone.force_stop(stopped)
     ctx.out(f"Starting: {intent}")
+    intent.flags |= intents.FLAG_ACTIVITY_NEW_TASK  # added after printing, so only errors show it
+    report = ctx.out if opts.wait else ctx.err  # with -W errors go to stdout
     if target is None:
         report(f"Error: Activity not started, unable to resolve {intent}")
         return 0
-    package, cls = target
-    activity = _find_activity(phone, package, cls) if cls is not None else phone.apps[package].main_activity
-    if activity is None:
+    package = target.package
+    if not target.activity:
         report("Error type 3")
-        report(f"Error: Activity class {{{long_component(package, cls)}}} does not exist.")
+        report(f"Error: Activity class {{{package}/{target.component}}} does not exist.")
         return 0
+    activity, args = intents.deliver(phone, target, intent)
+    # An implicit MAIN (launcher/home) intent brings the app's task forward, as tapping its icon does.
+    main = intent.component is None and intent.action == intents.MAIN and activity == phone.apps[package].main_activity
     tasks = {pkg: acts for _, pkg, acts in _tasks(phone)}
     on_top = phone.current_activity() == (package, activity)
-    phone.launch(package, activity if cls is not None else None)
+    phone.launch(package, None if main else activity, args)
     state = "COLD" if package not in tasks else "HOT"
     if on_top:
         report("Warning: Activity not started, intent has been delivered to currently running top-most instance.")
@@ -560,29 +543,16 @@ def _am_broadcast(ctx: Context, a: _JavaArgs) -> int:
     extras = _string_extras(a.args[a.pos :])
     intent, _ = _parse_intent(a)
     ctx.out(f"Broadcasting: {_broadcast_intent(intent)}")
-    if intent.package in ("", ADB_KEYBOARD_PACKAGE) and intent.component is None:
+    if (intent.package or "") in ("", ADB_KEYBOARD_PACKAGE) and intent.component is None:
         _adb_keyboard_receive(ctx.phone, intent.action, extras)
     ctx.out("Broadcast completed: result=0")
     return 0
 
 
-def _broadcast_intent(intent: _Intent) -> str:
-    """Intent.toString of a broadcast: `am broadcast` adds flg=0x400000, printed after the type."""
-    parts = [f"act={intent.action}"] if intent.action else []
-    if intent.categories:
-        parts.append(f"cat=[{','.join(intent.categories)}]")
-    if intent.data:
-        parts.append(f"dat={intent.data}")
-    if intent.mime:
-        parts.append(f"typ={intent.mime}")
-    parts.append("flg=0x400000")
-    if intent.package:
-        parts.append(f"pkg={intent.package}")
-    if intent.component:
-        parts.append(f"cmp={short_component(*intent.component)}")
-    if intent.extras:
-        parts.append("(has extras)")
-    return "Intent { " + " ".join(parts) + " }"
+def _broadcast_intent(intent: intents.Intent) -> str:
+    """Intent.toString of a broadcast: `am broadcast` adds FLAG_RECEIVER_FROM_SHELL (flg=0x400000)."""
+    intent.flags |= intents.FLAG_RECEIVER_FROM_SHELL
+    return str(intent)
 
 
 def _string_extras(args: list[str]) -> dict[str, str]:
@@ -731,16 +701,18 @@ def _monkey(ctx: Context, args: list[str]) -> int:
     ctx.out(f"args: [{', '.join(args)}]")
     for arg in args:
         ctx.out(f' arg: "{arg}"')
-    packages, count, it = [], 0, iter(args)
+    wanted, count, it = [], 0, iter(args)
     for arg in it:
         if arg in ("-p", "-c", "-s", "--throttle", "--pct-touch", "--pct-motion", "--pct-syskeys"):
             value = next(it, "")
             ctx.out(f'data="{value}"')
             if arg == "-p":
-                packages.append(value)
+                wanted.append(value)
         elif re.fullmatch(r"\d+", arg):
             count = int(arg)
-    candidates = [p for p in packages or sorted(ctx.phone.apps) if p in ctx.phone.apps and p != LAUNCHER]
+    phone = ctx.phone
+    candidates = [p for p in wanted or sorted(phone.apps) if p in phone.apps and p != LAUNCHER]
+    candidates = [p for p in candidates if packages.available(phone, p)]  # uninstalled or disabled: none
     if not candidates:
         ctx.err("** No activities found to run, monkey aborted.")
         return 251
@@ -754,10 +726,15 @@ def _monkey(ctx: Context, args: list[str]) -> int:
 # ==== package manager ===================================================================================
 
 
-def _packages(phone: Any) -> list[str]:
-    """Installed apps, framework packages and anything else with a data directory."""
+def _packages(phone: Any, uninstalled: bool = False) -> list[str]:
+    """Packages installed for user 0: the apps, framework packages, anything else with a data directory.
+
+    With `uninstalled`, also those uninstalled for the user but still on the device (`pm list packages -u`).
+    """
     with_data = [name for name, st in phone.fs.listdir("/data/data") if st.is_dir]
-    return sorted(set(phone.apps) | set(FRAMEWORK_PACKAGES) | set(with_data))
+    names = set(phone.apps) | set(FRAMEWORK_PACKAGES) | set(with_data)
+    keep = packages.exists if uninstalled else packages.installed
+    return sorted(name for name in names if keep(phone, name))
 
 
 def _is_system(package: str) -> bool:
@@ -803,8 +780,12 @@ def _pm_list(ctx: Context, a: _JavaArgs) -> int:
     if "--user" in rest:
         filters = filters[1:] if filters else filters  # the user id followed --user
     show_version = "--show-versioncode" in rest
-    for package in _packages(ctx.phone):
+    phone = ctx.phone
+    for package in _packages(phone, uninstalled="u" in opts):
         if ("s" in opts and not _is_system(package)) or ("3" in opts and _is_system(package)):
+            continue
+        enabled = packages.enabled_state(phone, package) in (packages.ENABLED_DEFAULT, packages.ENABLED)
+        if ("d" in opts and enabled) or ("e" in opts and not enabled):
             continue
         if filters and filters[0] not in package:
             continue
@@ -865,9 +846,118 @@ def _pm_install(ctx: Context, a: _JavaArgs) -> int:
     return 1
 
 
+def _pm_user_arg(a: _JavaArgs) -> int | None:
+    """UserHandle.parseUserArg: `all` is None (USER_ALL); `current`/`cur` and numbers are a user id."""
+    value = a.required()
+    if value == "all":
+        return None
+    if value in ("current", "cur"):
+        return 0
+    try:
+        return intents.java_decode(value)
+    except intents.JavaException as exc:
+        raise CommandError(
+            f"\nException occurred while executing '{a.command}':\n{exc.cls}: {exc.message}\n"
+            "\tat android.os.UserHandle.parseUserArg(UserHandle.java:591)\n"
+            "\tat com.android.modules.utils.BasicShellCommandHandler.exec(BasicShellCommandHandler.java:97)",
+            255,
+        ) from None
+
+
+def _pm_options(ctx: Context, a: _JavaArgs, known: dict[str, bool]) -> tuple[dict[str, Any], str | None] | None:
+    """getNextOption() over `known` options (name -> takes a value), then the package; None after an error."""
+    seen: dict[str, Any] = {}
+    while a.pos < len(a.args) and a.args[a.pos].startswith("-"):
+        opt = a.next()
+        if opt == "--":
+            break
+        if opt not in known:
+            ctx.out(f"Error: Unknown option: {opt}")
+            return None
+        seen[opt] = (_pm_user_arg(a) if opt == "--user" else a.required()) if known[opt] else True
+    package = a.next()
+    if package is None:
+        ctx.out("Error: package name not specified")
+        return None
+    return seen, package
+
+
+def _remove_for_user(phone: Any, package: str, keep_data: bool, deleted: bool) -> None:
+    """What uninstalling leaves: no process, task or recents entry; no data unless -k."""
+    if package in phone.apps:
+        phone.force_stop(package)
+        if package in phone.state.recents:
+            phone.state.recents.remove(package)
+    if not keep_data and phone.fs.exists(f"/data/data/{package}"):
+        phone.fs.rmtree(f"/data/data/{package}")
+    packages.set_state(phone, package, installed=False, deleted=deleted or None)
+
+
 def _pm_uninstall(ctx: Context, a: _JavaArgs) -> int:
-    ctx.err("Failure [DELETE_FAILED_INTERNAL_ERROR]")
-    return 1
+    """`pm uninstall [-k] [--user USER] PKG`: a user app goes entirely; a system app only for a user."""
+    parsed = _pm_options(ctx, a, {"-k": False, "--user": True, "--versionCode": True})
+    if parsed is None:
+        return 1
+    opts, package = parsed
+    phone = ctx.phone
+    user = opts.get("--user")
+    if user is None:  # all users: only packages that are not on the system image
+        if package not in _packages(phone, uninstalled=True) or _is_system(package) or package == LAUNCHER:
+            ctx.out("Failure [DELETE_FAILED_INTERNAL_ERROR]")
+            return 1
+        _remove_for_user(phone, package, "-k" in opts, deleted=True)
+    else:
+        if package not in _packages(phone):
+            ctx.out(f"Failure [not installed for {user}]")
+            return 1
+        _remove_for_user(phone, package, "-k" in opts, deleted=False)
+    ctx.out("Success")
+    return 0
+
+
+def _pm_install_existing(ctx: Context, a: _JavaArgs) -> int:
+    """`pm install-existing [--user USER] PKG`: installs for the user a package still on the device."""
+    flags = {"--user": True, "--ephemeral": False, "--instant": False, "--full": False, "--wait": False}
+    parsed = _pm_options(ctx, a, {**flags, "--restrict-permissions": False})
+    if parsed is None:
+        return 1
+    opts, package = parsed
+    phone = ctx.phone
+    if package not in _packages(phone, uninstalled=True):
+        ctx.out(f"android.content.pm.PackageManager$NameNotFoundException: Package {package} doesn't exist")
+        return 1
+    if not packages.installed(phone, package):
+        packages.set_state(phone, package, installed=True)
+        if package in phone.apps and not phone.fs.exists(phone.apps[package].data_dir + "/databases"):
+            phone.clear_app_data(package)  # data went with the uninstall: the app starts fresh
+    ctx.out(f"Package {package} installed for user: {opts.get('--user') or 0}")
+    return 0
+
+
+_ENABLED_NAMES = {0: "default", 1: "enabled", 2: "disabled", 3: "disabled-user", 4: "disabled-until-used"}
+
+
+def _pm_set_enabled(state: int) -> Callable[[Context, _JavaArgs], int]:
+    """`pm enable|disable|disable-user|default-state [--user USER] PKG`."""
+
+    def run(ctx: Context, a: _JavaArgs) -> int:
+        if a.pos < len(a.args) and a.args[a.pos] == "--user":
+            a.next()
+            _pm_user_arg(a)
+        package = a.next()
+        if package is None:
+            ctx.err("Error: no package or component specified")
+            return 1
+        phone = ctx.phone
+        if package not in _packages(phone):
+            a.fail(f"Unknown package: {package}")
+        packages.set_state(phone, package, enabled=state)
+        if state in (packages.DISABLED, packages.DISABLED_USER) and package in phone.apps:
+            phone.force_stop(package)  # a disabled app's process is killed
+        ctx.out(f"Package {package} new state: {_ENABLED_NAMES[packages.enabled_state(phone, package)]}")
+        return 0
+
+    return run
 
 
 def _pm_dump(ctx: Context, a: _JavaArgs) -> int:
@@ -883,6 +973,11 @@ _PM_COMMANDS: dict[str, Callable[[Context, _JavaArgs], int]] = {
     "revoke": _pm_grant,
     "install": _pm_install,
     "uninstall": _pm_uninstall,
+    "install-existing": _pm_install_existing,
+    "enable": _pm_set_enabled(packages.ENABLED),
+    "disable": _pm_set_enabled(packages.DISABLED),
+    "disable-user": _pm_set_enabled(packages.DISABLED_USER),
+    "default-state": _pm_set_enabled(packages.ENABLED_DEFAULT),
     "dump": _pm_dump,
 }
 
@@ -1188,7 +1283,7 @@ def _dumpsys_input(phone: Any, args: list[str]) -> str:
 
 def _dumpsys_package(phone: Any, args: list[str]) -> str:
     package = args[0] if args else ""
-    if package not in _packages(phone):
+    if package not in _packages(phone, uninstalled=True):
         return "Dexopt state:\n  Unable to find package: " + package + "\n"
     app = phone.apps.get(package)
     version = app.version_name if app is not None else "13"
@@ -1215,9 +1310,10 @@ def _dumpsys_package(phone: Any, args: list[str]) -> str:
         "    installerPackageName=null",
         f"    signatures=PackageSignatures{{{_hex_id('sig', package)} version:3, "
         f"signatures:[{_hex_id('cert', package)}], past signatures:[]}}",
-        "    User 0: ceDataInode=0 installed=true hidden=false suspended=false distractionFlags=0 "
+        f"    User 0: ceDataInode=0 installed={str(packages.installed(phone, package)).lower()} hidden=false "
+        "suspended=false distractionFlags=0 "
         f"stopped={str(package in phone.state.stopped).lower()} "
-        "notLaunched=false enabled=0 instant=false virtual=false",
+        f"notLaunched=false enabled={packages.enabled_state(phone, package)} instant=false virtual=false",
     ]
     if app is not None:
         lines.append("    declared permissions:" if app.permissions else "    requested permissions:")

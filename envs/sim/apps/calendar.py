@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from droidrl.envs.sim.app import App, Ctx
+from droidrl.envs.sim.app import App, Ctx, IntentFilter
 from droidrl.envs.sim.ui import (
     LINEAR,
     RADIO,
@@ -501,6 +501,15 @@ def _editor_init(ctx: Ctx) -> bool:
         _, start, end, title, location, description, flags = event
     else:
         (start, end), title, location, description, flags = _new_event_times(ctx), "", "", "", 0
+        # An INSERT intent's CalendarContract extras (beginTime/endTime in ms) fill in the new event.
+        title, location = str(ctx.args.get("title", "")), str(ctx.args.get("eventLocation", ""))
+        description = str(ctx.args.get("description", ""))
+        if isinstance(ctx.args.get("beginTime"), int):
+            start = ctx.args["beginTime"] // 1000
+            end = start + DEFAULT_DURATION_S
+        if isinstance(ctx.args.get("endTime"), int):
+            end = max(start, ctx.args["endTime"] // 1000)
+        flags = FLAG_ALL_DAY if ctx.args.get("allDay") is True else 0
     initial = {
         "title": title,
         "location": location,
@@ -704,10 +713,34 @@ def _save(ctx: Ctx, event_id: int | None) -> None:
     ctx.finish()
 
 
+# ---- intents (the manifest's filters; the launcher icon is an alias of the splash activity) ---------------
+
+SPLASH = ".activities.SplashActivity"
+_VIEW, _EVENT_TYPES = "android.intent.action.VIEW", ("vnd.android.cursor.item/event", "vnd.android.cursor.dir/event")
+INTENT_FILTERS = [
+    IntentFilter(
+        SPLASH + ".Orange",
+        ("android.intent.action.MAIN",),
+        ("android.intent.category.LAUNCHER", "android.intent.category.APP_CALENDAR"),
+    ),
+    IntentFilter(
+        MAIN,
+        (_VIEW,),
+        schemes=("content", "file"),
+        mime_types=("text/x-vcalendar", "text/calendar", "application/ics"),
+    ),
+    IntentFilter(MAIN, (_VIEW,), schemes=("content",), hosts=("com.android.calendar",), mime_types=("time/epoch",)),
+    IntentFilter(MAIN, (_VIEW,), mime_types=("vnd.android.cursor.item/event",)),
+    IntentFilter(EVENT, ("android.intent.action.EDIT", "android.intent.action.INSERT"), mime_types=_EVENT_TYPES),
+]
+
+
 APP = App(
     package=PACKAGE,
     label="Simple Calendar Pro",
     activities={MAIN: main_screen, EVENT: editor_screen},
+    intent_filters=INTENT_FILTERS,
+    aliases={SPLASH: MAIN, SPLASH + ".Orange": MAIN},  # the splash screen opens MainActivity at once
     icon="31",
     color="#f57c00",
     version_name="6.22.1",

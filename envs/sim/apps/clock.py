@@ -10,7 +10,7 @@ import math
 import re
 from typing import TYPE_CHECKING
 
-from droidrl.envs.sim.app import App, Ctx
+from droidrl.envs.sim.app import DEFAULT, App, Ctx, IntentFilter
 from droidrl.envs.sim.ui import (
     BUTTON,
     FRAME,
@@ -859,10 +859,20 @@ def _stopwatch_lap(ctx: Ctx) -> None:
     )
 
 
+# ---- intents: DeskClock's launcher filter and the AlarmClock "show" actions (HandleApiCalls opens DeskClock)
+
+HANDLE_API_CALLS = "com.android.deskclock.HandleApiCalls"
+INTENT_FILTERS = [
+    IntentFilter(MAIN, ("android.intent.action.MAIN",), (DEFAULT, "android.intent.category.LAUNCHER")),
+    IntentFilter(HANDLE_API_CALLS, ("android.intent.action.SHOW_ALARMS", "android.intent.action.SHOW_TIMERS")),
+]
+
 APP = App(
     package=PACKAGE,
     label="Clock",
     activities={MAIN: main_screen, CITIES: cities_screen},
+    intent_filters=INTENT_FILTERS,
+    aliases={HANDLE_API_CALLS: MAIN},
     icon="◷",
     color="#1a73e8",
     version_name="7.2",

@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 import posixpath
+import re
+import urllib.parse
+from typing import TYPE_CHECKING
 
-from droidrl.envs.sim.app import App, Ctx
+from droidrl.envs.sim.app import App, Ctx, IntentFilter
 from droidrl.envs.sim.ui import BUTTON, TEXT, Dialog, Node, Screen, edit, icon_button, item, text
 from droidrl.envs.sim.vfs import VirtualFS
+
+if TYPE_CHECKING:
+    from droidrl.envs.sim.intents import Intent
 
 PACKAGE = "com.google.android.documentsui"
 # DocumentsUI's classes live in com.android.documentsui, so the framework names them in full.
@@ -90,7 +96,7 @@ def _title(ctx: Ctx, path: str) -> str:
 
 def _current_dir(ctx: Ctx, default: str = ROOT) -> str:
     """The folder on screen; a folder deleted behind the app's back falls back to its nearest parent."""
-    path = ctx.extra.get("dir", default)
+    path = ctx.extra.get("dir", ctx.args.get("dir", default))  # args: the folder an intent opened
     while path != ROOT and not ctx.phone.fs.is_dir(path):
         path = posixpath.dirname(path)
     return path
@@ -315,7 +321,7 @@ def pick_screen(ctx: Ctx) -> Screen:
             ctx.toast(f"Couldn't {mode} {failed} item{'s' if failed > 1 else ''}")
         ctx.finish()
 
-    label = "Move" if mode == "move" else "Copy"
+    label = {"move": "Move", "open": "Select"}.get(mode, "Copy")
     can_drop = path != src and not moving_into_itself
     bottom = [
         Node(
@@ -340,10 +346,45 @@ def _pick_open(ctx: Ctx, path: str) -> None:
     ctx.activity.scroll = 0
 
 
+# ---- intents (DocumentsUI's filters; its launcher icon is LauncherActivity, which opens FilesActivity) ----
+
+LAUNCHER_ACTIVITY = "com.android.documentsui.LauncherActivity"
+_DOC_TYPES = ("vnd.android.document/root", "vnd.android.document/directory")
+_OPENABLE = ("android.intent.category.DEFAULT", "android.intent.category.OPENABLE")
+_A = "android.intent.action."
+INTENT_FILTERS = [
+    IntentFilter(LAUNCHER_ACTIVITY, ("android.intent.action.MAIN",), ("android.intent.category.LAUNCHER",)),
+    IntentFilter(FILES, ("android.intent.action.VIEW", "android.provider.action.BROWSE"), mime_types=_DOC_TYPES),
+    IntentFilter(PICK, (_A + "OPEN_DOCUMENT", _A + "GET_CONTENT"), _OPENABLE, mime_types=("*/*",)),
+    IntentFilter(PICK, ("android.intent.action.CREATE_DOCUMENT",), _OPENABLE, mime_types=("*/*",)),
+    IntentFilter(PICK, ("android.intent.action.OPEN_DOCUMENT_TREE",)),
+]
+
+
+def document_path(uri: str) -> str:
+    """The /sdcard path of a file: URI or an external-storage document URI (`.../document/primary%3ADownload`)."""
+    scheme, _, rest = uri.partition(":")
+    rest = urllib.parse.unquote(rest)
+    if scheme == "file":
+        return posixpath.normpath(rest.removeprefix("//")) if rest.startswith(("//", "/")) else ""
+    doc = re.search(r"/(?:document|tree)/primary:([^/?#]*)$", rest)
+    return posixpath.join(ROOT, doc.group(1)).rstrip("/") if doc else ""
+
+
+def on_intent(activity: str, intent: Intent) -> tuple[str, dict[str, object]]:
+    if activity == PICK:  # the picker of OPEN_DOCUMENT / GET_CONTENT: nothing to copy or move
+        return PICK, {"mode": "open", "names": []}
+    path = document_path(intent.data or "")
+    return activity, {"dir": path} if path else {}
+
+
 APP = App(
     package=PACKAGE,
     label="Files",
     activities={FILES: files_screen, PICK: pick_screen},
+    intent_filters=INTENT_FILTERS,
+    aliases={LAUNCHER_ACTIVITY: FILES},
+    on_intent=on_intent,
     icon="☰",
     color="#1a73e8",
     version_name="13-9464187",

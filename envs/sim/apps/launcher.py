@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from droidrl.envs.sim import packages
 from droidrl.envs.sim.app import App, Ctx
 from droidrl.envs.sim.ui import TEXT, Node, Screen, button, grid, item, spacer, text
 
@@ -11,8 +12,8 @@ PACKAGE = "com.google.android.apps.nexuslauncher"
 def home_screen(ctx: Ctx) -> Screen:
     cells = []
     for app in sorted(ctx.phone.apps.values(), key=lambda a: a.label.lower()):
-        if not app.launcher or app.package == PACKAGE:
-            continue
+        if not app.launcher or app.package == PACKAGE or not packages.available(ctx.phone, app.package):
+            continue  # uninstalled or disabled apps have no icon
         cells.append(
             Node(
                 cls=TEXT,

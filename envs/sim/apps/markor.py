@@ -10,11 +10,12 @@ import datetime as dt
 import posixpath
 from typing import TYPE_CHECKING
 
-from droidrl.envs.sim.app import App, Ctx
-from droidrl.envs.sim.apps.files import entries, format_size, move_path, valid_name
+from droidrl.envs.sim.app import App, Ctx, IntentFilter
+from droidrl.envs.sim.apps.files import document_path, entries, format_size, move_path, valid_name
 from droidrl.envs.sim.ui import EDIT, LINEAR, RADIO, Dialog, Node, Screen, edit, icon_button, item, text
 
 if TYPE_CHECKING:
+    from droidrl.envs.sim.intents import Intent
     from droidrl.envs.sim.phone import Phone
 
 PACKAGE = "net.gsantner.markor"
@@ -328,10 +329,30 @@ def editor_screen(ctx: Ctx) -> Screen:
     )
 
 
+# ---- intents (the manifest's filters for text documents) --------------------------------------------------
+
+_TEXT_TYPES = ("text/*", "text/plain", "text/plain+md", "text/markdown", "text/x-markdown")
+_OPEN = ("android.intent.action.VIEW", "android.intent.action.EDIT")
+INTENT_FILTERS = [
+    IntentFilter(EDITOR, ("android.intent.action.SEND",), mime_types=("text/plain", "text/*")),
+    IntentFilter(EDITOR, _OPEN, mime_types=(*_TEXT_TYPES, "text/htm", "text/html")),
+    IntentFilter(
+        EDITOR, _OPEN, schemes=("content", "file"), hosts=("*",), mime_types=(*_TEXT_TYPES, "application/octet-stream")
+    ),
+]
+
+
+def on_intent(activity: str, intent: Intent) -> tuple[str, dict[str, object]]:
+    """DocumentActivity opens the file a file: or external-storage document URI names."""
+    return activity, {"path": document_path(intent.data or "")} if intent.data else {}
+
+
 APP = App(
     package=PACKAGE,
     label="Markor",
     activities={MAIN: main_screen, EDITOR: editor_screen},
+    intent_filters=INTENT_FILTERS,
+    on_intent=on_intent,
     icon="✎",
     color="#37474f",
     version_name="2.11.1",

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from droidrl.envs.sim.app import App, Ctx
+from droidrl.envs.sim.app import DEFAULT, App, Ctx, IntentFilter
 from droidrl.envs.sim.ui import (
     RADIO,
     Dialog,
@@ -28,6 +28,7 @@ from droidrl.envs.sim.ui import (
 )
 
 if TYPE_CHECKING:
+    from droidrl.envs.sim.intents import Intent
     from droidrl.envs.sim.phone import Phone
 
 PACKAGE = "com.android.settings"
@@ -946,9 +947,46 @@ def install(phone: Phone) -> None:
         conn.executemany("INSERT OR IGNORE INTO devices (address, name, kind) VALUES (?, ?, ?)", PAIRED_DEVICES)
 
 
+# ---- intents: the android.settings.* actions of the pages this app shows -------------------------------
+
+_S = "android.settings."
+_ACTIONS: list[tuple[str, tuple[str, ...]]] = [
+    (MAIN, (_S + "SETTINGS",)),
+    (NETWORK, (_S + "WIRELESS_SETTINGS", _S + "AIRPLANE_MODE_SETTINGS")),
+    (".Settings$WifiSettingsActivity", (_S + "WIFI_SETTINGS",)),
+    (INTERNET, (_S + "NETWORK_PROVIDER_SETTINGS",)),
+    (MOBILE_NETWORK, (_S + "DATA_ROAMING_SETTINGS", _S + "NETWORK_OPERATOR_SETTINGS")),
+    (BLUETOOTH, (_S + "BLUETOOTH_SETTINGS",)),
+    (APPS, (_S + "APPLICATION_SETTINGS",)),
+    (ALL_APPS, (_S + "MANAGE_APPLICATIONS_SETTINGS", _S + "MANAGE_ALL_APPLICATIONS_SETTINGS")),
+    (BATTERY, ("android.intent.action.POWER_USAGE_SUMMARY",)),
+    (BATTERY_SAVER, (_S + "BATTERY_SAVER_SETTINGS",)),
+    (SOUND, (_S + "SOUND_SETTINGS",)),
+    (DISPLAY, (_S + "DISPLAY_SETTINGS",)),
+    (DATE_TIME, (_S + "DATE_SETTINGS",)),
+    (DEVELOPER, (_S + "APPLICATION_DEVELOPMENT_SETTINGS",)),
+    (ABOUT, (_S + "DEVICE_INFO_SETTINGS",)),
+]
+INTENT_FILTERS = [
+    IntentFilter(MAIN, ("android.intent.action.MAIN",), (DEFAULT, "android.intent.category.LAUNCHER")),
+    *(IntentFilter(activity, actions) for activity, actions in _ACTIONS),
+    IntentFilter(APP_INFO, (_S + "APPLICATION_DETAILS_SETTINGS",), schemes=("package",)),
+]
+
+
+def on_intent(activity: str, intent: Intent) -> tuple[str, dict[str, Any]]:
+    """APPLICATION_DETAILS_SETTINGS names its app as `package:PKG`."""
+    if activity == APP_INFO:
+        return activity, {"package": (intent.data or "").partition(":")[2]}
+    return activity, {}
+
+
 APP = App(
     package=PACKAGE,
     label="Settings",
+    intent_filters=INTENT_FILTERS,
+    aliases={".Settings$WifiSettingsActivity": INTERNET},  # Android 13 shows Wi-Fi on the Internet page
+    on_intent=on_intent,
     activities={
         MAIN: main_screen,
         NETWORK: network_screen,

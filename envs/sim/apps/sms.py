@@ -22,14 +22,16 @@ import contextlib
 import datetime as dt
 import re
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from droidrl.envs.sim.app import App, Ctx
+from droidrl.envs.sim.app import App, Ctx, IntentFilter
 from droidrl.envs.sim.apps import contacts
 from droidrl.envs.sim.ui import BUTTON, Dialog, Node, Screen, edit, header, icon_button, item, text
 
 if TYPE_CHECKING:
+    from droidrl.envs.sim.intents import Intent
     from droidrl.envs.sim.phone import Phone
 
 PACKAGE = "com.simplemobiletools.smsmessenger"
@@ -357,6 +359,10 @@ def _bubble(body: str, sent: bool) -> Node:
 
 def thread_screen(ctx: Ctx) -> Screen:
     address = str(ctx.args.get("address", ""))
+    if "prefilled" not in ctx.extra:  # an sms: intent's sms_body waits in the composer, like onCreate
+        ctx.extra["prefilled"] = True
+        if ctx.args.get("body"):
+            ctx.set_field("message", str(ctx.args["body"]))
     messages = _thread_messages(ctx.phone, address)
     names = _contact_names(ctx.phone)
     now, h24 = ctx.now(), _h24(ctx)
@@ -474,10 +480,39 @@ def new_conversation_screen(ctx: Ctx) -> Screen:
     return Screen(title="New conversation", rows=rows, up=ctx.finish, actions=actions)
 
 
+# ---- intents (the manifest's filters; the launcher icon is an alias of the splash activity) ---------------
+
+SPLASH = ".activities.SplashActivity"
+_SMS_SCHEMES = ("sms", "smsto", "mms", "mmsto")
+INTENT_FILTERS = [
+    IntentFilter(SPLASH + ".Orange", ("android.intent.action.MAIN",), ("android.intent.category.LAUNCHER",)),
+    IntentFilter(
+        NEW_CONVERSATION,
+        ("android.intent.action.SEND", "android.intent.action.SENDTO", "android.intent.action.VIEW"),
+        ("android.intent.category.DEFAULT", "android.intent.category.BROWSABLE"),
+        schemes=_SMS_SCHEMES,
+    ),
+    IntentFilter(NEW_CONVERSATION, ("android.intent.action.SEND",), mime_types=("*/*",)),
+    IntentFilter(NEW_CONVERSATION, ("android.intent.action.SEND_MULTIPLE",), mime_types=("*/*",)),
+]
+
+
+def on_intent(activity: str, intent: Intent) -> tuple[str, dict[str, object]]:
+    """NewConversationActivity opens the thread of an `sms:NUMBER` URI at once, its sms_body in the composer."""
+    scheme, _, number = (intent.data or "").partition(":")
+    number = urllib.parse.unquote(number.split("?")[0]).strip()
+    if activity == NEW_CONVERSATION and scheme in _SMS_SCHEMES and number:
+        return THREAD, {"address": number, "body": str((intent.extras or {}).get("sms_body") or "")}
+    return activity, {}
+
+
 APP = App(
     package=PACKAGE,
     label="Simple SMS Messenger",
     activities={MAIN: main_screen, THREAD: thread_screen, NEW_CONVERSATION: new_conversation_screen},
+    intent_filters=INTENT_FILTERS,
+    aliases={SPLASH: MAIN, SPLASH + ".Orange": MAIN},
+    on_intent=on_intent,
     icon="✉",
     color="#e65100",
     version_name="5.16.0",
