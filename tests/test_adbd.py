@@ -12,6 +12,7 @@ import subprocess
 import termios
 import threading
 import time
+import tracemalloc
 from types import SimpleNamespace
 
 import adbutils
@@ -251,6 +252,135 @@ def test_truncated_sync_frame_leaves_no_file_and_connection_usable(raw_host, sim
     assert raw_host.recv()[0] == OKAY
     assert raw_host.recv()[3] == b"STAT" + bytes(12)  # all zero: no such file
     assert not sim_phone_adbd.phone.fs.exists("/sdcard/part.bin")
+
+
+def test_open_with_a_delayed_ack_buffer_is_refused(raw_host):
+    raw_host.connect()  # we advertise no delayed_ack, so OPEN's arg1 must be 0
+    raw_host.send(OPEN, 5, 65536, b"shell:echo hi\0")
+    assert raw_host.recv() == (CLSE, 0, 5, b"")
+    assert raw_host.open(6, "shell:echo hi")  # the connection goes on
+
+
+def test_packet_over_the_negotiated_max_payload_drops_the_connection(sim_phone_adbd):
+    bad = RawHost(sim_phone_adbd.port)
+    try:
+        assert bad.connect(max_payload=4096)[1] == 4096
+        remote = bad.open(1, "shell:")
+        bad.send(WRTE, 1, remote, b"echo hi\n" * 1024)  # 8 KiB: more than this host said it takes
+        assert bad.is_dropped()
+    finally:
+        bad.close()
+
+
+def test_okay_for_a_closed_stream_gets_close(raw_host):
+    raw_host.connect()
+    raw_host.send(OKAY, 3, 99)  # adbd has no stream 99: it tells the host to close its end
+    assert raw_host.recv() == (CLSE, 99, 3, b"")
+
+
+def test_host_data_is_acknowledged_only_as_the_service_reads_it(sim_phone_adbd, monkeypatch):
+    """A host that writes faster than the service reads is held back by withheld OKAYs, not buffered."""
+    release = threading.Event()
+
+    def slow_shell(command):
+        release.wait(20)
+        return SimpleNamespace(stdout=b"", stderr=b"", exit_code=0)
+
+    monkeypatch.setattr(sim_phone_adbd.phone, "shell", slow_shell)
+    host = RawHost(sim_phone_adbd.port)
+    tracemalloc.start()
+    try:
+        host.connect()
+        remote = host.open(1, "shell,raw:")  # interactive, no echo: it reads on only when `sleep` is done
+        host.send(WRTE, 1, remote, b"sleep 100\n")
+        assert host.recv() == (OKAY, remote, 1, b"")
+        block, acknowledged = b"#" * 65535 + b"\n", 0
+        host.sock.settimeout(1)
+        with contextlib.suppress(TimeoutError):
+            for _ in range(1024):  # 64 MiB, as fast as adbd acknowledges
+                host.send(WRTE, 1, remote, block)
+                assert host.recv() == (OKAY, remote, 1, b"")
+                acknowledged += len(block)
+        peak = tracemalloc.get_traced_memory()[1]
+        assert acknowledged <= 512 * 1024  # about one socket buffer's worth, then the host has to wait
+        assert peak < 8 * 1024 * 1024
+        release.set()  # the shell reads on, and the withheld OKAY comes
+        host.sock.settimeout(10)
+        assert host.recv() == (OKAY, remote, 1, b"")
+    finally:
+        tracemalloc.stop()
+        release.set()
+        host.close()
+
+
+def test_root_restarts_adbd_and_drops_every_connection(sim_phone_adbd):
+    phone = sim_phone_adbd.phone
+    host, other = RawHost(sim_phone_adbd.port), RawHost(sim_phone_adbd.port)
+    try:
+        host.connect()
+        other.connect()
+        host.open(1, "root:")
+        assert host.recv()[::3] == (WRTE, b"restarting adbd as root\n")
+        assert host.recv()[0] == CLSE
+        assert host.is_dropped() and other.is_dropped()  # adbd restarted: every host has to reconnect
+        assert phone.adb_root
+    finally:
+        host.close()
+        other.close()
+    again = RawHost(sim_phone_adbd.port)
+    try:
+        again.connect()
+        again.open(1, "shell:whoami; id")
+        assert again.read_until_close(1) == (
+            b"root\nuid=0(root) gid=0(root) groups=0(root),1004(input),1007(log),1011(adb),1015(sdcard_rw),"
+            b"1028(sdcard_r),1078(ext_data_rw),1079(ext_obb_rw),3001(net_bt_admin),3002(net_bt),3003(inet),"
+            b"3006(net_bw_stats),3009(readproc),3011(uhid),3012(readtracefs) context=u:r:su:s0\n"
+        )
+        again.open(2, "root:")  # nothing to restart: the connection stays
+        assert again.read_until_close(2) == b"adbd is already running as root\n"
+        again.open(3, "unroot:")
+        assert again.read_until_close(3) == b"restarting adbd as non root\n"
+        assert again.is_dropped() and not phone.adb_root
+    finally:
+        again.close()
+
+
+@pytest.mark.parametrize(
+    ("service", "build_type", "reply"),
+    [
+        ("unroot:", "userdebug", b"adbd not running as root\n"),
+        ("root:", "user", b"adbd cannot run as root in production builds\n"),
+    ],
+)
+def test_root_services_that_change_nothing_keep_the_connection(raw_host, sim_phone_adbd, service, build_type, reply):
+    sim_phone_adbd.phone.props["ro.build.type"] = build_type
+    raw_host.connect()
+    raw_host.open(1, service)
+    assert raw_host.read_until_close(1) == reply
+    raw_host.open(2, "shell:whoami")
+    assert raw_host.read_until_close(2) == b"shell\n"
+    assert not sim_phone_adbd.phone.adb_root
+
+
+def test_root_state_belongs_to_the_phone_and_a_new_phone_starts_unrooted(sim_phone_adbd):
+    from droidrl.envs.sim.phone import Phone
+
+    host = RawHost(sim_phone_adbd.port)
+    try:
+        host.connect()
+        host.open(1, "root:")
+        assert host.read_until_close(1) == b"restarting adbd as root\n"
+    finally:
+        host.close()
+    with adbd_in_thread(sim_phone_adbd.phone) as second_port:  # another adbd for the same phone
+        second = RawHost(second_port)
+        try:
+            second.connect()
+            second.open(1, "shell:whoami")
+            assert second.read_until_close(1) == b"root\n"
+        finally:
+            second.close()
+    assert not Phone().adb_root  # a cold boot starts adbd as shell
 
 
 def test_slow_command_does_not_block_other_connections(sim_phone_adbd, monkeypatch):
