@@ -723,7 +723,8 @@ def display_screen(ctx: Ctx) -> Screen:
     timeout = int(ctx.setting("system", "screen_off_timeout", "60000"))
 
     def set_brightness(progress: float) -> None:
-        ctx.put_setting("system", "screen_brightness", str(round(progress * 255)))
+        # The setting's range is 1..255 (config_screenBrightnessSettingMinimum is 1): the slider's left end is 1.
+        ctx.put_setting("system", "screen_brightness", str(1 + round(progress * 254)))
 
     def choose_timeout(ms: int) -> None:
         ctx.put_setting("system", "screen_off_timeout", str(ms))

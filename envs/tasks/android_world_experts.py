@@ -1,0 +1,177 @@
+"""Experts for android_world's tasks: from a task instance (class name + params) to UI actions that reach its goal.
+
+android_world is not imported here: an expert needs only the task's registry name and its `params` dict (the
+android_world objects in it, such as `Expense` or `CalendarEvent` rows, are read by attribute). Most experts
+reuse the droidrl template that mirrors the task (`envs/tasks/*.py`), with android_world's params mapped onto
+the template's; the rest are written here. Experts read the screen (`UiView`) and the device as checkers do,
+and act only through the returned `Action`; query tasks end with `Finish(answer)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from droidrl.envs.actions import Action, Finish, Launch
+from droidrl.envs.device import Device
+from droidrl.envs.tasks.registry import get_template
+from droidrl.envs.tasks.screen import UiView
+
+Step = Callable[[Device], Action]
+Builder = Callable[[Mapping[str, Any]], Step]
+
+SETTINGS = "com.android.settings"
+
+
+# ---- composing ------------------------------------------------------------------------------------------------
+def _template(name: str, params: Mapping[str, Any] | Callable[[Device], Mapping[str, Any]]) -> Step:
+    """The droidrl template `name`'s expert with the given params (or params computed once from the device)."""
+    template = get_template(name)
+    cache: dict[str, Mapping[str, Any]] = {}
+
+    def step(device: Device) -> Action:
+        if "params" not in cache:
+            cache["params"] = params(device) if callable(params) else params
+        return template.expert(device, dict(cache["params"]))
+
+    return step
+
+
+def _in_order(*steps: Step) -> Step:
+    """Each step's expert until it finishes, then the next; the last one's Finish ends the whole."""
+
+    def step(device: Device) -> Action:
+        for sub in steps:
+            action = sub(device)
+            if not isinstance(action, Finish):
+                return action
+        return Finish()
+
+    return step
+
+
+def _launch_then_finish(package: str, app_label: str) -> Step:
+    def step(device: Device) -> Action:
+        return Finish() if device.current_app() == package else Launch(app_label)
+
+    return step
+
+
+# ---- settings: Wi-Fi, Bluetooth, brightness, opening apps ------------------------------------------------------
+def _setting(device: Device, namespace: str, key: str) -> str:
+    return device.shell(f"settings get {namespace} {key}").strip()
+
+
+def _bluetooth_step(on: bool) -> Step:
+    """Settings > Connected devices > Connection preferences > Bluetooth, then its main switch."""
+    want = "1" if on else "0"
+
+    def step(device: Device) -> Action:
+        if _setting(device, "global", "bluetooth_on") == want:
+            return Finish()
+        view = UiView.of(device)
+        if view.app != SETTINGS:
+            return Launch("Settings")
+        bar = view.find(text="Use Bluetooth")
+        if bar is not None:
+            switch = view.find(rid="android:id/switch_widget") or bar
+            return view.tap(switch)
+        for title in ("Bluetooth", "Connection preferences", "Connected devices"):
+            node = view.find(text=title, rid="android:id/title")
+            if node is not None:
+                return view.tap(node)
+        return view.scroll_down() if view.has(text="Network & internet") else _back_to_settings(view)
+
+    return step
+
+
+def _back_to_settings(view: UiView) -> Action:
+    from droidrl.envs.actions import Back
+
+    return Back()
+
+
+# ---- the table: android_world task name -> builder from its params ---------------------------------------------
+def _wifi(on: bool) -> Builder:
+    return lambda p: _template("SystemWifiTurnOn" if on else "SystemWifiTurnOff", {})
+
+
+def _brightness(to_max: bool) -> Builder:
+    return lambda p: _template("SystemBrightnessMax" if to_max else "SystemBrightnessMin", {"start": 128})
+
+
+def _open_app(p: Mapping[str, Any]) -> Step:
+    from droidrl.envs.actions import resolve_app
+
+    package = resolve_app(p["app_name"]) or p["app_name"]
+    return _launch_then_finish(package, p["app_name"])
+
+
+def _timer_entry(p: Mapping[str, Any]) -> Step:
+    digits = str(p["hours"] * 10000 + p["minutes"] * 100 + p["seconds"])
+    return _template("ClockTimerEntry", {**p, "digits": digits})
+
+
+def _contacts_add(p: Mapping[str, Any]) -> Step:
+    first, _, last = p["name"].partition(" ")
+    return _template(
+        "ContactsAddContact", {"first": first, "last": last, "name": p["name"], "phone": p["number"], "people": []}
+    )
+
+
+def _expense_row(row: Any) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "amount": row.amount,
+        "category": row.category,
+        "note": row.note,
+        "created": row.created_date,
+        "modified": row.modified_date,
+    }
+
+
+def _expense_add(p: Mapping[str, Any]) -> Step:
+    targets = [_expense_row(r) for r in p["row_objects"]]
+    return _template("ExpenseAddMultiple", {"noise": [], "targets": targets})
+
+
+def _expense_delete(p: Mapping[str, Any]) -> Step:
+    rows = [_expense_row(r) for r in p["row_objects"]]
+    names = [r.name for r in p["row_objects"]][: len(p.get("expenses_to_delete", p["row_objects"]))]
+    if "expenses_to_delete" in p:
+        names = [r.name for r in p["expenses_to_delete"]]
+    return _template("ExpenseDeleteMultiple", {"rows": rows, "names": names, "name": names[0]})
+
+
+EXPERTS: dict[str, Builder] = {
+    "SystemWifiTurnOff": _wifi(False),
+    "SystemWifiTurnOffVerify": _wifi(False),
+    "SystemWifiTurnOn": _wifi(True),
+    "SystemWifiTurnOnVerify": _wifi(True),
+    "SystemBluetoothTurnOff": lambda p: _bluetooth_step(False),
+    "SystemBluetoothTurnOffVerify": lambda p: _bluetooth_step(False),
+    "SystemBluetoothTurnOn": lambda p: _bluetooth_step(True),
+    "SystemBluetoothTurnOnVerify": lambda p: _bluetooth_step(True),
+    "SystemBrightnessMax": _brightness(True),
+    "SystemBrightnessMaxVerify": _brightness(True),
+    "SystemBrightnessMin": _brightness(False),
+    "SystemBrightnessMinVerify": _brightness(False),
+    "TurnOffWifiAndTurnOnBluetooth": lambda p: _in_order(_wifi(False)(p), _bluetooth_step(True)),
+    "TurnOnWifiAndOpenApp": lambda p: _in_order(_wifi(True)(p), _open_app(p)),
+    "OpenAppTaskEval": _open_app,
+    "ClockStopWatchRunning": lambda p: _template("ClockStopWatchRunning", {}),
+    "ClockStopWatchPausedVerify": lambda p: _template("ClockStopWatchPausedVerify", {"elapsed_ms": 0}),
+    "ClockTimerEntry": _timer_entry,
+    "ContactsAddContact": _contacts_add,
+    "ExpenseAddSingle": _expense_add,
+    "ExpenseAddMultiple": _expense_add,
+    "ExpenseDeleteSingle": _expense_delete,
+    "ExpenseDeleteMultiple": _expense_delete,
+    "ExpenseDeleteMultiple2": _expense_delete,
+}
+
+
+def expert_for(task_name: str, params: Mapping[str, Any]) -> Step | None:
+    """The expert for one android_world task instance, or None when there is none for this task."""
+    builder = EXPERTS.get(task_name)
+    return builder(params) if builder is not None else None
