@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from droidrl.envs.sim.content import content_command
 from droidrl.envs.sim.shell_android import (
     _am,
     _cmd,
-    _content,
     _dumpsys,
     _getprop,
     _input,
@@ -29,6 +29,7 @@ from droidrl.envs.sim.shell_android import (
     _uiautomator,
     _wm,
 )
+from droidrl.envs.sim.shell_services import _ime
 from droidrl.envs.sim.shell_toybox import (
     _base64,
     _bracket,
@@ -98,7 +99,8 @@ COMMANDS: dict[str, Callable[[Context, list[str]], int]] = {
     "cmd": _cmd,
     "dumpsys": _dumpsys,
     "settings": _settings,
-    "content": _content,
+    "ime": _ime,
+    "content": content_command,
     "getprop": _getprop,
     "setprop": _setprop,
     "service": _service,
