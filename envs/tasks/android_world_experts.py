@@ -9,10 +9,11 @@ and act only through the returned `Action`; query tasks end with `Finish(answer)
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from droidrl.envs.actions import Action, Finish, Launch
+from droidrl.envs.actions import Action, Back, Finish, Launch
 from droidrl.envs.device import Device
 from droidrl.envs.tasks.registry import get_template
 from droidrl.envs.tasks.screen import UiView
@@ -80,15 +81,9 @@ def _bluetooth_step(on: bool) -> Step:
             node = view.find(text=title, rid="android:id/title")
             if node is not None:
                 return view.tap(node)
-        return view.scroll_down() if view.has(text="Network & internet") else _back_to_settings(view)
+        return Back()
 
     return step
-
-
-def _back_to_settings(view: UiView) -> Action:
-    from droidrl.envs.actions import Back
-
-    return Back()
 
 
 # ---- the table: android_world task name -> builder from its params ---------------------------------------------
@@ -143,6 +138,87 @@ def _expense_delete(p: Mapping[str, Any]) -> Step:
     return _template("ExpenseDeleteMultiple", {"rows": rows, "names": names, "name": names[0]})
 
 
+def _expense_delete_each(p: Mapping[str, Any]) -> Step:
+    """One expense at a time (the long lists of ExpenseDeleteMultiple2 never show all targets at once)."""
+    names = [r.name for r in p["row_objects"]]
+    return _in_order(*[_template("ExpenseDeleteSingle", {"name": name}) for name in names])
+
+
+def _expense_duplicates(p: Mapping[str, Any]) -> Step:
+    target = _expense_row(p["row_objects"][0])
+    noise = [_expense_row(r) for r in p["noise_row_objects"]]
+    return _template("ExpenseDeleteDuplicates", {"target": target, "noise": noise})
+
+
+# ---- Simple Calendar Pro ----------------------------------------------------------------------------------------
+def _event(row: Any) -> dict[str, Any]:
+    return {
+        "title": row.title,
+        "start": row.start_ts,
+        "end": row.end_ts,
+        "location": row.location,
+        "description": row.description,
+    }
+
+
+def _stored_events(device: Device) -> list[dict[str, Any]]:
+    from droidrl.envs.tasks import calendar
+
+    keys = ("start", "end", "title", "location", "description")
+    return [dict(zip(keys, row, strict=True)) for row in calendar._rows(device)]
+
+
+def _day_ordinal(p: Mapping[str, Any]) -> int:
+    return dt.date(p["year"], p["month"], p["day"]).toordinal()
+
+
+def _calendar_add(p: Mapping[str, Any]) -> Step:
+    goal = _event(p["row_objects"][0])
+
+    def params(device: Device) -> dict[str, Any]:
+        return {"day": _day_ordinal(p), "events": _stored_events(device), "goal": goal}
+
+    return _template("SimpleCalendarAddOneEvent", params)
+
+
+def _calendar_delete(p: Mapping[str, Any]) -> Step:
+    doomed = [_event(r) for r in p["row_objects"]]
+
+    def params(device: Device) -> dict[str, Any]:
+        keep = [e for e in _stored_events(device) if not any(_same_event(e, d) for d in doomed)]
+        titles = [d["title"] for d in doomed]
+        return {"day": _day_ordinal(p), "keep": keep, "titles": titles, "title": titles[0]}
+
+    return _template("SimpleCalendarDeleteEventsOnDay", params)
+
+
+def _same_event(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    return (a["title"], a["start"], a["end"]) == (b["title"], b["start"], b["end"])
+
+
+# ---- Files ---------------------------------------------------------------------------------------------------------
+def _files_delete(p: Mapping[str, Any]) -> Step:
+    return _template("FilesDeleteFile", {"folder": p["subfolder"], "file_name": p["file_name"]})
+
+
+def _files_move(p: Mapping[str, Any]) -> Step:
+    from droidrl.envs.tasks.files import STORAGE
+    from droidrl.envs.tasks.state import read_text
+
+    source = f"{STORAGE}/{p['source_folder']}/{p['file_name']}"
+
+    def params(device: Device) -> dict[str, Any]:
+        files = {source: read_text(device, source)}
+        return {
+            "folder": p["source_folder"],
+            "file_name": p["file_name"],
+            "destination": p["destination_folder"],
+            "files": files,
+        }
+
+    return _template("FilesMoveFile", params)
+
+
 EXPERTS: dict[str, Builder] = {
     "SystemWifiTurnOff": _wifi(False),
     "SystemWifiTurnOffVerify": _wifi(False),
@@ -167,7 +243,18 @@ EXPERTS: dict[str, Builder] = {
     "ExpenseAddMultiple": _expense_add,
     "ExpenseDeleteSingle": _expense_delete,
     "ExpenseDeleteMultiple": _expense_delete,
-    "ExpenseDeleteMultiple2": _expense_delete,
+    "ExpenseDeleteMultiple2": _expense_delete_each,
+    "ExpenseDeleteDuplicates": _expense_duplicates,
+    "ExpenseDeleteDuplicates2": _expense_duplicates,
+    "SimpleCalendarAddOneEvent": _calendar_add,
+    "SimpleCalendarAddOneEventInTwoWeeks": _calendar_add,
+    "SimpleCalendarAddOneEventRelativeDay": _calendar_add,
+    "SimpleCalendarAddOneEventTomorrow": _calendar_add,
+    "SimpleCalendarDeleteOneEvent": _calendar_delete,
+    "SimpleCalendarDeleteEvents": _calendar_delete,
+    "SimpleCalendarDeleteEventsOnRelativeDay": _calendar_delete,
+    "FilesDeleteFile": _files_delete,
+    "FilesMoveFile": _files_move,
 }
 
 
