@@ -637,7 +637,7 @@ SYSTEM_COMMANDS = [
     ("setprop debug.x 1; getprop debug.x", "1\n"),
     (
         "content query --uri content://settings/global --where \"name='wifi_on'\"",
-        "Row: 0 _id=12, name=wifi_on, value=1\n",
+        "Row: 0 _id=85, name=wifi_on, value=1\n",
     ),
     ("service check window", "Service window: found\n"),
     ("whoami", "shell\n"),

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from droidrl.envs.sim import services
+
 TOKEN_FILE_NAME = ".emulator_console_auth_token"
 
 # The real console keeps at most this many bytes of one line; a longer line wraps around.
@@ -382,6 +384,99 @@ async def do_snapshot_delete(session: ConsoleSession, args: str | None) -> bool:
     return True
 
 
+# ---- gsm and sms: the modem's calls and incoming messages (android_world's call_emulator, text_emulator) ----
+def _gsm_number(session: ConsoleSession, args: str | None, usage: str) -> str | None:
+    """The phone number argument of a gsm command, or None after the console's error."""
+    if args is None:
+        session.write(f"KO: missing argument, try '{usage}'\r\n")
+        return None
+    if not args or any(c not in services.GSM_NUMBER_CHARS for c in args):
+        session.write("KO: bad phone number format, use digits, # and + only\r\n")
+        return None
+    return args
+
+
+async def do_gsm_list(session: ConsoleSession, args: str | None) -> bool:
+    phone = session.console.phone
+    rows = await session.run_on_phone(lambda: [dict(c) for c in services.calls(phone)])
+    for call in rows:
+        direction = "outbound to " if call["dir"] == "outbound" else "inbound from"
+        state = {"active": "active", "held": "held", "incoming": "incoming", "waiting": "waiting"}
+        session.write(f"{direction} {call['number']:<10} : {state.get(call['state'], 'unknown')}\r\n")
+    return True
+
+
+async def do_gsm_call(session: ConsoleSession, args: str | None) -> bool:
+    number = _gsm_number(session, args, "gsm call <phonenumber>")
+    if number is None:
+        return False
+    await session.run_on_phone(services.incoming_call, session.console.phone, number)
+    return True
+
+
+async def do_gsm_accept(session: ConsoleSession, args: str | None) -> bool:
+    if args is None:
+        session.write("KO: missing argument, try 'gsm accept <phonenumber>'\r\n")
+        return False
+    if not await session.run_on_phone(services.update_call, session.console.phone, args, "active"):
+        session.write(f"KO: no current call to/from number '{args}'\r\n")
+        return False
+    return True
+
+
+async def do_gsm_hold(session: ConsoleSession, args: str | None) -> bool:
+    if args is None:
+        session.write("KO: missing argument, try 'gsm hold <phonenumber>'\r\n")
+        return False
+    if not await session.run_on_phone(services.update_call, session.console.phone, args, "held"):
+        session.write(f"KO: no current call to/from number '{args}'\r\n")
+        return False
+    return True
+
+
+async def do_gsm_cancel(session: ConsoleSession, args: str | None) -> bool:
+    number = _gsm_number(session, args, "gsm call <phonenumber>")  # sic: the emulator names `call` here
+    if number is None:
+        return False
+    if not await session.run_on_phone(services.end_call, session.console.phone, number):
+        session.write("KO: could not cancel this number\r\n")
+        return False
+    return True
+
+
+async def do_gsm_status(session: ConsoleSession, args: str | None) -> bool:
+    if args is not None:
+        session.write("KO: no argument required\r\n")
+        return False
+    session.write("gsm voice state: home\r\ngsm data state:  home\r\n")
+    return True
+
+
+async def do_sms_send(session: ConsoleSession, args: str | None) -> bool:
+    number, space, text = (args or "").partition(" ")
+    if args is None or not space:
+        session.write("KO: missing argument, try 'sms send <phonenumber> <text message>'\r\n")
+        return False
+    digits = number[1:] if number.startswith("+") else number
+    if not digits.isdigit() or not digits.isascii():
+        session.write("KO: bad phone number format, must be [+](0-9)*\r\n")
+        return False
+    body = services.decode_console_text(text)
+    if body is None:
+        session.write(
+            "message must be utf8 and can use the following escapes:\r\n"
+            "    \\n      for a newline\r\n"
+            "    \\xNN    where NN are two hexadecimal numbers\r\n"
+            "    \\uNNNN  where NNNN are four hexadecimal numbers\r\n"
+            "    \\\\     to send a '\\' character\r\n\r\n"
+            "    anything else is an error\r\n"
+            "KO: badly formatted text\r\n"
+        )
+        return False
+    await session.run_on_phone(services.receive_sms, session.console.phone, number, body)
+    return True
+
+
 # ---- the tables: names, summaries and help texts are the emulator's own ------------------------------------
 HELP = Command("help|h|?", "print a list of commands", handler=do_help)
 HELP_VERBOSE = Command("help-verbose", "print a list of commands with descriptions", handler=do_help_verbose)
@@ -448,13 +543,74 @@ AVD_COMMANDS = (
         subcommands=SNAPSHOT_COMMANDS,
     ),
 )
+GSM_COMMANDS = (
+    Command(
+        "list",
+        "list current phone calls",
+        "'gsm list' lists all inbound and outbound calls and their state\r\n",
+        handler=do_gsm_list,
+    ),
+    Command(
+        "call",
+        "create inbound phone call",
+        "'gsm call <phonenumber>' allows you to simulate a new inbound call\r\n",
+        handler=do_gsm_call,
+    ),
+    Command(
+        "hold",
+        "change the state of an outbound call to 'held'",
+        "'gsm hold <remoteNumber>' change the state of a call to 'held'. this is only possible\r\n"
+        "if the call in the 'waiting' or 'active' state\r\n",
+        handler=do_gsm_hold,
+    ),
+    Command(
+        "accept",
+        "change the state of an outbound call to 'active'",
+        "'gsm accept <remoteNumber>' change the state of a call to 'active'. this is only possible\r\n"
+        "if the call is in the 'waiting' or 'held' state\r\n",
+        handler=do_gsm_accept,
+    ),
+    Command(
+        "cancel",
+        "disconnect an inbound or outbound phone call",
+        "'gsm cancel <phonenumber>' allows you to simulate the end of an inbound or outbound call\r\n",
+        handler=do_gsm_cancel,
+    ),
+    Command(
+        "status",
+        "display GSM status",
+        "'gsm status' displays the current state of the GSM emulation\r\n",
+        handler=do_gsm_status,
+    ),
+)
+GSM = Command(
+    "gsm",
+    "GSM related commands",
+    "allows you to change GSM-related settings, or to make a new inbound phone call\r\n",
+    subcommands=GSM_COMMANDS,
+)
+SMS = Command(
+    "sms",
+    "SMS related commands",
+    "allows you to simulate an inbound SMS\r\n",
+    subcommands=(
+        Command(
+            "send",
+            "send inbound SMS text message",
+            "'sms send <phonenumber> <message>' allows you to simulate a new inbound sms message\r\n",
+            handler=do_sms_send,
+        ),
+    ),
+)
 # In the emulator's order; `auth` is only known before authentication.
 MAIN_COMMANDS = (
     HELP,
     HELP_VERBOSE,
     PING,
+    GSM,
     KILL,
     QUIT,
+    SMS,
     Command("avd", "control virtual device execution", AVD_DESCRIPTION, subcommands=AVD_COMMANDS),
 )
 # Before `auth`, only these work; `avd name` stays open because old Android Studio versions need it.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from droidrl.envs.sim import keyboard, systemui, uixml
+from droidrl.envs.sim import keyboard, services, systemui, uixml
 from droidrl.envs.sim.app import App, Ctx
 from droidrl.envs.sim.state import Activity, Focus, PhoneState
 from droidrl.envs.sim.ui import EDIT, SEEKBAR, Metrics, Node, Screen, layout_dialog, layout_screen
@@ -36,36 +36,12 @@ KEYCODE_APP_SWITCH, KEYCODE_CTRL_LEFT, KEYCODE_CTRL_RIGHT = 187, 113, 114
 KEYCODE_FORWARD_DEL, KEYCODE_ESCAPE, KEYCODE_SPACE, KEYCODE_A = 112, 111, 62, 29
 
 
+KEYCODE_PASTE = 279
 def default_settings() -> dict[str, dict[str, str]]:
-    """Settings values of a freshly booted API 33 emulator image (the ones apps and tasks use)."""
-    return {
-        "global": {
-            "wifi_on": "1",
-            "bluetooth_on": "0",
-            "airplane_mode_on": "0",
-            "mobile_data": "1",
-            "auto_time": "0",
-            "adb_enabled": "1",
-            "development_settings_enabled": "1",
-            "device_name": "sdk_gphone64_x86_64",
-            "stay_on_while_plugged_in": "0",
-        },
-        "system": {
-            "screen_brightness": "102",
-            "screen_brightness_mode": "0",
-            "screen_off_timeout": "60000",
-            "font_scale": "1.0",
-            "accelerometer_rotation": "0",
-            "time_12_24": "24",
-        },
-        "secure": {
-            "ui_night_mode": "1",  # 1 = light, 2 = dark (UiModeManager constants)
-            "location_mode": "3",
-            "android_id": "2b8e7d4a1f3c9e60",
-            "default_input_method": "com.google.android.inputmethod.latin/com.android.inputmethod.latin.LatinIME",
-            "enabled_input_methods": "com.google.android.inputmethod.latin/com.android.inputmethod.latin.LatinIME",
-        },
-    }
+    """Settings values of a freshly booted API 33 emulator image (the full `settings list` tables)."""
+    from droidrl.envs.sim.settings_defaults import stock_settings
+
+    return stock_settings()
 
 
 def default_props(width: int, height: int, density: int, avd_name: str) -> dict[str, str]:
@@ -137,7 +113,8 @@ class Phone:
         if width < 320 or height < 480 or density < 120:
             raise ValueError(f"screen {width}x{height} @ {density}dpi is too small (min 320x480 @ 120dpi)")
         self.width, self.height, self.density = width, height, density
-        self.metrics = Metrics(width, height, density)
+        # Portrait and landscape geometry; `metrics` picks one by the display rotation (services.rotation).
+        self._metrics = (Metrics(width, height, density), Metrics(height, width, density))
         self.avd_name = avd_name
         self.lock = threading.RLock()
         self.apps: dict[str, App] = {a.package: a for a in (apps if apps is not None else default_apps())}
@@ -156,10 +133,16 @@ class Phone:
         self._cache: tuple[int, list[Node], Screen | None] | None = None
         for app in self.apps.values():
             self._install(app)
+        services.preinstall(self)
         self.state.tasks[LAUNCHER] = [Activity(self.apps[LAUNCHER].main_activity)]
         self.state.foreground = LAUNCHER
 
     # ---- bookkeeping -------------------------------------------------------------------------------------
+    @property
+    def metrics(self) -> Metrics:
+        """The display's geometry as apps lay out on it: landscape at 90 and 270 degrees of rotation."""
+        return self._metrics[services.rotation(self) % 2]
+
     def changed(self) -> None:
         """Invalidate the cached view tree; call after changing state outside the input methods."""
         self._version += 1
@@ -370,7 +353,7 @@ class Phone:
 
     def ui_xml(self) -> str:
         with self.lock:
-            return uixml.hierarchy_xml(self.windows())
+            return uixml.hierarchy_xml(self.windows(), services.rotation(self))
 
     def find(self, *, rid: str = "", text: str = "", desc: str = "") -> Node | None:
         """The topmost on-screen node matching the resource-id suffix, text and/or content-desc."""
@@ -496,6 +479,11 @@ class Phone:
     def press(self, keycode: int, screen: Screen | None = None) -> None:
         """Handle a key inside an input event (nav-bar buttons and IME keys call this directly)."""
         screen = screen or self._screen()
+        if services.handle_call_key(self, keycode):
+            return  # CALL answers a ringing call, ENDCALL hangs up
+        if keycode == KEYCODE_PASTE:
+            self._type(services.clipboard(self) or "")  # the focused field pastes the primary clip
+            return
         if keycode == KEYCODE_HOME:
             self.state.system_dialog = None if self._system_dialog_cancelable() else self.state.system_dialog
             self._leave_screen()

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from droidrl.envs.sim import intents, packages
+from droidrl.envs.sim import intents, packages, services
+from droidrl.envs.sim.settings_defaults import stock_settings
 from droidrl.envs.sim.shell_util import CommandError, Context, getopt
 
 LAUNCHER = "com.google.android.apps.nexuslauncher"
@@ -543,10 +544,22 @@ def _am_broadcast(ctx: Context, a: _JavaArgs) -> int:
     extras = _string_extras(a.args[a.pos :])
     intent, _ = _parse_intent(a)
     ctx.out(f"Broadcasting: {_broadcast_intent(intent)}")
+    result: tuple[int, str | None] | None = None
     if (intent.package or "") in ("", ADB_KEYBOARD_PACKAGE) and intent.component is None:
         _adb_keyboard_receive(ctx.phone, intent.action, extras)
-    ctx.out("Broadcast completed: result=0")
+    if _delivers_to(intent, services.CLIPPER_PACKAGE) and services.CLIPPER_PACKAGE in _packages(ctx.phone):
+        result = services.clipper_receive(ctx.phone, intent.action, extras)
+    code, data = result if result is not None else (0, None)
+    # IntentReceiver.performReceive in ActivityManagerShellCommand: data is quoted, only when set.
+    ctx.out(f"Broadcast completed: result={code}" + (f', data="{data}"' if data is not None else ""))
     return 0
+
+
+def _delivers_to(intent: intents.Intent, package: str) -> bool:
+    """Whether a broadcast can reach `package`'s receivers: implicit, or aimed at that package."""
+    if intent.component is not None:
+        return intent.component[0] == package
+    return (intent.package or "") in ("", package)
 
 
 def _broadcast_intent(intent: intents.Intent) -> str:
@@ -1025,14 +1038,20 @@ def _focused_record(phone: Any) -> str:
 
 
 def _dumpsys_window_displays(phone: Any) -> str:
-    w, h, dpi = phone.width, phone.height, phone.density
+    pw, ph, dpi = phone.width, phone.height, phone.density
+    w, h = services.logical_size(phone)
     app_h = h - round(48 * dpi / 160)  # minus the navigation bar
     _, _, focus = _window_token(phone)
+    rot = services.rotation(phone)
+    locked = phone.get_setting("system", "accelerometer_rotation") in (None, "0")
+    mode = "LOCKED" if locked else "FREE"
+    user = phone.get_setting("system", "user_rotation") or "0"
+    user_rot = int(user) % 4 if user.isdigit() else 0
     return "\n".join(
         [
             "WINDOW MANAGER DISPLAY CONTENTS (dumpsys window displays)",
             f"  Display: mDisplayId=0 rootTasks={len(_tasks(phone))}",
-            f"    init={w}x{h} {dpi}dpi cur={w}x{h} app={w}x{app_h} rng={w}x{w - 63}-{app_h}x{app_h}",
+            f"    init={pw}x{ph} {dpi}dpi cur={w}x{h} app={w}x{app_h} rng={pw}x{pw - 63}-{ph - 126}x{ph - 126}",
             f"    deferred=false mLayoutNeeded=false mTouchExcludeRegion=SkRegion((0,0,{w},{h}))",
             "",
             "  mLayoutSeq=250",
@@ -1042,16 +1061,20 @@ def _dumpsys_window_displays(phone: Any) -> str:
             "  DisplayRotation",
             "    mCurrentAppOrientation=SCREEN_ORIENTATION_UNSPECIFIED",
             "    mLastOrientation=-1",
-            "    mRotation=0 mDeferredRotationPauseCount=0",
-            "    mCurrentRotation=ROTATION_0",
-            "    mUserRotationMode=USER_ROTATION_LOCKED mUserRotation=ROTATION_0",
+            f"    mRotation={rot} mDeferredRotationPauseCount=0",
+            "    mLandscapeRotation=ROTATION_90 mSeascapeRotation=ROTATION_270",
+            "    mPortraitRotation=ROTATION_0 mUpsideDownRotation=ROTATION_180",
+            f"    mCurrentRotation=ROTATION_{rot * 90}",
+            f"    mUserRotationMode=USER_ROTATION_{mode} mUserRotation=ROTATION_{user_rot * 90}"
+            " mCameraRotationMode=0 mAllowAllRotations=false",
             "",
         ]
     )
 
 
 def _dumpsys_window_windows(phone: Any) -> str:
-    w, h = phone.width, phone.height
+    w, h = services.logical_size(phone)
+    orientation = "land" if w > h else "port"
     package, activity, focus = _window_token(phone)
     windows = [
         ("com.android.systemui.ImageWallpaper", "com.android.systemui", "WALLPAPER"),
@@ -1073,7 +1096,7 @@ def _dumpsys_window_windows(phone: Any) -> str:
         ]
     lines += [
         "",
-        "  mGlobalConfiguration={1.0 310mcc260mnc [en_US] ldltr port finger qwerty/v/v dpad/v}",
+        f"  mGlobalConfiguration={{1.0 310mcc260mnc [en_US] ldltr {orientation} finger qwerty/v/v dpad/v}}",
         "  mHasPermanentDpad=false",
         "  mTopFocusedDisplayId=0",
         f"  mCurrentFocus={focus}",
@@ -1188,18 +1211,20 @@ def _dumpsys_activity(phone: Any, args: list[str]) -> str:
 
 
 def _dumpsys_display(phone: Any, args: list[str]) -> str:
-    w, h, dpi = phone.width, phone.height, phone.density
+    pw, ph, dpi = phone.width, phone.height, phone.density
+    w, h = services.logical_size(phone)
+    rot = services.rotation(phone)
     viewport = (
         "DisplayViewport{type=INTERNAL, valid=true, isActive=true, displayId=0, "
-        f"uniqueId='{DISPLAY_UNIQUE_ID}', physicalPort=0, orientation=0, logicalFrame=Rect(0, 0 - {w}, {h}), "
+        f"uniqueId='{DISPLAY_UNIQUE_ID}', physicalPort=0, orientation={rot}, logicalFrame=Rect(0, 0 - {w}, {h}), "
         f"physicalFrame=Rect(0, 0 - {w}, {h}), "
-        f"deviceWidth={w}, deviceHeight={h}}}"
+        f"deviceWidth={pw}, deviceHeight={ph}}}"
     )
     info = (
         f'DisplayInfo{{"Built-in Screen", displayId 0, displayGroupId 0, FLAG_SECURE, '
         f"FLAG_SUPPORTS_PROTECTED_BUFFERS, FLAG_TRUSTED, real {w} x {h}, largest app {w} x {h}, "
         f"smallest app {w} x {h}, appVsyncOff 1000000, presDeadline 16666666, mode 1, defaultMode 1, "
-        f"modes [{{id=1, width={w}, height={h}, fps=60.0, alternativeRefreshRates=[]}}], rotation 0, "
+        f"modes [{{id=1, width={pw}, height={ph}, fps=60.0, alternativeRefreshRates=[]}}], rotation {rot}, "
         f'state ON, committedState ON, type INTERNAL, uniqueId "{DISPLAY_UNIQUE_ID}", app {w} x {h}, '
         f"density {dpi} ({dpi}.0 x {dpi}.0) dpi, layerStack 0, colorMode 0, supportedColorModes [0], "
         f"address {{port=0, model=0x401cec6a7a2b7b}}, deviceProductInfo null, removeMode 0}}"
@@ -1213,11 +1238,11 @@ def _dumpsys_display(phone: Any, args: list[str]) -> str:
             f"  mViewports=[{viewport}]",
             "",
             "Display Devices: size=1",
-            f'  DisplayDeviceInfo{{"Built-in Screen": uniqueId="{DISPLAY_UNIQUE_ID}", {w} x {h}, modeId 1, '
+            f'  DisplayDeviceInfo{{"Built-in Screen": uniqueId="{DISPLAY_UNIQUE_ID}", {pw} x {ph}, modeId 1, '
             f"defaultModeId 1, density {dpi}, {dpi}.0 x {dpi}.0 dpi, type INTERNAL, state ON}}",
             "    mAdapter=LocalDisplayAdapter",
-            "    mCurrentOrientation=0",
-            f"    mCurrentDisplayRect=Rect(0, 0 - {w}, {h})",
+            f"    mCurrentOrientation={rot}",
+            f"    mCurrentDisplayRect=Rect(0, 0 - {pw}, {ph})",
             "",
             "Logical Displays: size=1",
             "  Display 0:",
@@ -1233,10 +1258,12 @@ def _dumpsys_display(phone: Any, args: list[str]) -> str:
 
 
 def _dumpsys_input(phone: Any, args: list[str]) -> str:
-    w, h = phone.width, phone.height
+    w, h = services.logical_size(phone)
+    rot = services.rotation(phone)
     viewport = (
-        f"Viewport INTERNAL: displayId=0, uniqueId={DISPLAY_UNIQUE_ID}, port=0, orientation=0, "
-        f"logicalFrame=[0, 0, {w}, {h}], physicalFrame=[0, 0, {w}, {h}], deviceSize=[{w}, {h}], isActive=[1]"
+        f"Viewport INTERNAL: displayId=0, uniqueId={DISPLAY_UNIQUE_ID}, port=0, orientation={rot}, "
+        f"logicalFrame=[0, 0, {w}, {h}], physicalFrame=[0, 0, {w}, {h}], "
+        f"deviceSize=[{phone.width}, {phone.height}], isActive=[1]"
     )
     return "\n".join(
         [
@@ -1271,7 +1298,7 @@ def _dumpsys_input(phone: Any, args: list[str]) -> str:
             f"      PhysicalHeight: {h}px",
             "      PhysicalLeft: 0",
             "      PhysicalTop: 0",
-            "      SurfaceOrientation: 0",
+            f"      SurfaceOrientation: {rot}",
             "  Configuration:",
             "    PointerVelocityControlParameters: scale=1.000, lowThreshold=500.000, highThreshold=3000.000",
             "  Viewports:",
@@ -1345,7 +1372,20 @@ def _dumpsys_surfaceflinger(phone: Any, args: list[str]) -> str:
 
 
 def _dumpsys_telephony(phone: Any, args: list[str]) -> str:
-    return "last known state:\n  Phone Id=0\n    mCallState=0\n    mRingingCallState=0\n    mServiceState=0\n"
+    """TelephonyRegistry's dump: the call state android_world's get_call_state reads (0 idle, 1 ringing, 2 offhook)."""
+    state = services.call_state(phone)
+    ringing = next((c["number"] for c in services.calls(phone) if c["state"] in ("incoming", "waiting")), "")
+    return (
+        "last known state:\n  Phone Id=0\n"
+        f"    mCallState={state}\n"
+        f"    mRingingCallState={1 if ringing else 0}\n"
+        f"    mForegroundCallState={1 if state == services.CALL_STATE_OFFHOOK else 0}\n"
+        f"    mCallIncomingNumber={ringing}\n"
+        "    mServiceState={mVoiceRegState=0(IN_SERVICE), mDataRegState=0(IN_SERVICE), mChannelNumber=1, "
+        "duplexMode()=1, mOperatorAlphaLong=T-Mobile, mOperatorAlphaShort=T-Mobile, isManualNetworkSelection=false}\n"
+        "    mVoiceActivationState=0\n    mDataActivationState=0\n    mUserMobileDataState=true\n"
+        "  local logs:\n"
+    )
 
 
 _DUMPSYS: dict[str, Callable[[Any, list[str]], str]] = {
@@ -1412,7 +1452,25 @@ def _settings_list(ctx: Context, namespace: str, operands: list[str]) -> int:
 
 
 def _settings_reset(ctx: Context, namespace: str, operands: list[str]) -> int:
-    return 0  # resetting to package defaults: the simulated settings have no per-package defaults
+    """`settings reset NAMESPACE {PACKAGE | untrusted_defaults | untrusted_clear | trusted_defaults}`.
+
+    A mode puts the table back to the image's defaults (keys without a default go); a package name resets
+    what that package set, and only the shell sets settings here, so it changes nothing.
+    """
+    if not operands:
+        ctx.err("Bad arguments")
+        return 255
+    if namespace == "system":
+        ctx.err("Invalid table; no reset performed")
+        return 255
+    if operands[0].lower() in ("untrusted_defaults", "untrusted_clear", "trusted_defaults"):
+        defaults = stock_settings()[namespace]
+        for key in ctx.phone.list_settings(namespace):
+            if key not in defaults:
+                ctx.phone.delete_setting(namespace, key)
+        for key, value in defaults.items():
+            ctx.phone.put_setting(namespace, key, value)
+    return 0
 
 
 _SETTINGS_VERBS: dict[str, Callable[[Context, str, list[str]], int]] = {

@@ -53,3 +53,4 @@ class PhoneState:
     input_events: int = 0  # counts every input event; some screens use it as a deterministic tick
     stopped: list[str] = field(default_factory=list)  # force-stopped packages, until they are launched again
     select_all: bool = False  # CTRL+A was pressed in the focused field; the next DEL clears it
+    services: dict[str, Any] = field(default_factory=dict)  # clipboard and modem calls (services.py)
