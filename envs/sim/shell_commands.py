@@ -29,6 +29,7 @@ from droidrl.envs.sim.shell_android import (
     _uiautomator,
     _wm,
 )
+from droidrl.envs.sim.shell_services import _ime
 from droidrl.envs.sim.shell_toybox import (
     _base64,
     _bracket,
@@ -98,6 +99,7 @@ COMMANDS: dict[str, Callable[[Context, list[str]], int]] = {
     "cmd": _cmd,
     "dumpsys": _dumpsys,
     "settings": _settings,
+    "ime": _ime,
     "content": content_command,
     "getprop": _getprop,
     "setprop": _setprop,
