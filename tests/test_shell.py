@@ -553,7 +553,7 @@ def test_am_start_launches_and_reports_like_android(phone):
         b"Warning: Activity not started, intent has been delivered to currently running top-most instance.\n"
     )
     people = "com.google.android.contacts/com.android.contacts.activities.PeopleActivity"
-    waited = out(phone, f"am start '' -S -W -n {people}")  # android_env
+    waited = out(phone, f"am start  -S -W -n {people}")  # android_env's ['am', 'start', '', ...] joined by adb
     assert waited.splitlines() == [
         "Stopping: com.google.android.contacts",
         f"Starting: Intent {{ cmp={people} }}",

@@ -121,7 +121,16 @@ class Ctx:
         self.phone.finish_activity(self.app.package)
 
     def replace(self, activity: str, **args: Any) -> None:
-        """Close this screen and open another in its place."""
+        """Close this screen and open another in its place, also at the root of the task.
+
+        An editor that an intent opened on its own then shows the saved contact, not the home screen.
+        """
+        stack = self.phone.state.tasks.get(self.app.package, [])
+        if len(stack) == 1 and self.phone.state.foreground == self.app.package:
+            stack[0] = Activity(activity, dict(args))
+            self.phone.state.focus = None
+            self.phone.changed()
+            return
         self.phone.finish_activity(self.app.package)
         self.phone.start_activity(self.app.package, activity, args)
 

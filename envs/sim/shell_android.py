@@ -446,8 +446,7 @@ def _parse_intent(a: _JavaArgs) -> tuple[intents.Intent, _StartOptions]:
             return False
         return True
 
-    # An empty argument (android_env's `am start '' -W -n ...` once adb has joined it) never reaches am.
-    cmd = intents.ShellArgs([arg for arg in a.args[a.pos :] if arg])
+    cmd = intents.ShellArgs(a.args[a.pos :])
     try:
         intent = intents.parse_command_args(cmd, handle)
     except intents.JavaException as exc:
@@ -510,7 +509,7 @@ def _am_start(ctx: Context, a: _JavaArgs) -> int:
     if on_top:
         report("Warning: Activity not started, intent has been delivered to currently running top-most instance.")
         state = "UNKNOWN (0)"
-    elif package in tasks and tasks[package][0] == activity:
+    elif package in tasks and tasks[package][0] == activity and (main or intent.component is not None):
         report("Warning: Activity not started, its current task has been brought to the front")
         state = "UNKNOWN (0)"
     if opts.wait:
@@ -942,6 +941,7 @@ def _pm_install_existing(ctx: Context, a: _JavaArgs) -> int:
     if not packages.installed(phone, package):
         packages.set_state(phone, package, installed=True)
         if package in phone.apps and not phone.fs.exists(phone.apps[package].data_dir + "/databases"):
+            phone.fs.makedirs(phone.apps[package].data_dir)
             phone.clear_app_data(package)  # data went with the uninstall: the app starts fresh
     ctx.out(f"Package {package} installed for user: {opts.get('--user') or 0}")
     return 0
