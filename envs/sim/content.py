@@ -12,8 +12,11 @@ exit status 0, provider errors as `Error while accessing provider:AUTHORITY` and
 from __future__ import annotations
 
 import contextlib
+import decimal
+import math
 import re
 import sqlite3
+import struct
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -1282,26 +1285,25 @@ PROVIDERS: dict[str, Provider] = {
 
 def java_float(value: float) -> str:
     """String.valueOf(cursor.getFloat(i)): Java's Float.toString of the value narrowed to a float."""
-    import struct
-
     f = struct.unpack("f", struct.pack("f", value))[0]
-    if f != f:
+    if math.isnan(f):
         return "NaN"
-    if f in (float("inf"), float("-inf")):
+    if math.isinf(f):
         return "Infinity" if f > 0 else "-Infinity"
-    # The shortest decimal that reads back as the same float32.
-    for digits in range(1, 10):
-        text = f"{f:.{digits}g}"
+    sign = "-" if math.copysign(1.0, f) < 0 else ""
+    f = abs(f)
+    if f == 0:
+        return f"{sign}0.0"
+    for significant in range(1, 10):  # the shortest decimal that reads back as the same float32
+        text = f"{f:.{significant - 1}e}"
         if struct.unpack("f", struct.pack("f", float(text)))[0] == f:
             break
-    mantissa, _, exponent = f"{float(text):e}".partition("e")
-    if f == 0:
-        return "-0.0" if str(f).startswith("-") else "0.0"
-    if 1e-3 <= abs(f) < 1e7:
-        plain = f"{float(text):.{max(0, digits - 1 - int(exponent))}f}" if int(exponent) < digits else str(int(f))
-        return plain if "." in plain else plain + ".0"
-    mantissa = f"{float(text) / 10 ** int(exponent):.{digits - 1}f}".rstrip("0")
-    return f"{mantissa}0E{int(exponent)}" if mantissa.endswith(".") else f"{mantissa}E{int(exponent)}"
+    mantissa, _, exponent = text.partition("e")
+    if 1e-3 <= f < 1e7:
+        plain = format(decimal.Decimal(text), "f")
+        return sign + (plain if "." in plain else plain + ".0")
+    digits = mantissa.replace(".", "").rstrip("0") or "0"
+    return f"{sign}{digits[0]}.{digits[1:] or '0'}E{int(exponent)}"
 
 
 def format_value(value: Any) -> str:
