@@ -109,7 +109,7 @@ def test_a_fast_client_is_throttled_not_buffered(emulator, adb_server, monkeypat
     feeder = threading.Thread(target=feed, daemon=True)
     try:
         feeder.start()
-        feeder.join(timeout=6)  # an adbd that acknowledges everything takes it all in well within this
+        feeder.join(timeout=4)  # an adbd that acknowledges everything takes it all in well within this
         peak = tracemalloc.get_traced_memory()[1]
         assert feeder.is_alive(), "adbd acknowledged 64 MiB the busy shell never read"
         assert peak < 16 * 1024 * 1024, f"adbd's memory grew by {peak / 2**20:.0f} MiB"

@@ -594,3 +594,17 @@ def test_adbutils_sync(adb_client, device, tmp_path):
     assert (tmp_path / "blob.bin").read_bytes() == content
     with pytest.raises(adbutils.AdbError, match="No such file or directory"):
         d.sync.read_bytes("/sdcard/Download/nope.bin")
+
+
+def test_an_endless_input_line_ends_the_interactive_shell(raw_host):
+    raw_host.connect()
+    remote = raw_host.open(1, "shell,raw:")
+    sent, reply = 0, (OKAY, remote, 1, b"")
+    while reply == (OKAY, remote, 1, b"") and sent < 4 * 1024 * 1024:  # no end of line, ever
+        raw_host.send(WRTE, 1, remote, b"x" * 65536)
+        sent += 65536
+        reply = raw_host.recv()
+    assert reply[0] == WRTE and reply[3] == b"/system/bin/sh: <stdin>: line too long\n"
+    assert 1024 * 1024 < sent <= 1024 * 1024 + 2 * 65536  # given up just past 1 MiB, not buffered on
+    raw_host.send(OKAY, 1, remote)
+    assert raw_host.recv()[0] in (OKAY, CLSE)  # the last chunk's OKAY may come first

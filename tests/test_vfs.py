@@ -78,3 +78,28 @@ def test_sqlite_on_garbage_names_the_file(fs):
 def test_normpath():
     assert normpath("sdcard/x/") == "/sdcard/x"
     assert normpath("/../..") == "/"
+
+
+def test_storage_is_finite_and_a_write_beyond_it_fails_with_enospc(fs):
+    import errno
+
+    fs.capacity = fs.used() + 1000
+    fs.write("/sdcard/a.bin", b"x" * 600)
+    with pytest.raises(OSError) as failed:
+        fs.write("/sdcard/b.bin", b"y" * 600)
+    assert (failed.value.errno, failed.value.strerror) == (errno.ENOSPC, "No space left on device")
+    assert not fs.exists("/sdcard/b.bin")
+    fs.write("/sdcard/a.bin", b"x" * 1000)  # replacing a file counts only the difference
+    fs.remove("/sdcard/a.bin")  # and removing one frees its space
+    assert fs.free() == 1000
+    writer = fs.open_writer("/sdcard/pushed.bin")  # a push claims space as data arrives
+    writer.write(b"z" * 700)
+    with pytest.raises(OSError, match="No space left on device"):
+        fs.write("/sdcard/c.bin", b"c" * 400)
+    writer.commit(mtime=5)
+    assert (fs.read("/sdcard/pushed.bin"), fs.stat("/sdcard/pushed.bin").mtime, fs.free()) == (b"z" * 700, 5, 300)
+    saved = fs.state()
+    fs.rmtree("/sdcard")
+    assert fs.free() == 1000
+    fs.restore(saved)
+    assert fs.free() == 300

@@ -226,7 +226,8 @@ def restart_adbd(phone: Phone) -> None:
     with _connections_lock:
         connections = list(_connections.get(phone, ()))
     for conn in connections:
-        conn.loop.call_soon_threadsafe(conn.kick)
+        with contextlib.suppress(RuntimeError):  # its event loop has just ended
+            conn.loop.call_soon_threadsafe(conn.kick)
 
 
 class AdbdConnection:
