@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -22,9 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, NoReturn
 
+from droidrl.envs.device import check_snapshot_name
 from droidrl.envs.sim.adbd import announce_to_adb_server, serve_adbd
 from droidrl.envs.sim.console import serve_console
 from droidrl.envs.sim.phone import Phone
+from droidrl.envs.sim.snapshot import SnapshotError
 
 HOST = "127.0.0.1"
 FIRST_CONSOLE_PORT = 5554
@@ -236,6 +239,11 @@ def to_options(args: argparse.Namespace) -> Options:
         raise EmulatorError("options -port and -ports cannot be used together.")
     if args.avd is None:
         raise EmulatorError("No AVD specified. Use '-avd NAME' (or '@NAME'); any name works for a simulated phone.")
+    if args.snapshot is not None:
+        try:
+            check_snapshot_name(args.snapshot)  # a name is a file in the AVD's snapshots/, never a path
+        except ValueError as err:
+            raise EmulatorError(f"-snapshot: {err}") from None
     console_port, adb_port, port_flag = None, None, ""
     if args.ports is not None:
         (console_port, adb_port), port_flag = args.ports, "-ports"
@@ -330,6 +338,8 @@ def make_phone(options: Options, snapshots: Path) -> Phone:
         except KeyError:
             if options.snapshot:
                 say("WARNING", f"Snapshot '{name}' not found in {snapshots}; cold booting")
+        except SnapshotError as err:  # corrupt or another program's file: never trusted, never fatal
+            say("WARNING", f"Failed to load snapshot '{name}' from {snapshots} ({err}); cold booting")
     return phone
 
 
@@ -414,6 +424,25 @@ def start_grpc(emulators: list[Emulator], options: Options, on_shutdown: Callabl
     return servers
 
 
+def wait_listed(serial: str, server_port: int, timeout_s: float = 3.0) -> bool:
+    """Poll the adb server's `host:devices` until it lists `serial` as a device (False on timeout)."""
+    request = b"host:devices"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((HOST, server_port), timeout=1) as sock:
+                sock.sendall(f"{len(request):04x}".encode() + request)
+                reply = b""
+                while chunk := sock.recv(4096):
+                    reply += chunk
+            if f"{serial}\tdevice".encode() in reply:
+                return True
+        except OSError:
+            return False
+        time.sleep(0.02)
+    return False
+
+
 def adb_server_port() -> int:
     value = os.environ.get("ANDROID_ADB_SERVER_PORT", "")
     return int(value) if value.isdigit() else 5037
@@ -441,7 +470,6 @@ async def run(options: Options) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
 
-        grpc_servers = start_grpc(emulators, options, on_shutdown=lambda: loop.call_soon_threadsafe(stop.set))
         server_port = adb_server_port()
         for emulator in emulators:
             if options.console_port is not None and emulator.adb_port != emulator.console_port + 1:
@@ -453,6 +481,10 @@ async def run(options: Options) -> int:
             say("INFO", f"Listening for console connections on port: {emulator.console_port}")
             say("INFO", f"Serial number of this emulator (for ADB): {emulator.serial}")
             announced = await asyncio.to_thread(announce_to_adb_server, emulator.adb_port, server_port)
+            if announced and options.grpc_port is not None:
+                # gRPC clients (android_env) take `booted` to mean adb can reach the device, as it can once a
+                # real emulator has booted: wait until the adb server has connected to this adbd.
+                await asyncio.to_thread(wait_listed, emulator.serial, server_port)
             if options.verbose:
                 say("INFO", f"adb server on port {server_port} {'told' if announced else 'not running'}")
             say(
@@ -461,6 +493,7 @@ async def run(options: Options) -> int:
                 f"adb port {emulator.adb_port}, {emulator.phone.width}x{emulator.phone.height} "
                 f"@ {emulator.phone.density}dpi",
             )
+        grpc_servers = start_grpc(emulators, options, on_shutdown=lambda: loop.call_soon_threadsafe(stop.set))
         say("INFO", f"Boot completed in {int((time.monotonic() - started) * 1000)} ms")
 
         await stop.wait()

@@ -141,8 +141,13 @@ class TouchTracker:
         self.down: dict[object, tuple[int, int, float, int, int]] = {}  # id -> x0, y0, t0, x, y
 
     def event(self, finger: object, x: int, y: int, pressed: bool) -> None:
+        """One touch report in the panel's (portrait) frame; Android maps it to the rotated display."""
+        from droidrl.envs.sim import services
+
         x = min(max(x, 0), self.phone.width - 1)
         y = min(max(y, 0), self.phone.height - 1)
+        lx, ly = services.physical_to_logical(self.phone, x, y)
+        x, y = int(lx), int(ly)
         with self.lock:
             start = self.down.get(finger)
             if pressed:
@@ -261,14 +266,16 @@ class EmulatorController(pb_grpc.EmulatorControllerServicer):
         When the phone's display is rotated (user_rotation), Android draws the rotated UI into the same
         portrait panel, so a landscape screen comes back turned by the display rotation.
         """
+        from droidrl.envs.sim import services
+
         image = self.phone.screenshot()
-        rotation = int(getattr(self.phone, "rotation", 0) or 0) % 4
+        rotation = services.rotation(self.phone)
         if rotation:
             from PIL import Image
 
+            # Rotation r turns the content r * 90 degrees on the panel (services.physical_to_logical).
             turn = {1: Image.Transpose.ROTATE_270, 2: Image.Transpose.ROTATE_180, 3: Image.Transpose.ROTATE_90}
-            if image.size != (self.phone.width, self.phone.height) or rotation == 2:
-                image = image.transpose(turn[rotation])
+            image = image.transpose(turn[rotation])
         return image
 
     def getDisplayConfigurations(

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from droidrl.envs.sim import intents, packages, services
+from droidrl.envs.sim import a11y, apk, intents, packages, services
 from droidrl.envs.sim.settings_defaults import stock_settings
 from droidrl.envs.sim.shell_util import CommandError, Context, getopt
 
@@ -548,6 +548,8 @@ def _am_broadcast(ctx: Context, a: _JavaArgs) -> int:
         _adb_keyboard_receive(ctx.phone, intent.action, extras)
     if _delivers_to(intent, services.CLIPPER_PACKAGE) and services.CLIPPER_PACKAGE in _packages(ctx.phone):
         result = services.clipper_receive(ctx.phone, intent.action, extras)
+    # The accessibility forwarder's FlagsBroadcastReceiver (envs/sim/a11y.py; explicit `-n` broadcasts only).
+    a11y.receive_broadcast(ctx.phone, intent.action, intent.component, intent.extras)
     code, data = result if result is not None else (0, None)
     # IntentReceiver.performReceive in ActivityManagerShellCommand: data is quoted, only when set.
     ctx.out(f"Broadcast completed: result={code}" + (f', data="{data}"' if data is not None else ""))
@@ -853,9 +855,51 @@ def _pm_grant(ctx: Context, a: _JavaArgs) -> int:
     return 0
 
 
+# ---- pm install (envs/sim/apk.py reads the manifest) ------------------------------------------------------
+# Packages the simulated phone implements besides its apps: what an APK of them installs. Any other APK
+# fails the way an APK built only for ARM fails on an x86_64 emulator image.
+IMPLEMENTED_PACKAGES = (a11y.FORWARDER_PACKAGE, ADB_KEYBOARD_PACKAGE, services.CLIPPER_PACKAGE)
+# Options of `pm install` that take a value (the rest are flags).
+_INSTALL_VALUED = {"-i", "-p", "-S", "--user", "--install-reason", "--abi", "--install-location", "--pkg"}
+_INSTALL_VALUED |= {"--originating-uri", "--referrer", "--force-uuid", "--staged-ready-timeout", "--apex-timeout"}
+
+
 def _pm_install(ctx: Context, a: _JavaArgs) -> int:
-    ctx.err("Failure [INSTALL_FAILED_INTERNAL_ERROR: the simulated phone cannot install APKs]")
-    return 1
+    """`pm install [-r] [-t] [-g] [-d] [--user U] ... PATH`: install the APK file at PATH on the device."""
+    rest = a.args[a.pos :]
+    paths, i = [], 0
+    while i < len(rest):
+        arg = rest[i]
+        i += 2 if arg in _INSTALL_VALUED else 1
+        if not arg.startswith("-") or arg == "-":
+            paths.append(arg)
+    if not paths:
+        ctx.err("Error: APK content must be streamed")
+        return 1
+    path = paths[-1]
+    phone = ctx.phone
+    if not phone.fs.is_file(path):
+        ctx.err(f"Error: Unable to open file: {path}")
+        if not path.startswith("/data/local/tmp/"):
+            ctx.err("Consider using a file under /data/local/tmp/")
+        ctx.err(f"Error: Can't open file: {path}")
+        return 1
+    session = f"/data/app/vmdl{_stable_int(path, 10**8, 9 * 10**8)}.tmp/base.apk"
+    try:
+        manifest = apk.read_manifest(phone.fs.read(path))
+    except apk.ApkError as err:
+        kind = "NOT_APK" if "zip" in str(err) else "BAD_MANIFEST"
+        ctx.out(f"Failure [INSTALL_PARSE_FAILED_{kind}: Failed to parse {session}: {err}]")
+        return 1
+    package = manifest.package
+    if package not in phone.apps and package not in IMPLEMENTED_PACKAGES:
+        ctx.out("Failure [INSTALL_FAILED_NO_MATCHING_ABIS: Failed to extract native libraries, res=-113]")
+        return 1
+    packages.set_state(phone, package, installed=True, deleted=False)
+    phone.fs.makedirs(f"/data/data/{package}")  # an extra package is installed while its data directory exists
+    phone.changed()
+    ctx.out("Success")
+    return 0
 
 
 def _pm_user_arg(a: _JavaArgs) -> int | None:
