@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import socket
 import time
+import zipfile
 from collections.abc import Iterator
+from concurrent import futures
 
 import grpc
 import numpy as np
@@ -14,10 +16,15 @@ from android_env.proto import emulator_controller_pb2 as pb
 from android_env.proto import emulator_controller_pb2_grpc as pb_grpc
 from android_env.proto import snapshot_service_pb2 as snap_pb
 from android_env.proto import snapshot_service_pb2_grpc as snap_grpc
+from android_env.proto.a11y import a11y_pb2_grpc
+from android_env.wrappers.a11y import a11y_servicer
+from apk_support import build_apk, forwarder_apk
 from conftest import free_port
 from google.protobuf import empty_pb2
 from PIL import Image
 
+from droidrl.envs.sim.a11y import wait_until
+from droidrl.envs.sim.apk import ApkError, read_manifest
 from droidrl.envs.sim.grpc_server import GrpcServer, keep_aspect
 from droidrl.envs.sim.phone import Phone
 
@@ -246,3 +253,132 @@ def test_a_taken_port_is_an_error() -> None:
             GrpcServer(phone, first.port).start()
     finally:
         first.stop(None)
+
+
+# ---- the accessibility forwarder: the device side of android_env's A11yGrpcWrapper ---------------------
+FORWARDER = "com.google.androidenv.accessibilityforwarder"
+RECEIVER = f"{FORWARDER}/{FORWARDER}.FlagsBroadcastReceiver"
+SERVICE = f"{FORWARDER}/{FORWARDER}.AccessibilityForwarder"
+
+
+@pytest.fixture
+def a11y_server() -> Iterator[tuple[a11y_servicer.A11yServicer, int]]:
+    """android_env's own A11yServicer behind a gRPC server, as A11yGrpcWrapper starts it on the host."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    servicer = a11y_servicer.A11yServicer(latest_forest_only=False)
+    a11y_pb2_grpc.add_A11yServiceServicer_to_server(servicer, server)
+    port = free_port()
+    server.add_secure_port(f"[::]:{port}", grpc.local_server_credentials())
+    server.start()
+    servicer.resume()
+    yield servicer, port
+    server.stop(None)
+
+
+def install_forwarder(phone: Phone) -> None:
+    phone.fs.write("/data/local/tmp/forwarder.apk", forwarder_apk())
+    result = phone.shell("pm install -r -t -g /data/local/tmp/forwarder.apk")
+    assert (result.exit_code, result.stdout) == (0, b"Success\n")
+
+
+def test_pm_install_reads_the_package_from_the_binary_manifest() -> None:
+    phone = Phone()
+    assert FORWARDER not in phone.shell("pm list packages").stdout.decode()
+    install_forwarder(phone)
+    assert f"package:{FORWARDER}\n" in phone.shell("pm list packages").stdout.decode()
+    assert phone.shell(f"pm path {FORWARDER}").exit_code == 0
+
+    phone.fs.write("/data/local/tmp/other.apk", build_apk("com.example.notsimulated"))
+    other = phone.shell("pm install /data/local/tmp/other.apk")
+    assert other.exit_code == 1
+    assert other.stdout.startswith(b"Failure [INSTALL_FAILED_NO_MATCHING_ABIS")
+    assert "com.example.notsimulated" not in phone.shell("pm list packages").stdout.decode()
+    phone.fs.write("/data/local/tmp/junk.apk", b"PK\x03\x04 not really a zip")
+    junk = phone.shell("pm install /data/local/tmp/junk.apk")
+    assert junk.exit_code == 1 and junk.stdout.startswith(b"Failure [INSTALL_PARSE_FAILED_NOT_APK")
+    missing = phone.shell("pm install /data/local/tmp/none.apk")
+    assert missing.exit_code == 1 and b"Unable to open file: /data/local/tmp/none.apk" in missing.stderr
+
+
+@pytest.mark.parametrize("cut", [0, 8, 40, 100, 200])
+def test_a_truncated_or_corrupt_manifest_is_an_apk_error(cut: int) -> None:
+    manifest = zipfile.ZipFile(io.BytesIO(forwarder_apk())).read("AndroidManifest.xml")
+    with pytest.raises(ApkError):
+        parse_axml_manifest(manifest[:cut])
+    corrupt = bytearray(manifest)
+    corrupt[8:16] = b"\xff" * 8  # the string pool header
+    with pytest.raises(ApkError):
+        parse_axml_manifest(bytes(corrupt))
+
+
+def parse_axml_manifest(xml: bytes) -> str:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("AndroidManifest.xml", xml)
+    return read_manifest(buffer.getvalue()).package
+
+
+def test_forwarder_streams_forests_of_the_current_ui_once_enabled(a11y_server) -> None:
+    servicer, port = a11y_server
+    phone = Phone()
+    install_forwarder(phone)
+    set_grpc = f'am broadcast -a accessibility_forwarder.intent.action.SET_GRPC --ei "port" {port} --es "host" 10.0.2.2'
+    phone.shell(f"{set_grpc} -n {RECEIVER}")
+    phone.shell(f"am broadcast -a accessibility_forwarder.intent.action.ENABLE_ACCESSIBILITY_TREE_LOGS -n {RECEIVER}")
+    time.sleep(0.5)
+    assert not servicer.gather_forests()  # the service is not enabled yet
+
+    phone.shell(f"settings put secure enabled_accessibility_services {SERVICE}")
+    phone.shell("settings put secure accessibility_enabled 1")
+    assert wait_until(lambda: servicer._received_forests, 5)
+    forest = servicer.gather_forests()[-1]
+    texts = {n.text for w in forest.windows for n in w.tree.nodes}
+    assert {"Settings", "Clock", "Contacts"} <= texts  # the launcher's icons
+    app = forest.windows[0]
+    assert app.window_type == app.TYPE_APPLICATION and app.is_active
+    settings = next(n for n in app.tree.nodes if n.text == "Settings")
+    assert settings.is_clickable and settings.is_visible_to_user and 16 in [a.id for a in settings.actions]
+    node = phone.find(text="Settings")
+    assert (settings.bounds_in_screen.left, settings.bounds_in_screen.bottom) == (node.bounds[0], node.bounds[3])
+    assert all(child < len(app.tree.nodes) for n in app.tree.nodes for child in n.child_ids)
+    assert app.tree.nodes[0].depth == 0 and max(n.depth for n in app.tree.nodes) >= 2
+
+    phone.tap(*node.center)
+    received = servicer._received_events
+    assert wait_until(lambda: any(e.event.get("event_type") == "TYPE_WINDOW_STATE_CHANGED" for e in received), 5)
+    servicer.gather_forests()
+    assert wait_until(lambda: servicer._received_forests, 5)
+    texts = {n.text for w in servicer.gather_forests()[-1].windows for n in w.tree.nodes}
+    assert "Network & internet" in texts  # the tree follows the UI
+
+    phone.shell(f"am broadcast -a accessibility_forwarder.intent.action.DISABLE_ACCESSIBILITY_TREE_LOGS -n {RECEIVER}")
+    time.sleep(0.3)
+    servicer.gather_forests()
+    time.sleep(0.4)
+    assert not servicer.gather_forests()  # tree logs off: no more forests
+
+
+def test_forwarder_needs_installing_an_explicit_receiver_and_the_network(a11y_server) -> None:
+    servicer, port = a11y_server
+    phone = Phone()
+    set_grpc = f"am broadcast -a accessibility_forwarder.intent.action.SET_GRPC --ei port {port} -n {RECEIVER}"
+    enable = f"am broadcast -a accessibility_forwarder.intent.action.ENABLE_ACCESSIBILITY_TREE_LOGS -n {RECEIVER}"
+    phone.shell(f"settings put secure enabled_accessibility_services {SERVICE}")
+    phone.shell(set_grpc)
+    phone.shell(enable)
+    time.sleep(0.4)
+    assert not servicer.gather_forests()  # not installed: nothing receives the broadcasts
+
+    install_forwarder(phone)
+    phone.shell(f"am broadcast -a accessibility_forwarder.intent.action.SET_GRPC --ei port {port}")  # implicit
+    phone.shell(enable.replace(f" -n {RECEIVER}", ""))
+    time.sleep(0.4)
+    assert not servicer.gather_forests()  # manifest receivers get no implicit broadcasts
+
+    phone.shell("settings put global airplane_mode_on 1")
+    phone.shell(set_grpc)  # host defaults to 10.0.2.2
+    phone.shell(enable)
+    time.sleep(0.4)
+    assert not servicer.gather_forests()  # airplane mode: the host is unreachable
+    phone.shell("settings put global airplane_mode_on 0")
+    assert wait_until(lambda: servicer._received_forests, 5)
