@@ -350,3 +350,12 @@ def test_console_gsm_and_sms_replies(emulator, adb_server):
     emu("sms", "send", "5550199", "two\\nlines")
     assert inbox(phone)[-1][:2] == ("5550199", "two\nlines")
     assert "KO: bad phone number format, must be [+](0-9)*" in emu("sms", "send", "abc", "hi")
+
+
+def test_ended_calls_show_in_the_call_log_provider(phone):
+    services.incoming_call(phone, "5551234")
+    services.end_call(phone, "5551234")  # the caller hung up before an answer: missed
+    rows = out(phone, "content query --uri content://call_log/calls --projection number:type:duration")
+    assert rows == "Row: 0 number=5551234, type=3, duration=0\n"
+    out(phone, "content delete --uri content://call_log/calls")  # android_world's clear_android_emulator_call_log
+    assert services.call_log(phone) == []

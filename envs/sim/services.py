@@ -284,56 +284,19 @@ def end_call(phone: Any, number: str | None = None, *, rejected: bool = False) -
     return True
 
 
-# CallLog.Calls.TYPE values, and the calls table of the contacts provider's calllog.db (CallLogDatabaseHelper),
-# which `content://call_log/calls` reads.
+# CallLog.Calls.TYPE values. The log is the contacts provider's calllog.db, which `content://call_log/calls`
+# reads (content.py owns its schema).
 CALL_TYPE_INCOMING, CALL_TYPE_OUTGOING, CALL_TYPE_MISSED, CALL_TYPE_REJECTED = 1, 2, 3, 5
-CALL_LOG_DB = "/data/data/com.android.providers.contacts/databases/calllog.db"
-CALL_LOG_SCHEMA = """
-CREATE TABLE IF NOT EXISTS calls (
-    _id INTEGER PRIMARY KEY AUTOINCREMENT,
-    number TEXT,
-    presentation INTEGER NOT NULL DEFAULT 1,
-    post_dial_digits TEXT NOT NULL DEFAULT '',
-    via_number TEXT NOT NULL DEFAULT '',
-    date INTEGER,
-    duration INTEGER,
-    data_usage INTEGER,
-    type INTEGER,
-    features INTEGER NOT NULL DEFAULT 0,
-    subscription_component_name TEXT,
-    subscription_id TEXT,
-    phone_account_address TEXT,
-    phone_account_hidden INTEGER NOT NULL DEFAULT 0,
-    sub_id INTEGER DEFAULT -1,
-    new INTEGER,
-    name TEXT,
-    numbertype INTEGER,
-    numberlabel TEXT,
-    countryiso TEXT,
-    voicemail_uri TEXT,
-    is_read INTEGER,
-    geocoded_location TEXT,
-    lookup_uri TEXT,
-    matched_number TEXT,
-    normalized_number TEXT,
-    photo_id INTEGER NOT NULL DEFAULT 0,
-    photo_uri TEXT,
-    formatted_number TEXT,
-    add_for_all_users INTEGER NOT NULL DEFAULT 1,
-    last_modified INTEGER DEFAULT 0,
-    call_screening_component_name TEXT,
-    call_screening_app_name TEXT,
-    block_reason INTEGER NOT NULL DEFAULT 0
-);
-"""
 
 
 def log_call(phone: Any, number: str, kind: int, started_ms: int, duration_s: int) -> None:
     """Add a row to the call log as Telecom does when a call ends."""
+    from droidrl.envs.sim.content import CALLLOG_DB, CALLLOG_SCHEMA
+
     now = phone.state.clock_ms
-    phone.fs.makedirs(CALL_LOG_DB.rsplit("/", 1)[0])
-    with phone.fs.sqlite(CALL_LOG_DB) as conn:
-        conn.executescript(CALL_LOG_SCHEMA)
+    phone.fs.makedirs(CALLLOG_DB.rsplit("/", 1)[0])
+    with phone.fs.sqlite(CALLLOG_DB) as conn:
+        conn.executescript(CALLLOG_SCHEMA)
         conn.execute(
             "INSERT INTO calls (number, date, duration, data_usage, type, new, is_read, countryiso,"
             " subscription_component_name, subscription_id, phone_account_address, last_modified)"
@@ -345,10 +308,12 @@ def log_call(phone: Any, number: str, kind: int, started_ms: int, duration_s: in
 
 def call_log(phone: Any) -> list[tuple[str, int, int]]:
     """(number, type, date) of each logged call, oldest first."""
-    if not phone.fs.is_file(CALL_LOG_DB):
+    from droidrl.envs.sim.content import CALLLOG_DB, CALLLOG_SCHEMA
+
+    if not phone.fs.is_file(CALLLOG_DB):
         return []
-    with phone.fs.sqlite(CALL_LOG_DB) as conn:
-        conn.executescript(CALL_LOG_SCHEMA)
+    with phone.fs.sqlite(CALLLOG_DB) as conn:
+        conn.executescript(CALLLOG_SCHEMA)
         return [tuple(r) for r in conn.execute("SELECT number, type, date FROM calls ORDER BY _id")]
 
 
