@@ -417,3 +417,29 @@ def test_intents_through_adb_and_droidrl_emulator(adb_server: AdbServer):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_pm_resolve_activity_uses_every_filter(phone):
+    # resolve-activity queries with flags 0: a launcher-only MAIN filter (no CATEGORY_DEFAULT) counts here
+    assert run(phone, f"pm resolve-activity --brief {MARKOR}") == (
+        "priority=0 preferredOrder=0 match=0x108000 specificIndex=-1 isDefault=false\n"
+        f"{MARKOR}/.activity.MainActivity\n",
+        "",
+        0,
+    )
+    assert run(phone, "cmd package resolve-activity --components -a android.intent.action.VIEW -t text/markdown") == (
+        f"{MARKOR}/.activity.DocumentActivity\n",
+        "",
+        0,
+    )
+    assert run(phone, "pm resolve-activity --brief -a android.intent.action.DIAL -d tel:1") == (
+        "No activity found\n",
+        "",
+        0,
+    )
+    launchers, _, _ = run(
+        phone, "pm query-activities --components -a android.intent.action.MAIN -c android.intent.category.LAUNCHER"
+    )
+    assert PEOPLE in launchers.splitlines() and f"{MARKOR}/.activity.MainActivity" in launchers.splitlines()
+    run(phone, f"pm uninstall {MARKOR}")
+    assert f"{MARKOR}/" not in run(phone, "pm query-activities --components -a android.intent.action.MAIN")[0]

@@ -499,7 +499,17 @@ def filter_matches(f: IntentFilter, intent: Intent, mime: str | None) -> bool:
 class Target:
     package: str
     component: str  # the class name the intent resolved to (an activity or an alias of one)
-    activity: str  # the app's activity (its key in App.activities) that shows
+    activity: str  # the app's activity (its key in App.activities) that shows; "" when there is none
+    filter: IntentFilter | None = None  # the filter that matched (None for an explicit component)
+
+    @property
+    def match(self) -> int:
+        """ResolveInfo.match: IntentFilter's MATCH_CATEGORY_* of what matched, plus MATCH_ADJUSTMENT_NORMAL."""
+        f = self.filter
+        if f is None:
+            return 0
+        category = 0x600000 if f.mime_types else 0x300000 if f.hosts else 0x200000 if f.schemes else 0x100000
+        return category + 0x8000
 
 
 def _activity_named(app: App, cls: str) -> str | None:
@@ -514,30 +524,44 @@ def _full(package: str, name: str) -> str:
     return package + name if name.startswith(".") else name
 
 
-def resolve(phone: Phone, intent: Intent, mime: str | None, home_package: str) -> Target | None:
-    """The activity startActivity would launch (MATCH_DEFAULT_ONLY), or None if nothing matches.
+def query(phone: Phone, intent: Intent, mime: str | None, home_package: str, default_only: bool) -> list[Target]:
+    """PackageManager.queryIntentActivities: every installed, enabled activity whose filter matches.
 
-    An explicit component names its class directly (ClassNotFound is a Target with activity ""). An
-    implicit intent takes the first match in install order; a real phone would show a chooser if several
-    apps matched, which the simulated apps' filters avoid.
+    `default_only` is MATCH_DEFAULT_ONLY, what startActivity uses: filters without CATEGORY_DEFAULT
+    (a launcher-only MAIN/LAUNCHER one) then match nothing.
     """
     if intent.component is not None:
         package, cls = intent.component
         app = phone.apps.get(package)
         activity = _activity_named(app, cls) if app is not None and packages.available(phone, package) else None
-        return Target(package, cls, activity or "")
+        return [Target(package, cls, activity)] if activity else []
+    found: list[Target] = []
     for app in phone.apps.values():
         if intent.package is not None and app.package != intent.package:
             continue
         if not packages.available(phone, app.package):
             continue
         for f in [*launcher_filters(app, home_package), *app.intent_filters]:
-            if DEFAULT not in f.categories:  # startActivity resolves with MATCH_DEFAULT_ONLY
+            component = _full(app.package, f.activity)
+            if default_only and DEFAULT not in f.categories:
                 continue
-            if filter_matches(f, intent, mime):
-                activity = app.aliases.get(f.activity, f.activity)
-                return Target(app.package, _full(app.package, f.activity), activity)
-    return None
+            if filter_matches(f, intent, mime) and all(t.component != component for t in found):
+                found.append(Target(app.package, component, app.aliases.get(f.activity, f.activity), f))
+    return found
+
+
+def resolve(phone: Phone, intent: Intent, mime: str | None, home_package: str) -> Target | None:
+    """The activity startActivity would launch, or None if nothing matches.
+
+    An explicit component names its class directly (ClassNotFound is a Target with activity ""). An
+    implicit intent takes the first match in install order; a real phone would show a chooser if several
+    apps matched, which the simulated apps' filters avoid.
+    """
+    if intent.component is not None:
+        found = query(phone, intent, mime, home_package, default_only=True)
+        return found[0] if found else Target(intent.component[0], intent.component[1], "")
+    found = query(phone, intent, mime, home_package, default_only=True)
+    return found[0] if found else None
 
 
 def deliver(phone: Phone, target: Target, intent: Intent) -> tuple[str, dict[str, Any]]:

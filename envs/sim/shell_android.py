@@ -412,17 +412,23 @@ _AM_NUMBER = {"--sampling", "-R", "--display", "--windowingMode", "--activityTyp
 
 def _java_exception(a: _JavaArgs, exc: intents.JavaException) -> CommandError:
     """How ShellCommand.exec reports an exception thrown while parsing the intent (exit status 255)."""
-    where = "runSendBroadcast" if a.command == "broadcast" else "runStartActivity"
-    trace = (
-        f"\nException occurred while executing '{a.command}':\n"
-        f"{exc.cls}: {exc.message}\n"
-        f"\tat {exc.frame}(Intent.java:8258)\n"
-        "\tat com.android.server.am.ActivityManagerShellCommand.makeIntent(ActivityManagerShellCommand.java:415)\n"
-        f"\tat com.android.server.am.ActivityManagerShellCommand.{where}(ActivityManagerShellCommand.java:491)\n"
-        "\tat com.android.server.am.ActivityManagerShellCommand.onCommand(ActivityManagerShellCommand.java:199)\n"
-        "\tat com.android.modules.utils.BasicShellCommandHandler.exec(BasicShellCommandHandler.java:97)"
-    )
-    return CommandError(trace, 255)
+    cls = a.service.rsplit(".", 1)[-1]
+    if a.service.endswith("PackageManagerShellCommand"):
+        frames = [f"{a.service}.parseIntentAndUser({cls}.java:3301)"]
+        frames.append(f"{a.service}.runResolveActivity({cls}.java:1023)")
+    else:
+        where = "runSendBroadcast" if a.command == "broadcast" else "runStartActivity"
+        frames = [f"{a.service}.makeIntent({cls}.java:415)", f"{a.service}.{where}({cls}.java:491)"]
+    trace = [
+        "",
+        f"Exception occurred while executing '{a.command}':",
+        f"{exc.cls}: {exc.message}",
+        f"\tat {exc.frame}(Intent.java:8258)",
+        *(f"\tat {frame}" for frame in frames),
+        f"\tat {a.service}.onCommand({cls}.java:199)",
+        "\tat com.android.modules.utils.BasicShellCommandHandler.exec(BasicShellCommandHandler.java:97)",
+    ]
+    return CommandError("\n".join(trace), 255)
 
 
 def _parse_intent(a: _JavaArgs) -> tuple[intents.Intent, _StartOptions]:
@@ -1017,6 +1023,59 @@ def _pm_set_enabled(state: int) -> Callable[[Context, _JavaArgs], int]:
     return run
 
 
+def _pm_resolve(ctx: Context, a: _JavaArgs) -> int:
+    """`pm resolve-activity|query-activities [--brief|--components] [--user U] INTENT`.
+
+    These query with flags 0, so unlike `am start` launcher-only filters (no CATEGORY_DEFAULT) match too.
+    """
+    opts = {"brief": False, "components": False}
+
+    def handle(opt: str, cmd: intents.ShellArgs) -> bool:
+        if opt in ("--brief", "--components"):
+            opts[opt[2:]] = True
+        elif opt in ("--user", "--query-flags"):
+            cmd.required()
+        else:
+            return False
+        return True
+
+    try:
+        intent = intents.parse_command_args(intents.ShellArgs(a.args[a.pos :]), handle)
+    except intents.JavaException as exc:
+        raise _java_exception(a, exc) from None
+    found = intents.query(ctx.phone, intent, intent.type, LAUNCHER, default_only=False)
+    if a.command == "resolve-activity":
+        if not found:
+            ctx.out("No activity found")
+        elif len(found) > 1:  # ResolverActivity: the chooser
+            _print_resolve_info(ctx, "", intents.Target("android", "com.android.internal.app.ResolverActivity", ""))
+        else:
+            _print_resolve_info(ctx, "", found[0], opts["components"])
+        return 0
+    if not found:
+        ctx.out("No activities found")
+    elif opts["components"]:
+        for target in found:
+            _print_resolve_info(ctx, "", target, True)
+    else:
+        ctx.out(f"{len(found)} activities found:")
+        for n, target in enumerate(found):
+            ctx.out(f"  Activity #{n}:")
+            _print_resolve_info(ctx, "    ", target)
+    return 0
+
+
+def _print_resolve_info(ctx: Context, prefix: str, target: intents.Target, components: bool = False) -> None:
+    """PackageManagerShellCommand.printResolveInfo in its --brief form (--components: the name only)."""
+    if not components:
+        is_default = target.filter is not None and "android.intent.category.DEFAULT" in target.filter.categories
+        ctx.out(
+            f"{prefix}priority=0 preferredOrder=0 match=0x{target.match:x} specificIndex=-1 "
+            f"isDefault={str(is_default).lower()}"
+        )
+    ctx.out(prefix + intents.flatten_short(target.package, target.component))
+
+
 def _pm_dump(ctx: Context, a: _JavaArgs) -> int:
     ctx.out(_dumpsys_package(ctx.phone, [a.required()]), end="")
     return 0
@@ -1031,6 +1090,8 @@ _PM_COMMANDS: dict[str, Callable[[Context, _JavaArgs], int]] = {
     "install": _pm_install,
     "uninstall": _pm_uninstall,
     "install-existing": _pm_install_existing,
+    "resolve-activity": _pm_resolve,
+    "query-activities": _pm_resolve,
     "enable": _pm_set_enabled(packages.ENABLED),
     "disable": _pm_set_enabled(packages.DISABLED),
     "disable-user": _pm_set_enabled(packages.DISABLED_USER),
