@@ -253,9 +253,13 @@ def test_unknown_provider_and_unknown_uri(phone):
     ]
     assert "\tat com.android.commands.content.Content$QueryCommand.onExecute(Content.java:661)\n" in err
     _, err, _ = sh(phone, "content delete --uri content://com.android.contacts/nothing")
-    assert err.splitlines()[1].startswith(
-        "java.lang.IllegalArgumentException: URI: content://com.android.contacts/nothing"
+    assert err.splitlines()[1] == (
+        "java.lang.IllegalArgumentException: URI: content://com.android.contacts/nothing,"
+        " calling user: android.uid.shell:2000, calling package:com.android.shell"
     )
+    phone.adb_root = True  # after `adb root` the caller is uid 0, which has no package
+    _, err, _ = sh(phone, "content query --uri content://contacts/nothing")
+    assert err.splitlines()[1] == "java.lang.IllegalArgumentException: URI: content://contacts/nothing, calling user: 0"
 
 
 def test_bad_arguments_print_usage_and_error_on_stdout(phone):

@@ -111,6 +111,14 @@ _MAX_SQL_STEPS = 2_000_000  # sqlite VM steps one --where/--sort may take (a dev
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+# ContactsDatabaseHelper.exceptionMessage names the caller; filled in per call (the shell, or root after `adb root`).
+CALLER = "\x00caller\x00"
+_CALLERS = {
+    False: ", calling user: android.uid.shell:2000, calling package:com.android.shell",
+    True: ", calling user: 0",
+}
+
+
 class UsageError(Exception):
     """Bad arguments: Content.java prints its usage and `[ERROR] message` on stdout."""
 
@@ -749,9 +757,7 @@ class ContactsProvider(Provider):
     def unknown(self, uri: Uri) -> ProviderError:
         # ContactsProvider2 hands URIs it does not know to LegacyApiSupport, which throws with
         # ContactsDatabaseHelper.exceptionMessage: the URI and the caller (the shell, uid 2000).
-        return illegal_argument(
-            f"URI: {uri.text}, calling user: android.uid.shell:2000, calling package:com.android.shell"
-        )
+        return illegal_argument(f"URI: {uri.text}{CALLER}")
 
     def insert(self, phone: Any, uri: Uri, request: Request) -> None:
         route, ids = self.route(uri)
@@ -892,7 +898,7 @@ class LegacyContactsProvider(ContactsProvider):
             else:
                 raise ProviderError(
                     "java.lang.UnsupportedOperationException",
-                    f"URI: {uri.text}, calling user: android.uid.shell:2000, calling package:com.android.shell",
+                    f"URI: {uri.text}{CALLER}",
                 )
 
     def delete(self, phone: Any, uri: Uri, request: Request) -> None:
@@ -908,7 +914,7 @@ class LegacyContactsProvider(ContactsProvider):
     def update(self, phone: Any, uri: Uri, request: Request) -> None:
         raise ProviderError(
             "java.lang.UnsupportedOperationException",
-            f"URI: {uri.text}, calling user: android.uid.shell:2000, calling package:com.android.shell",
+            f"URI: {uri.text}{CALLER}",
         )
 
 
@@ -1393,5 +1399,7 @@ def content_command(ctx: Context, args: list[str]) -> int:
             ctx.phone.changed()
     except ProviderError as err:
         ctx.err(f"Error while accessing provider:{uri.authority}")
+        if err.message:
+            err.message = err.message.replace(CALLER, _CALLERS[bool(getattr(ctx.phone, "adb_root", False))])
         ctx.stderr += stack_trace(err, _CALLS[request.verb]).encode()
     return 0
