@@ -62,7 +62,7 @@ def test_debian_adb_root_then_whoami(emulator, adb_server):
     assert (unroot.returncode, unroot.stdout) == (0, b"restarting adbd as non root\n")
     assert adb("shell", "whoami").stdout == b"shell\n"
     assert adb("unroot").stdout == b"adbd not running as root\n"
-    assert adb_server.devices() == {emulator.serial: "device"}
+    assert adb_server.devices()[emulator.serial] == "device"
 
 
 @pytest.mark.adb
