@@ -359,3 +359,16 @@ def test_ended_calls_show_in_the_call_log_provider(phone):
     assert rows == "Row: 0 number=5551234, type=3, duration=0\n"
     out(phone, "content delete --uri content://call_log/calls")  # android_world's clear_android_emulator_call_log
     assert services.call_log(phone) == []
+
+
+def test_wm_user_rotation_and_settings_validation(phone):
+    assert out(phone, "wm user-rotation") == "lock 0\n"
+    out(phone, "wm user-rotation lock 2")
+    assert out(phone, "settings get system user_rotation; wm user-rotation") == "2\nlock 2\n"
+    assert services.rotation(phone) == 2
+    assert sh(phone, "wm user-rotation lock 7") == (255, "", "Error: Rotation argument, 7 out of range\n")
+    out(phone, "wm user-rotation free")
+    assert out(phone, "wm user-rotation; settings get system accelerometer_rotation") == "free\n1\n"
+    code, _, err = sh(phone, "settings put system user_rotation 5")
+    assert code == 255 and "java.lang.IllegalArgumentException: Invalid value: 5 for setting: user_rotation" in err
+    assert out(phone, "settings get system user_rotation") == "2\n"

@@ -379,11 +379,46 @@ def _wm(ctx: Context, args: list[str]) -> int:
         if len(args) == 1:
             ctx.out(f"Physical density: {phone.density}")
         return 0
+    if sub == "user-rotation":
+        return _wm_user_rotation(ctx, args[1:])
     if sub in ("help", "-h"):
-        ctx.out("Window manager (window) commands:\n  help\n  size [reset|WxH|WdpxHdp]\n  density [reset|DENSITY]")
+        ctx.out(
+            "Window manager (window) commands:\n  help\n  size [reset|WxH|WdpxHdp]\n  density [reset|DENSITY]\n"
+            "  user-rotation [-d DISPLAY_ID] [free|lock] [rotation]"
+        )
         return 0
     ctx.out(f"Unknown command: {sub}")
     return 255
+
+
+def _wm_user_rotation(ctx: Context, args: list[str]) -> int:
+    """`wm user-rotation [-d ID] [free|lock] [ROTATION]`: WindowManagerService's freeze/thawDisplayRotation."""
+    phone = ctx.phone
+    if args[:1] == ["-d"]:
+        args = args[2:]
+    if not args:
+        if phone.get_setting("system", "accelerometer_rotation") not in (None, "0"):
+            ctx.out("free")
+        else:
+            ctx.out(f"lock {services.rotation(phone)}")
+        return 0
+    if args[0] == "free":
+        phone.put_setting("system", "accelerometer_rotation", "1")
+        return 0
+    if args[0] != "lock":
+        ctx.err("Error: argument needs to be either -d, free or lock.")
+        return 255
+    try:
+        rotation = int(args[1]) if len(args) > 1 else services.rotation(phone)
+    except ValueError:  # Integer.parseInt's NumberFormatException is an IllegalArgumentException
+        ctx.err(f'Error: For input string: "{args[1]}"')
+        return 255
+    if not 0 <= rotation <= 3:
+        ctx.err(f"Error: Rotation argument, {rotation} out of range")
+        return 255
+    phone.put_setting("system", "accelerometer_rotation", "0")
+    phone.put_setting("system", "user_rotation", str(rotation))
+    return 0
 
 
 # ==== activity manager ================================================================================
@@ -1422,7 +1457,9 @@ def _dumpsys_package(phone: Any, args: list[str]) -> str:
     installed = phone.now().strftime("%Y-%m-%d %H:%M:%S")
     flags = "SYSTEM HAS_CODE ALLOW_CLEAR_USER_DATA" if _is_system(package) else "HAS_CODE ALLOW_CLEAR_USER_DATA"
     code_path = posixpath.dirname(apk_path(package))
+    table = intents.resolver_table(app, LAUNCHER, _hex_id) if app is not None else ""
     lines = [
+        *([table, ""] if table else []),  # the resolver tables come first, a blank line before Packages
         "Packages:",
         f"  Package [{package}] ({_hex_id('pkg', package)}):",
         f"    userId={_uid(package)}",
@@ -1533,11 +1570,27 @@ def _settings_get(ctx: Context, namespace: str, operands: list[str]) -> int:
     return 0
 
 
+# SystemSettingsValidators for the system keys the phone acts on: SettingsProvider rejects other values.
+_SYSTEM_VALIDATORS: dict[str, Callable[[str], bool]] = {
+    "user_rotation": lambda v: v in ("0", "1", "2", "3"),
+    "accelerometer_rotation": lambda v: v in ("0", "1"),
+    "screen_brightness_mode": lambda v: v in ("0", "1"),
+    "screen_brightness": lambda v: v.isdigit() and int(v) <= 255,
+    "time_12_24": lambda v: v in ("12", "24"),
+}
+
+
 def _settings_put(ctx: Context, namespace: str, operands: list[str]) -> int:
     if len(operands) < 2:
         ctx.err("Bad arguments")
         return 255
-    ctx.phone.put_setting(namespace, operands[0], operands[1])
+    key, value = operands[0], operands[1]
+    valid = _SYSTEM_VALIDATORS.get(key) if namespace == "system" else None
+    if valid is not None and not valid(value):
+        _JavaArgs("com.android.providers.settings.SettingsService$MyShellCommand", ["put"]).fail(
+            f"Invalid value: {value} for setting: {key}"
+        )
+    ctx.phone.put_setting(namespace, key, value)
     return 0
 
 
