@@ -443,3 +443,21 @@ def test_pm_resolve_activity_uses_every_filter(phone):
     assert PEOPLE in launchers.splitlines() and f"{MARKOR}/.activity.MainActivity" in launchers.splitlines()
     run(phone, f"pm uninstall {MARKOR}")
     assert f"{MARKOR}/" not in run(phone, "pm query-activities --components -a android.intent.action.MAIN")[0]
+
+
+def test_dumpsys_package_lists_the_activity_filters(phone):
+    dumped, _, _ = run(phone, f"dumpsys package {MARKOR}")
+    table, _, rest = dumped.partition("\n\nPackages:\n")
+    assert rest.startswith(f"  Package [{MARKOR}]")
+    lines = table.splitlines()
+    assert lines[0] == "Activity Resolver Table:"
+    # what launcher-activity parsers read: the MAIN entry under Non-Data Actions, 6/8/10-space indents
+    main = lines.index("      android.intent.action.MAIN:", lines.index("  Non-Data Actions:"))
+    assert re.fullmatch(
+        r"        [0-9a-f]{7} net\.gsantner\.markor/\.activity\.MainActivity filter [0-9a-f]{7}", lines[main + 1]
+    )
+    assert lines[main + 2 : main + 4] == [
+        '          Action: "android.intent.action.MAIN"',
+        '          Category: "android.intent.category.LAUNCHER"',
+    ]
+    assert "      text/markdown:" in lines  # Full MIME Types of DocumentActivity's VIEW/EDIT filters

@@ -612,3 +612,56 @@ def provider_type(uri: str) -> str | None:
         if auth == authority and re.fullmatch(pattern, path):
             return mime
     return None
+
+
+# ==== dumpsys package: the Activity Resolver Table ======================================================
+
+
+def _filter_lines(f: IntentFilter, prefix: str) -> list[str]:
+    """IntentFilter.dump: actions, categories, schemes, authorities, types (a `base/*` type as its base)."""
+    lines = [f'{prefix}Action: "{a}"' for a in f.actions]
+    lines += [f'{prefix}Category: "{c}"' for c in f.categories]
+    lines += [f'{prefix}Scheme: "{s}"' for s in f.schemes]
+    lines += [f'{prefix}Authority: "{h}": -1' + (" WILD" if h == "*" else "") for h in f.hosts]
+    lines += [f'{prefix}Type: "{t[:-2] if t.endswith("/*") else t}"' for t in f.mime_types]
+    if any(t.endswith("/*") for t in f.mime_types):
+        lines.append(f"{prefix}mPriority=0, mOrder=0, mHasStaticPartialTypes=true, mHasDynamicPartialTypes=false")
+    return lines
+
+
+def resolver_table(app: App, home_package: str, ident: Callable[..., str]) -> str:
+    """`dumpsys package PKG`'s "Activity Resolver Table:" for one app (empty when it has no filters).
+
+    Each filter is filed as IntentResolver.addFilter files it: by full and base MIME type, by scheme, under
+    its actions when it has no data, and under its actions again when it is typed. `ident(...)` gives the
+    stable hex identity hashes.
+    """
+    maps: dict[str, dict[str, list[IntentFilter]]] = {
+        name: {} for name in ("Full MIME Types", "Base MIME Types", "Wild MIME Types", "Schemes")
+    }
+    maps["Non-Data Actions"], maps["MIME Typed Actions"] = {}, {}
+    for f in [*launcher_filters(app, home_package), *app.intent_filters]:
+        for t in f.mime_types:
+            base, _, sub = t.partition("/")
+            maps["Full MIME Types"].setdefault(t, []).append(f)
+            maps["Wild MIME Types" if sub == "*" else "Base MIME Types"].setdefault(base, []).append(f)
+        for s in f.schemes:
+            maps["Schemes"].setdefault(s, []).append(f)
+        for a in f.actions:
+            if not f.schemes and not f.mime_types:
+                maps["Non-Data Actions"].setdefault(a, []).append(f)
+            if f.mime_types:
+                maps["MIME Typed Actions"].setdefault(a, []).append(f)
+    sections = []
+    for title, entries in maps.items():
+        if not entries:
+            continue
+        lines = [f"  {title}:"]
+        for key in sorted(entries, key=_java_hash):  # an ArrayMap iterates in hash order
+            lines.append(f"      {key}:")
+            for f in entries[key]:
+                component = flatten_short(app.package, _full(app.package, f.activity))
+                lines.append(f"        {ident('activity', component)} {component} filter {ident('filter', f)}")
+                lines += _filter_lines(f, "          ")
+        sections.append("\n".join(lines))
+    return "Activity Resolver Table:\n" + "\n\n".join(sections) + "\n" if sections else ""

@@ -1457,7 +1457,9 @@ def _dumpsys_package(phone: Any, args: list[str]) -> str:
     installed = phone.now().strftime("%Y-%m-%d %H:%M:%S")
     flags = "SYSTEM HAS_CODE ALLOW_CLEAR_USER_DATA" if _is_system(package) else "HAS_CODE ALLOW_CLEAR_USER_DATA"
     code_path = posixpath.dirname(apk_path(package))
+    table = intents.resolver_table(app, LAUNCHER, _hex_id) if app is not None else ""
     lines = [
+        *([table, ""] if table else []),  # the resolver tables come first, a blank line before Packages
         "Packages:",
         f"  Package [{package}] ({_hex_id('pkg', package)}):",
         f"    userId={_uid(package)}",
