@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from droidrl.envs.sim import content, shell
-from droidrl.envs.sim.apps import contacts
+from droidrl.envs.sim.apps import contacts, sms
 from droidrl.envs.sim.phone import Phone
 
 SEED_PHONES = (
@@ -407,3 +407,30 @@ def test_content_through_debian_adb(emulator, adb_server):
     conn = sqlite3.connect(":memory:")
     conn.deserialize(pulled)
     assert conn.execute("SELECT count(*) FROM raw_contacts").fetchone() == (6,)
+
+
+def test_gettype_read_call_and_broken_input(phone):
+    assert ok(phone, "content gettype --uri content://contacts/phones/") == "Result: vnd.android.cursor.dir/phone\n"
+    assert ok(phone, "content gettype --uri content://settings/secure/zen_duration") == (
+        "Result: vnd.android.cursor.item/secure\n"
+    )
+    assert ok(phone, "content gettype --uri content://sms/5") == "Result: vnd.android.cursor.item/sms\n"
+    _, err, code = sh(phone, "content read --uri content://settings/system/ringtone_cache")
+    assert code == 0 and err.splitlines()[1].startswith("java.io.FileNotFoundException: ")
+    _, err, _ = sh(phone, "content insert --uri content://com.android.contacts/data --bind raw_contact_id:s:abc")
+    assert err.splitlines()[1] == "java.lang.NullPointerException: Can't insert data with a NULL mimetype"
+    _, err, _ = sh(
+        phone,
+        "content insert --uri content://com.android.contacts/data --bind raw_contact_id:s:abc --bind mimetype:s:x",
+    )
+    assert err.splitlines()[1] == "java.lang.IllegalArgumentException: raw_contact_id is required"
+    phone.fs.write(sms.DB_PATH, b"garbage" * 100)
+    out, err, code = sh(phone, "content query --uri content://sms/inbox")
+    assert (out, code) == ("", 0)
+    assert err.splitlines()[:2] == [
+        "Error while accessing provider:sms",
+        "android.database.sqlite.SQLiteDatabaseCorruptException: file is not a database (code 26 SQLITE_NOTADB)",
+    ]
+    assert (
+        ok(phone, "content query --uri content://contacts/people/1 --projection name") == "Row: 0 name=Alice Johnson\n"
+    )

@@ -557,7 +557,12 @@ class Provider:
     def unsupported(self, uri: Uri, verb: str) -> ProviderError:
         return ProviderError("java.lang.UnsupportedOperationException", f"Cannot {verb} that URL: {uri.text}")
 
+    types: tuple[tuple[tuple[str, ...], str], ...] = ()  # URI pattern -> what getType answers
+
     def get_type(self, uri: Uri) -> str | None:
+        for pattern, mime in self.types:
+            if _match(pattern, uri.segments) is not None:
+                return mime
         return None
 
 
@@ -710,6 +715,15 @@ class ContactsProvider(Provider):
     """ContactsProvider2 (`com.android.contacts`) and LegacyApiSupport (`contacts`) over contacts2.db."""
 
     authority = "com.android.contacts"
+    types = (
+        (("raw_contacts",), "vnd.android.cursor.dir/raw_contact"),
+        (("raw_contacts", "#"), "vnd.android.cursor.item/raw_contact"),
+        (("data", "phones"), "vnd.android.cursor.dir/phone_v2"),
+        (("data", "emails"), "vnd.android.cursor.dir/email_v2"),
+        (("data",), "vnd.android.cursor.dir/data"),
+        (("contacts",), "vnd.android.cursor.dir/contact"),
+        (("contacts", "#"), "vnd.android.cursor.item/contact"),
+    )
     routes = (
         Route(
             ("raw_contacts",),
@@ -767,12 +781,14 @@ class ContactsProvider(Provider):
                 mimetype = values.pop("mimetype", None)
                 if mimetype is None:
                     raise ProviderError("java.lang.NullPointerException", "Can't insert data with a NULL mimetype")
-                if "raw_contact_id" not in values:
+                raw_id = values.get("raw_contact_id")  # ContentValues.getAsLong: null unless a number
+                if not re.fullmatch(r"-?\d+", str(raw_id)) or isinstance(raw_id, bool):
                     raise illegal_argument("raw_contact_id is required")
+                values["raw_contact_id"] = int(str(raw_id))
                 conn.execute("INSERT OR IGNORE INTO mimetypes (mimetype) VALUES (?)", (str(mimetype),))
                 values["mimetype_id"] = contacts.mimetype_ids(conn)[str(mimetype)]
                 insert_row(conn, "data", values)
-                _refresh_display_name(conn, int(values["raw_contact_id"]))
+                _refresh_display_name(conn, values["raw_contact_id"])
             elif route.table == "raw_contacts" and not ids:
                 values.pop("account_name", None)
                 values.pop("account_type", None)
@@ -827,6 +843,13 @@ class LegacyContactsProvider(ContactsProvider):
     """The legacy `content://contacts/...` API (android.provider.Contacts) served by ContactsProvider2."""
 
     authority = "contacts"
+    types = (
+        (("people",), "vnd.android.cursor.dir/person"),
+        (("people", "#"), "vnd.android.cursor.item/person"),
+        (("phones",), "vnd.android.cursor.dir/phone"),
+        (("phones", "#"), "vnd.android.cursor.item/phone"),
+        (("people", "#", "phones"), "vnd.android.cursor.dir/phone"),
+    )
     routes = (
         Route(
             ("people",),
@@ -938,6 +961,12 @@ class SmsProvider(Provider):
     """SmsProvider (`content://sms`) over mmssms.db's sms table; threads follow through mmssms.db's triggers."""
 
     authority = "sms"
+    types = (
+        ((), "vnd.android-dir/mms-sms"),
+        (("#",), "vnd.android.cursor.item/sms"),
+        *(((box,), "vnd.android-dir/mms-sms") for box in _SMS_BOXES),
+        *(((box, "#"), "vnd.android.cursor.item/sms") for box in _SMS_BOXES),
+    )
     routes = _sms_routes()
 
     @contextlib.contextmanager
@@ -1047,6 +1076,7 @@ class SchemaProvider(Provider):
 class CallLogProvider(SchemaProvider):
     authority = "call_log"
     path, schema = CALLLOG_DB, CALLLOG_SCHEMA
+    types = ((("calls",), "vnd.android.cursor.dir/calls"), (("calls", "#"), "vnd.android.cursor.item/calls"))
     routes = (
         Route(("calls",), "calls", (), "calls", sort="date DESC"),
         Route(("calls", "#"), "calls", (), "calls", sort="date DESC"),
@@ -1059,6 +1089,7 @@ class CallLogProvider(SchemaProvider):
 class CalendarProvider(SchemaProvider):
     authority = "com.android.calendar"
     path, schema = CALENDAR_DB, CALENDAR_SCHEMA
+    types = ((("events",), "vnd.android.cursor.dir/event"), (("events", "#"), "vnd.android.cursor.item/event"))
     routes = (
         Route(("events",), "Events", (), "Events", "deleted = 0", strict_columns=False),
         Route(("events", "#"), "Events", (), "Events", "deleted = 0", strict_columns=False),
@@ -1247,6 +1278,10 @@ class SettingsProvider(Provider):
                 rows.sort(key=lambda r: str(dict(r).get(column, "")), reverse=request.sort.upper().endswith("DESC"))
         return rows
 
+    def get_type(self, uri: Uri) -> str | None:
+        table, name = self._target(uri, None, support_all=True)
+        return f"vnd.android.cursor.{'item' if name else 'dir'}/{table}"
+
     def insert(self, phone: Any, uri: Uri, request: Request) -> None:
         table, _ = self._target(uri, None, support_all=True)
         name = request.values.get("name")
@@ -1376,11 +1411,22 @@ def _execute(phone: Any, request: Request, uri: Uri, stdout: Callable[[str], Non
     elif request.verb == "delete":
         provider.delete(phone, uri, request)
     elif request.verb == "gettype":
-        stdout(f"Result: {provider.get_type(uri)}\n")
+        mime = provider.get_type(uri)
+        stdout(f"Result: {mime if mime is not None else 'null'}\n")
     elif request.verb == "call":
         raise ProviderError("java.lang.IllegalArgumentException", f"Unsupported method: {request.method}")
     else:  # read / write: no simulated provider serves files
         raise ProviderError("java.io.FileNotFoundException", f"No files supported by provider at {uri.text}")
+
+
+def _java_exception(err: Exception) -> ProviderError:
+    if isinstance(err, sqlite3.DatabaseError) and "not a database" in str(err):
+        return ProviderError(
+            "android.database.sqlite.SQLiteDatabaseCorruptException", "file is not a database (code 26 SQLITE_NOTADB)"
+        )
+    if isinstance(err, sqlite3.Error):
+        return ProviderError("android.database.sqlite.SQLiteException", f"{err} (code 1 SQLITE_ERROR)")
+    return ProviderError("java.lang.IllegalArgumentException", str(err))
 
 
 def content_command(ctx: Context, args: list[str]) -> int:
@@ -1397,6 +1443,10 @@ def content_command(ctx: Context, args: list[str]) -> int:
             _execute(ctx.phone, request, uri, lambda text: ctx.out(text, end=""))
         if request.verb != "query" and request.verb not in ("gettype",):
             ctx.phone.changed()
+    except (sqlite3.Error, ValueError, KeyError, TypeError, OverflowError) as err:
+        # Anything else the provider trips on still ends as Content.java ends it: a Java exception on stderr.
+        ctx.err(f"Error while accessing provider:{uri.authority}")
+        ctx.stderr += stack_trace(_java_exception(err), _CALLS[request.verb]).encode()
     except ProviderError as err:
         ctx.err(f"Error while accessing provider:{uri.authority}")
         if err.message:
