@@ -157,7 +157,7 @@ def test_rotation_round_trips_for_every_orientation(phone):
 
 # ==== input methods =================================================================================
 def test_ime_list_enable_set_reset(phone):
-    assert out(phone, "ime list -s") == f"{GBOARD}\n"
+    assert out(phone, "ime list -s") == f"{GBOARD}\n" == out(phone, "cmd input_method ime list -s")
     assert out(phone, "ime list -a -s") == f"{GBOARD}\n{ADB_IME}\n"
     assert out(phone, "ime list").startswith(f"{GBOARD}:\n  mId={GBOARD} ")
     assert sh(phone, f"ime set {ADB_IME}") == (

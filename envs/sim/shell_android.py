@@ -1744,9 +1744,20 @@ def _logcat(ctx: Context, args: list[str]) -> int:
     return 0  # the simulated phone logs nothing; streaming logcat returns at once
 
 
+def _cmd_input_method(ctx: Context, args: list[str]) -> int:
+    """`cmd input_method ime ...` is what the `ime` command runs."""
+    from droidrl.envs.sim.shell_services import _ime  # shell_services imports this module
+
+    if args[:1] == ["ime"]:
+        return _ime(ctx, args[1:])
+    ctx.err(f"Unknown command: {args[0] if args else ''}")
+    return 255
+
+
 def _cmd(ctx: Context, args: list[str]) -> int:
     """`cmd SERVICE ...` reaches the same shell commands as am/pm/input/wm/settings."""
     services = {"activity": _am, "package": _pm, "input": _input, "window": _wm, "settings": _settings}
+    services["input_method"] = _cmd_input_method
     if not args:
         ctx.err("cmd: No service specified; use -l to list all running services. Use -w to start and wait.")
         return 20
