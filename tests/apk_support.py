@@ -86,6 +86,9 @@ def build_apk(package: str, *, version_name: str = "1.0", services: tuple[str, .
         archive.writestr("AndroidManifest.xml", axml(elements))
         archive.writestr("classes.dex", b"dex\n035\0" + b"\0" * 104)
         archive.writestr("resources.arsc", b"\x02\x00\x0c\x00" + b"\0" * 8)
+        # Real APKs are megabytes. Size matters to android_env on Python < 3.12: it writes the APK blob to a
+        # temporary file without flushing before `adb install`, so a file under io's 8 KiB buffer arrives empty.
+        archive.writestr(zipfile.ZipInfo("assets/padding.bin"), b"\0" * 32 * 1024, zipfile.ZIP_STORED)
     return buffer.getvalue()
 
 
