@@ -461,3 +461,13 @@ def test_dumpsys_package_lists_the_activity_filters(phone):
         '          Category: "android.intent.category.LAUNCHER"',
     ]
     assert "      text/markdown:" in lines  # Full MIME Types of DocumentActivity's VIEW/EDIT filters
+
+
+def test_an_installed_apk_package_can_be_removed_and_installed_again(phone):
+    # a package the phone knows only by its data directory (what `pm install` leaves)
+    phone.fs.makedirs("/data/data/com.example.helper")
+    assert "package:com.example.helper\n" in run(phone, "pm list packages")[0]
+    assert run(phone, "pm uninstall com.example.helper") == ("Success\n", "", 0)
+    assert "com.example.helper" not in run(phone, "pm list packages -u")[0]
+    phone.fs.makedirs("/data/data/com.example.helper")  # installed again
+    assert "package:com.example.helper\n" in run(phone, "pm list packages")[0]

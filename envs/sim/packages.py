@@ -92,3 +92,8 @@ def set_state(
     if not entry["deleted"] and entry["installed"] and entry["enabled"] == ENABLED_DEFAULT:
         del entries[package]  # back to the image's default: nothing to record
     _write(phone, entries)
+
+
+def reinstalled(phone: Phone, package: str) -> None:
+    """An APK of `package` was installed (`pm install`): whatever uninstall recorded no longer holds."""
+    set_state(phone, package, installed=True, enabled=ENABLED_DEFAULT, deleted=False)

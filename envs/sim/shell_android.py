@@ -987,6 +987,8 @@ def _remove_for_user(phone: Any, package: str, keep_data: bool, deleted: bool) -
             phone.state.recents.remove(package)
     if not keep_data and phone.fs.exists(f"/data/data/{package}"):
         phone.fs.rmtree(f"/data/data/{package}")
+        if deleted and package not in phone.apps:
+            return  # an installed APK's package is its data directory: gone with it, free to install again
     packages.set_state(phone, package, installed=False, deleted=deleted or None)
 
 
