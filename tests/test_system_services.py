@@ -372,3 +372,12 @@ def test_wm_user_rotation_and_settings_validation(phone):
     code, _, err = sh(phone, "settings put system user_rotation 5")
     assert code == 255 and "java.lang.IllegalArgumentException: Invalid value: 5 for setting: user_rotation" in err
     assert out(phone, "settings get system user_rotation") == "2\n"
+
+
+def test_rotation_90_draws_the_content_clockwise_on_the_panel(phone):
+    """Display.getRotation: at ROTATION_90 the graphics are turned 90 degrees clockwise on the panel."""
+    phone.put_setting("system", "user_rotation", "1")
+    assert services.logical_to_physical(phone, 0, 0) == (1080, 0)  # display top-left: panel top-right
+    assert services.logical_to_physical(phone, 2400, 1080) == (0, 2400)
+    phone.put_setting("system", "user_rotation", "3")
+    assert services.logical_to_physical(phone, 0, 0) == (0, 2400)  # display top-left: panel bottom-left

@@ -40,8 +40,9 @@ def physical_to_logical(phone: Any, x: float, y: float) -> tuple[float, float]:
     """Map a point on the panel in its natural (portrait) frame to the rotated display frame.
 
     Touches from the emulator's own window (gRPC sendTouch, `adb emu event`) arrive in the panel's frame;
-    `input tap` already speaks the display frame. Rotation r turns the content r*90 degrees
-    counter-clockwise on the panel, as Android's surface rotation does.
+    `input tap` already speaks the display frame. Rotation r draws the content turned r*90 degrees
+    clockwise on the panel (Display.getRotation: the opposite of how the device was turned), so at
+    ROTATION_90 the top-left of the landscape display sits at the panel's top-right corner.
     """
     w, h = phone.width, phone.height
     r = rotation(phone)
