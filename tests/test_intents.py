@@ -471,3 +471,10 @@ def test_an_installed_apk_package_can_be_removed_and_installed_again(phone):
     assert "com.example.helper" not in run(phone, "pm list packages -u")[0]
     phone.fs.makedirs("/data/data/com.example.helper")  # installed again
     assert "package:com.example.helper\n" in run(phone, "pm list packages")[0]
+
+
+def test_pm_clear_needs_the_package_installed_for_the_user(phone):
+    run(phone, f"pm uninstall --user 0 {MARKOR}")
+    assert run(phone, f"pm clear {MARKOR}") == ("", "Failed\n", 1)
+    run(phone, f"pm install-existing {MARKOR}")
+    assert run(phone, f"pm clear {MARKOR}") == ("Success\n", "", 0)

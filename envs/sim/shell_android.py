@@ -874,9 +874,10 @@ def _pm_path(ctx: Context, a: _JavaArgs) -> int:
 def _pm_clear(ctx: Context, a: _JavaArgs) -> int:
     package = _pm_package_arg(a)
     phone = ctx.phone
-    if package in phone.apps:
+    if package in phone.apps and packages.installed(phone, package):
+        phone.fs.makedirs(phone.apps[package].data_dir)  # even if someone rm -rf'd it, clearing succeeds
         phone.clear_app_data(package)
-    elif package in _packages(phone):
+    elif package in _packages(phone) and package not in phone.apps:
         data_dir = f"/data/data/{package}"  # a content provider: its databases come back empty
         if phone.fs.exists(data_dir):
             phone.fs.rmtree(data_dir)
