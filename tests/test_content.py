@@ -434,3 +434,20 @@ def test_gettype_read_call_and_broken_input(phone):
     assert (
         ok(phone, "content query --uri content://contacts/people/1 --projection name") == "Row: 0 name=Alice Johnson\n"
     )
+
+
+def test_android_world_contacts_validator_scores_a_contact_saved_in_the_app(phone):
+    contacts_validators = pytest.importorskip("android_world.task_evals.common_validators.contacts_validators")
+    contacts_utils = pytest.importorskip("android_world.utils.contacts_utils")
+    env = _AdbEnv(phone)
+    contacts_utils.clear_contacts(env)  # android_world's initialize_task: `pm clear com.android.providers.contacts`
+    assert contacts_utils.list_contacts(env) == []
+    phone.launch(contacts.PACKAGE)
+    phone.tap_node(desc="Create contact")
+    for field, text in (("first_name", "Zoe"), ("last_name", "Park"), ("phone", "+1 (415) 555-0123")):
+        phone.tap_node(rid=field)
+        phone.type_text(text)
+    phone.tap_node(rid="menu_save")
+    task = SimpleNamespace(params={"name": "Zoe Park", "number": "+14155550123"})
+    assert contacts_validators.AddContact._has_contact(task, contacts_utils.list_contacts(env))
+    assert contacts_utils.list_contacts(env) == [contacts_utils.Contact("Zoe Park", "14155550123")]
