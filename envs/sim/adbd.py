@@ -6,6 +6,7 @@ Debian's real `adb` server and adbutils drive it over TCP exactly as they drive 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import errno
 import functools
@@ -21,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from droidrl.envs.sim import limits
 
 if TYPE_CHECKING:
     from droidrl.envs.sim.phone import Phone
@@ -406,24 +408,79 @@ def restart_service(as_root: bool) -> Service:
     return serve
 
 
+# ---- running phone code off the event loop ---------------------------------------------------------
+# Short locked calls (sync requests, stats) run one at a time in the phone's own worker thread, so a phone
+# whose lock is busy ties up none of the threads that other phones served by this process need.
+_workers: weakref.WeakKeyDictionary[Phone, concurrent.futures.ThreadPoolExecutor] = weakref.WeakKeyDictionary()
+_workers_lock = threading.Lock()
+# Shell command lines each run in a thread of their own (they may sleep or loop); a phone runs at most
+# this many at once, as a real one runs out of processes, and refuses more at once instead of queueing.
+MAX_SHELL_COMMANDS = 32
+_shell_counts: dict[int, int] = {}
+
+
+def _phone_worker(phone: Phone) -> concurrent.futures.ThreadPoolExecutor:
+    """The one worker thread that runs a phone's locked calls (file transfers, stats); gone with the phone."""
+    with _workers_lock:
+        worker = _workers.get(phone)
+        if worker is None:
+            worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"phone-{id(phone):x}")
+            _workers[phone] = worker
+        return worker
+
+
 async def on_phone(phone: Phone, fn: Callable[..., Any], *args: Any) -> Any:
-    """Run fn(*args) in a worker thread holding the phone's lock, so a slow command blocks no one else."""
+    """Run fn(*args) holding the phone's lock in the phone's own worker thread, so the event loop never waits."""
 
     def call() -> Any:
         with phone.lock:
             return fn(*args)
 
-    return await asyncio.get_running_loop().run_in_executor(None, call)
+    return await asyncio.get_running_loop().run_in_executor(_phone_worker(phone), call)
 
 
 async def run_command(phone: Phone, command: str) -> tuple[bytes, bytes, int]:
-    """(stdout, stderr, exit code) of one command line; a crash of the simulated shell is exit code 1."""
+    """(stdout, stderr, exit code) of one command line; a crash of the simulated shell is exit code 1.
+
+    The command line runs in a thread of its own under a `limits.Budget` (CPU time, memory); it takes
+    the phone's lock only around its steps, so a `sleep` blocks neither other connections nor other
+    phones. If the caller is cancelled (the connection went away), the command line is killed.
+    """
+    key = id(phone)
+    with _workers_lock:
+        if _shell_counts.get(key, 0) >= MAX_SHELL_COMMANDS:
+            return b"", b"/system/bin/sh: can't fork: Try again\n", 1
+        _shell_counts[key] = _shell_counts.get(key, 0) + 1
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[tuple[bytes, bytes, int]] = loop.create_future()
+    budget = limits.Budget()
+
+    def settle(outcome: tuple[bytes, bytes, int]) -> None:
+        if not done.done():
+            done.set_result(outcome)
+
+    def work() -> None:
+        try:
+            with limits.running(budget):  # the shell runs under the budget this thread holds
+                result = phone.shell(command)
+            outcome = (result.stdout, result.stderr, result.exit_code)
+        except Exception as err:
+            log.exception("adbd: the simulated shell failed on %r", command)
+            outcome = (b"", f"sh: internal error: {err}\n".encode(), 1)
+        finally:
+            with _workers_lock:
+                _shell_counts[key] -= 1
+                if not _shell_counts[key]:
+                    del _shell_counts[key]
+        with contextlib.suppress(RuntimeError):  # the event loop may be gone when an abandoned command ends
+            loop.call_soon_threadsafe(settle, outcome)
+
+    threading.Thread(target=work, name=f"sh-{id(phone):x}", daemon=True).start()
     try:
-        result = await on_phone(phone, phone.shell, command)
-    except Exception as err:
-        log.exception("adbd: the simulated shell failed on %r", command)
-        return b"", f"sh: internal error: {err}\n".encode(), 1
-    return result.stdout, result.stderr, result.exit_code
+        return await done
+    except asyncio.CancelledError:
+        budget.cancel()
+        raise
 
 
 def shell_service(args: list[str], command: str) -> Service:

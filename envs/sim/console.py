@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from droidrl.envs.sim import services
+from droidrl.envs.sim.snapshot import SnapshotError
 
 TOKEN_FILE_NAME = ".emulator_console_auth_token"
 
@@ -353,7 +354,15 @@ async def do_snapshot_load(session: ConsoleSession, args: str | None) -> bool:
     name = _snapshot_name(args)
     try:
         await session.run_on_phone(session.console.phone.load_snapshot, name)
-    except (KeyError, ValueError):
+    except SnapshotError as err:
+        # The snapshot exists but its data cannot be read (corrupt, or another program's file): QEMU's
+        # "invalid argument" while loading VM state, then the emulator's summary. The phone is unchanged.
+        session.write(
+            f"KO: Error -22 while loading VM state from snapshot '{name}': {err}\r\n"
+            "KO: Snapshot load failure: snapshot data is invalid\r\n"
+        )
+        return False
+    except (KeyError, ValueError):  # missing, or a name no snapshot can have (`../x`, `/tmp/x`)
         # QEMU's error, then the emulator's summary (captured from an API 35 emulator).
         session.write(
             f"KO: Device '{SNAPSHOT_DEVICE}' does not have the requested snapshot '{name}'\r\n"

@@ -7,16 +7,17 @@ positioned view tree, which is also what taps are hit-tested against.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
-import pickle
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from droidrl.envs.sim import keyboard, services, systemui, uixml
+from droidrl.envs.device import check_snapshot_name
+from droidrl.envs.sim import keyboard, services, snapshot, systemui, uixml
 from droidrl.envs.sim.app import App, Ctx
 from droidrl.envs.sim.state import Activity, Focus, PhoneState
 from droidrl.envs.sim.ui import EDIT, SEEKBAR, Metrics, Node, Screen, layout_dialog, layout_screen
@@ -25,6 +26,7 @@ from droidrl.envs.sim.vfs import VirtualFS
 if TYPE_CHECKING:
     from PIL import Image
 
+    from droidrl.envs.sim.limits import Budget
     from droidrl.envs.sim.shell import ShellResult
 
 # android_world freezes device time at this instant; we start from the same one.
@@ -604,36 +606,41 @@ class Phone:
         return bool(self.state.system_dialog and self.state.system_dialog.get("cancelable", True))
 
     # ---- shell --------------------------------------------------------------------------------------------
-    def shell(self, command: str) -> ShellResult:
-        """Run one `sh -c` command line through the simulated device shell."""
+    def shell(self, command: str, budget: Budget | None = None) -> ShellResult:
+        """Run one `sh -c` command line through the simulated device shell.
+
+        Not under the lock as a whole: the shell takes it around each step that touches the phone, so
+        a `sleep` or a long loop leaves other clients free. `budget` bounds its CPU time and memory.
+        """
         from droidrl.envs.sim import shell
 
+        result = shell.run(self, command, budget)
         with self.lock:
-            result = shell.run(self, command)
             self.changed()
-            return result
+        return result
 
     # ---- snapshots ----------------------------------------------------------------------------------------
+    # Snapshots are `snapshot.py`'s format (JSON + raw file bytes), in memory and in `<snapshot_dir>/<name>.snap`:
+    # loading one can never run code, and a corrupt or foreign file is a SnapshotError, never a crash.
     @_locked
     def save_snapshot(self, name: str) -> None:
-        _check_snapshot_name(name)
-        self.state.fs = self.fs.state()
-        try:
-            data = pickle.dumps((self.state, self.props), protocol=pickle.HIGHEST_PROTOCOL)
-        finally:
-            self.state.fs = ({}, {})
-        info = SnapshotInfo(name, len(data), time.time(), self.uptime_ms())
+        check_snapshot_name(name)
+        created, uptime = time.time(), self.uptime_ms()
+        meta = {"name": name, "created": created, "vm_clock_ms": uptime}
+        data = snapshot.encode(self.state, self.fs.state(), self.props, meta)
+        info = SnapshotInfo(name, len(data), created, uptime)
         self._snapshots[name] = (data, info)
         if self.snapshot_dir is not None:
             self.snapshot_dir.mkdir(parents=True, exist_ok=True)
             tmp = self.snapshot_dir / f".{name}.tmp"
-            tmp.write_bytes(pickle.dumps((info, data), protocol=pickle.HIGHEST_PROTOCOL))
+            tmp.write_bytes(data)
             tmp.replace(self.snapshot_dir / f"{name}.snap")
 
     @_locked
     def load_snapshot(self, name: str) -> None:
+        """Restore a snapshot; KeyError if there is none, SnapshotError (a ValueError) if it is unreadable."""
         data, _ = self._snapshot(name)
-        state, props = pickle.loads(data)
+        state, props = snapshot.decode(data)  # everything is checked before the phone changes
         self.fs.restore(state.fs)
         state.fs = ({}, {})
         self.state, self.props = state, props
@@ -641,36 +648,42 @@ class Phone:
 
     @_locked
     def delete_snapshot(self, name: str) -> None:
-        self._snapshot(name)
+        check_snapshot_name(name)
+        if name not in self._snapshots and not self._snapshot_path(name).is_file():
+            raise KeyError(name)
         self._snapshots.pop(name, None)
         if self.snapshot_dir is not None:
-            (self.snapshot_dir / f"{name}.snap").unlink(missing_ok=True)
+            self._snapshot_path(name).unlink(missing_ok=True)
 
     @_locked
     def list_snapshots(self) -> list[SnapshotInfo]:
         if self.snapshot_dir is not None and self.snapshot_dir.is_dir():
             for path in self.snapshot_dir.glob("*.snap"):
                 if path.stem not in self._snapshots:
-                    self._snapshot(path.stem)
+                    with contextlib.suppress(KeyError, ValueError, OSError):  # foreign or corrupt: not listed
+                        self._snapshot(path.stem)
         return sorted((info for _, info in self._snapshots.values()), key=lambda i: i.created)
 
+    def _snapshot_path(self, name: str) -> Path:
+        """Where snapshot `name` is stored: only ever a file directly inside the snapshot directory."""
+        check_snapshot_name(name)
+        return (self.snapshot_dir or Path("/nonexistent")) / f"{name}.snap"
+
     def _snapshot(self, name: str) -> tuple[bytes, SnapshotInfo]:
-        if name not in self._snapshots and self.snapshot_dir is not None:
-            path = self.snapshot_dir / f"{name}.snap"
-            if path.is_file():
-                info, data = pickle.loads(path.read_bytes())
-                self._snapshots[name] = (data, info)
+        path = self._snapshot_path(name)  # a ValueError for names like `../x` or `/tmp/x`, before any I/O
+        if name not in self._snapshots and self.snapshot_dir is not None and path.is_file():
+            data = path.read_bytes()
+            meta = snapshot.read_info(data)
+            created, uptime = meta.get("created"), meta.get("vm_clock_ms")
+            if not isinstance(created, int | float) or not isinstance(uptime, int):
+                raise snapshot.SnapshotError(f"{path}: bad snapshot info")
+            self._snapshots[name] = (data, SnapshotInfo(name, len(data), float(created), uptime))
         if name not in self._snapshots:
             raise KeyError(name)
         return self._snapshots[name]
 
     def uptime_ms(self) -> int:
         return int((time.monotonic() - self._booted) * 1000)
-
-
-def _check_snapshot_name(name: str) -> None:
-    if not name or any(c.isspace() or c in "/\\" for c in name) or name.startswith("."):
-        raise ValueError(f"invalid snapshot name {name!r}: use letters, digits, '-', '_' or '.'")
 
 
 def _contains(bounds: tuple[int, int, int, int], x: int, y: int) -> bool:

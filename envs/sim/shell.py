@@ -7,6 +7,7 @@ This module is the interpreter (quoting, `$` expansion, globbing, `;` `&&` `||` 
 from __future__ import annotations
 
 import ast
+import contextlib
 import fnmatch
 import operator
 import posixpath
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from droidrl.envs.sim import limits
 from droidrl.envs.sim.shell_commands import BIN_DIRS, COMMANDS
 from droidrl.envs.sim.shell_util import CommandError, Context, ShellExit, resolve_path
 
@@ -48,10 +50,24 @@ class ShellResult:
     exit_code: int
 
 
-def run(phone: Any, command: str) -> ShellResult:
-    """Run one command line on `phone` the way adbd's `sh -c COMMAND` would."""
+def run(phone: Any, command: str, budget: limits.Budget | None = None) -> ShellResult:
+    """Run one command line on `phone` the way adbd's `sh -c COMMAND` would.
+
+    The caller need not hold the phone's lock: the shell takes it around each step that touches the
+    phone (a command, a redirection, a glob), so a `sleep` or a long loop never blocks other clients.
+    The command line runs under `budget` (a fresh `limits.Budget` if None); past it, it is killed.
+    """
     shell = _Shell(phone)
-    status = shell.run_script(command, b"", shell.stdout, shell.stderr, top_level=True)
+    with limits.running(budget):
+        try:
+            status = shell.run_script(command, b"", shell.stdout, shell.stderr, top_level=True)
+        except limits.ShellKilled as killed:
+            status = killed.code
+            if killed.message and len(shell.stderr) < limits.STREAM_LIMIT:
+                bytearray.extend(shell.stderr, f"{killed.message}\n".encode())
+        except RecursionError:  # a script nested deeper than Python's stack, before DEPTH_LIMIT
+            status = limits.OUT_OF_MEMORY[1]
+            bytearray.extend(shell.stderr, f"{limits.OUT_OF_MEMORY[0]}\n".encode())
     return ShellResult(bytes(shell.stdout), bytes(shell.stderr), status & 0xFF)
 
 
@@ -564,13 +580,18 @@ class _Shell:
     env: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ENV))
     cwd: str = "/"
     status: int = 0
-    stdout: bytearray = field(default_factory=bytearray)
-    stderr: bytearray = field(default_factory=bytearray)
+    stdout: bytearray = field(default_factory=limits.Stream)
+    stderr: bytearray = field(default_factory=limits.Stream)
     substitution_status: int | None = None  # status of the last $(...) in the command being expanded
+    depth: int = 0  # how many `sh -c` / `eval` / `$(...)` levels this shell is nested in
+    env_bytes: int = field(default_factory=lambda: sum(map(len, DEFAULT_ENV.values())))
 
     # ---- entry points ------------------------------------------------------------------------------
     def run_script(self, script: str, stdin: bytes, out: bytearray, err: bytearray, top_level: bool = False) -> int:
         """Parse and run `script` with the given streams; `exit` ends it (and only it)."""
+        if self.depth > limits.DEPTH_LIMIT:  # `sh x.sh` running itself: a real phone runs out of memory
+            limits.check_size(self.depth, limits.DEPTH_LIMIT)
+        limits.check()
         try:
             tree = parse(script)
         except ShellSyntaxError as e:
@@ -584,7 +605,26 @@ class _Shell:
         return self.status
 
     def subshell(self) -> _Shell:
-        return _Shell(self.phone, dict(self.env), self.cwd, self.status)
+        return _Shell(self.phone, dict(self.env), self.cwd, self.status, depth=self.depth + 1, env_bytes=self.env_bytes)
+
+    def set_var(self, name: str, value: str) -> None:
+        """Assign a variable, within the memory a shell may hold (a real one dies with `out of memory`)."""
+        old = self.env.get(name)
+        total = self.env_bytes + len(value) - (len(old) if old is not None else 0)
+        limits.check_size(len(value), limits.VALUE_LIMIT)
+        limits.check_size(total, limits.ENV_LIMIT)
+        self.env[name] = value
+        self.env_bytes = total
+
+    def unset_var(self, name: str) -> None:
+        old = self.env.pop(name, None)
+        if old is not None:
+            self.env_bytes -= len(old)
+
+    def _locked(self) -> Any:
+        """The phone's lock, held around each step that reads or changes the phone."""
+        lock = getattr(self.phone, "lock", None)
+        return lock if lock is not None else contextlib.nullcontext()
 
     # ---- tree walking --------------------------------------------------------------------------------
     def _sequence(self, seq: Sequence, io: _Streams) -> int:
@@ -593,6 +633,7 @@ class _Shell:
         return self.status
 
     def _and_or(self, node: AndOr, io: _Streams) -> int:
+        limits.check()
         status = self._pipeline(node.first, io)
         for op, pipeline in node.rest:
             if (op == "&&") == (status == 0):
@@ -604,7 +645,7 @@ class _Shell:
         status = 0
         for n, command in enumerate(node.commands):
             last = n == len(node.commands) - 1
-            streams = _Streams(stdin, io.out if last else bytearray(), io.err)
+            streams = _Streams(stdin, io.out if last else limits.Stream(), io.err)
             if last:
                 status = self._command(command, streams)
             else:
@@ -652,13 +693,15 @@ class _Shell:
         values = [] if node.words is None else [v for w in node.words for v in self.expand(w, io)]
         self.status = 0
         for value in values:
-            self.env[node.name] = value
+            limits.check()
+            self.set_var(node.name, value)
             self._sequence(node.body, io)
         return self.status
 
     def _while(self, node: While, io: _Streams) -> int:
         status = 0
         while (self._sequence(node.condition, io) == 0) != node.until:
+            limits.check()
             status = self._sequence(node.body, io)
         self.status = status
         return status
@@ -686,7 +729,8 @@ class _Shell:
             return 1
         try:
             if not argv:  # only assignments: the status is that of the last command substitution
-                self.env.update(values)
+                for name, value in values.items():
+                    self.set_var(name, value)
                 self.status = self.substitution_status or 0
             else:
                 self.status = self.run_argv(argv, streams.io)
@@ -704,6 +748,20 @@ class _Shell:
         if command is None:
             io.err += f"{SH}: {name}: inaccessible or not found\n".encode()
             return 127
+        limits.check()
+        lock = self._locked()
+
+        def unlocked(run: Callable[[], int]) -> int:
+            # A command that runs a script (`sh -c`, `su -c`, `find -exec`) lets go of the phone meanwhile:
+            # the script takes the lock around its own steps, so its sleeps and loops block no one.
+            if lock is not None and not isinstance(lock, contextlib.nullcontext):
+                lock.release()
+                try:
+                    return run()
+                finally:
+                    lock.acquire()
+            return run()
+
         ctx = Context(
             phone=self.phone,
             stdin=io.stdin,
@@ -711,11 +769,19 @@ class _Shell:
             stderr=io.err,
             cwd=self.cwd,
             env=self.env,
-            run_script=lambda script: self.subshell().run_script(script, io.stdin, io.out, io.err),
-            run_argv=lambda args: self.run_argv(args, io),
+            run_script=lambda script: unlocked(lambda: self.subshell().run_script(script, io.stdin, io.out, io.err)),
+            run_argv=lambda args: unlocked(lambda: self.run_argv(args, io)),
         )
+        if command in _UNLOCKED_COMMANDS:  # `sleep` only waits: holding the phone would stall everyone
+            lock = contextlib.nullcontext()
         try:
-            return command(ctx, argv[1:]) & 0xFF
+            with lock:
+                try:
+                    return command(ctx, argv[1:]) & 0xFF
+                finally:
+                    changed = getattr(self.phone, "changed", None)
+                    if changed is not None and not isinstance(lock, contextlib.nullcontext):
+                        changed()  # the command may have changed files an app shows
         except CommandError as e:
             io.err += f"{e.message}\n".encode()
             return e.code
@@ -749,19 +815,23 @@ class _Shell:
                     started = True
         if started or current:
             fields.append(current)
-        return [v for f in fields for v in self._glob_field(f)]
+        limits.check_size(sum(len(t) for f in fields for t, _ in f), limits.VALUE_LIMIT)
+        with self._locked():
+            return [v for f in fields for v in self._glob_field(f)]
 
     def expand_single(self, word: Word, io: _Streams) -> str:
         """Expand without field splitting or globbing (assignment values, redirection targets)."""
         parts = _expand_tilde(word.parts, self.env.get("HOME", "/"))
-        return "".join(p.text if p.kind in ("lit", "q") else self._part_value(p, io) for p in parts)
+        values = [p.text if p.kind in ("lit", "q") else self._part_value(p, io) for p in parts]
+        limits.check_size(sum(map(len, values)), limits.VALUE_LIMIT)
+        return "".join(values)
 
     def _part_value(self, part: Part, io: _Streams) -> str:
         kind = part.kind.removeprefix("q")
         if kind == "var":
             return self._parameter(part.text, io)
         if kind == "cmd":
-            out = bytearray()
+            out = limits.Stream()
             sub = self.subshell()
             self.substitution_status = sub.run_script(part.text, b"", out, io.err)
             return out.decode("utf-8", "replace").rstrip("\n")
@@ -788,7 +858,7 @@ class _Shell:
             return alt if unset else value
         if op.endswith("="):
             if unset:
-                self.env[name] = alt
+                self.set_var(name, alt)
             return self.env[name]
         if op.endswith("+"):
             return "" if unset else alt
@@ -798,10 +868,13 @@ class _Shell:
 
     def _arithmetic(self, expression: str, io: _Streams) -> str:
         text = re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*|\?)\}?", lambda m: self._parameter(m.group(1), io), expression)
+        if len(text) > _ARITH_MAX_CHARS:  # parsing it would cost far more memory than the text itself
+            raise CommandError(f"{SH}: {expression[:40]}...: expression too long", 1)
         try:
             return str(_eval_arith(ast.parse(text.strip() or "0", mode="eval").body, self.env))
-        except (SyntaxError, ValueError, ZeroDivisionError) as e:
-            raise CommandError(f"{SH}: {expression}: {e}", 1) from e
+        except (SyntaxError, ValueError, ZeroDivisionError, RecursionError, MemoryError) as e:
+            reason = "expression too deeply nested" if isinstance(e, RecursionError | MemoryError) else e
+            raise CommandError(f"{SH}: {expression}: {reason}", 1) from e
 
     def _glob_field(self, runs: list[tuple[str, bool]]) -> list[str]:
         text = "".join(t for t, _ in runs)
@@ -813,10 +886,11 @@ class _Shell:
     # ---- redirections ------------------------------------------------------------------------------
     def _redirected(self, redirects: tuple[Redirect, ...], io: _Streams) -> _Redirected | None:
         """Apply redirections left to right; on failure print mksh's message and return None."""
-        result = _Redirected(self.phone.fs, io.copy())
+        result = _Redirected(self.phone.fs, io.copy(), self._locked())
         for r in redirects:
             target = self.expand_single(r.target, io)
-            error = result.apply(r.op, r.fd, target, self.cwd)
+            with self._locked():
+                error = result.apply(r.op, r.fd, target, self.cwd)
             if error:
                 io.err += f"{SH}: {error}\n".encode()
                 result.flush()
@@ -827,9 +901,10 @@ class _Shell:
 class _Redirected:
     """The streams of one command after its redirections, plus the files to write when it ends."""
 
-    def __init__(self, fs: Any, io: _Streams) -> None:
+    def __init__(self, fs: Any, io: _Streams, lock: Any = None) -> None:
         self.fs = fs
         self.io = io
+        self.lock = lock if lock is not None else contextlib.nullcontext()
         self.files: list[tuple[str, bytearray, bool]] = []  # (path, buffer, append)
 
     def _get(self, fd: int) -> bytearray:
@@ -844,7 +919,7 @@ class _Redirected:
     def apply(self, op: str, fd: int, target: str, cwd: str) -> str | None:
         if op in (">&", "<&"):
             if target == "-":
-                self._set(fd, bytearray())  # closing a descriptor: output is lost
+                self._set(fd, _Discard())  # closing a descriptor: output is lost
             elif target in ("1", "2"):
                 self._set(fd, self._get(int(target)))
             elif target != "0":
@@ -856,7 +931,7 @@ class _Redirected:
             self._set(fd, self._get(1 if target == "/dev/stdout" else 2))
             return None
         if target == "/dev/null" or target.startswith("/dev/"):
-            self._set(fd, bytearray())
+            self._set(fd, _Discard())
             return None
         path = resolve_path(cwd, target)
         if self.fs.is_dir(path):
@@ -865,7 +940,7 @@ class _Redirected:
             return f"can't create {target}: No such file or directory"
         if op != ">>" or not self.fs.exists(path):
             self.fs.write(path, b"")  # `>` truncates before the command runs
-        buf = bytearray()
+        buf = limits.Stream()
         self.files.append((path, buf, True))
         self._set(fd, buf)
         return None
@@ -883,10 +958,21 @@ class _Redirected:
         return None
 
     def flush(self) -> None:
-        for path, buf, _append in self.files:
-            if buf:
-                self.fs.append(path, bytes(buf))
+        with self.lock:
+            for path, buf, _append in self.files:
+                if buf:
+                    self.fs.append(path, bytes(buf))
         self.files.clear()
+
+
+class _Discard(bytearray):
+    """/dev/null: whatever is written is dropped at once, so it never costs memory."""
+
+    def __iadd__(self, data):  # type: ignore[override]
+        return self
+
+    def extend(self, data) -> None:  # type: ignore[override]
+        pass
 
 
 _COMPOUND_RUNNERS: dict[type, Callable[[_Shell, Any, _Streams], int]] = {
@@ -903,10 +989,12 @@ _COMPOUND_RUNNERS: dict[type, Callable[[_Shell, Any, _Streams], int]] = {
 def _builtin_cd(shell: _Shell, args: list[str], io: _Streams) -> int:
     target = args[0] if args else shell.env.get("HOME", "/")
     path = resolve_path(shell.cwd, target)
-    if not shell.phone.fs.exists(path):
+    with shell._locked():
+        exists, is_dir = shell.phone.fs.exists(path), shell.phone.fs.is_dir(path)
+    if not exists:
         io.err += f"{SH}: cd: {path}: No such file or directory\n".encode()
         return 2
-    if not shell.phone.fs.is_dir(path):
+    if not is_dir:
         io.err += f"{SH}: cd: {path}: Not a directory\n".encode()
         return 2
     shell.cwd = path
@@ -924,18 +1012,22 @@ def _builtin_export(shell: _Shell, args: list[str], io: _Streams) -> int:
     for arg in args:
         if "=" in arg:
             name, value = arg.split("=", 1)
-            shell.env[name] = value
+            shell.set_var(name, value)
     return 0
 
 
 def _builtin_unset(shell: _Shell, args: list[str], io: _Streams) -> int:
     for name in args:
-        shell.env.pop(name, None)
+        shell.unset_var(name)
     return 0
 
 
 def _builtin_eval(shell: _Shell, args: list[str], io: _Streams) -> int:
-    return shell.run_script(" ".join(args), io.stdin, io.out, io.err)
+    shell.depth += 1  # `eval` of a string that evals itself must hit DEPTH_LIMIT, not Python's stack
+    try:
+        return shell.run_script(" ".join(args), io.stdin, io.out, io.err)
+    finally:
+        shell.depth -= 1
 
 
 def _builtin_command(shell: _Shell, args: list[str], io: _Streams) -> int:
@@ -951,6 +1043,8 @@ def _builtin_command(shell: _Shell, args: list[str], io: _Streams) -> int:
 def _builtin_noop(shell: _Shell, args: list[str], io: _Streams) -> int:
     return 0
 
+
+_UNLOCKED_COMMANDS = {COMMANDS["sleep"]}  # commands that never touch the phone and may wait long
 
 _BUILTINS: dict[str, Callable[[_Shell, list[str], _Streams], int]] = {
     "cd": _builtin_cd,
@@ -1031,6 +1125,7 @@ def _unescape_glob(text: str) -> str:
     return re.sub(r"\[([*?\[])\]", r"\1", text)
 
 
+_ARITH_MAX_CHARS = 1 << 16
 _ARITH_OPS: dict[type, Callable[[int, int], int]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
@@ -1038,8 +1133,8 @@ _ARITH_OPS: dict[type, Callable[[int, int], int]] = {
     ast.Div: lambda a, b: int(a / b),  # sh division truncates toward zero
     ast.FloorDiv: lambda a, b: int(a / b),
     ast.Mod: lambda a, b: a - b * int(a / b),
-    ast.LShift: operator.lshift,
-    ast.RShift: operator.rshift,
+    ast.LShift: lambda a, b: a << (b & 31),  # C on a 32-bit type: the count is taken modulo 32
+    ast.RShift: lambda a, b: a >> (b & 31),
     ast.BitAnd: operator.and_,
     ast.BitOr: operator.or_,
     ast.BitXor: operator.xor,
@@ -1054,8 +1149,17 @@ _ARITH_COMPARE: dict[type, Callable[[int, int], bool]] = {
 }
 
 
+def _int32(value: int) -> int:
+    """mksh's arithmetic is 32-bit signed with wrap-around (mksh_ari_t), so no result grows without bound."""
+    return (value + 0x80000000) % 0x100000000 - 0x80000000
+
+
 def _eval_arith(node: ast.AST, env: dict[str, str]) -> int:
     """Integer arithmetic for `$((...))` over a Python AST restricted to numbers, names and operators."""
+    return _int32(_eval_arith_node(node, env))
+
+
+def _eval_arith_node(node: ast.AST, env: dict[str, str]) -> int:
     if isinstance(node, ast.Constant) and isinstance(node.value, int):
         return node.value
     if isinstance(node, ast.Name):

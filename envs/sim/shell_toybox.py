@@ -12,11 +12,11 @@ import posixpath
 import re
 import sqlite3
 import stat as statmod
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from droidrl.envs.sim import limits
 from droidrl.envs.sim.shell_android import _uid
 from droidrl.envs.sim.shell_util import CommandError, Context, getopt
 
@@ -714,6 +714,8 @@ def _printf(ctx: Context, args: list[str]) -> int:
             flags, width, precision, conv = m.groups()
             if conv == "%":
                 return "%"
+            # `%999999999s` would build the whole padding before printing it: bound it as a stream is bound.
+            limits.check_size(max(int(width[:12] or 0), int((precision or "")[:12] or 0)), limits.STREAM_LIMIT)
             value = values.pop(0) if values else ""
             consumed = True
             if conv == "b":
@@ -1113,7 +1115,7 @@ def _sleep(ctx: Context, args: list[str]) -> int:
         if not m:
             raise CommandError(f"sleep: Not a number '{arg}'")
         total += float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-    time.sleep(total)
+    limits.sleep(total)  # waits without the phone's lock; a killed command line stops sleeping
     return 0
 
 
@@ -1232,15 +1234,21 @@ def _sqlite_run(ctx: Context, conn: sqlite3.Connection, sql: str, options: dict[
         try:
             cursor = conn.execute(statement)
             rows = cursor.fetchall()
-        except sqlite3.OperationalError as e:
-            ctx.err(f"Error: in prepare, {e}")
-            return 1
         except sqlite3.DatabaseError as e:
-            ctx.err(f"Error: stepping, {e} ({_sqlite_code(e)})")
+            limits.check()  # "interrupted" by the progress handler: the command line's budget is spent
+            if isinstance(e, sqlite3.OperationalError):
+                ctx.err(f"Error: in prepare, {e}")
+            elif _sqlite_code(e) == _SQLITE_AUTH and str(e) == "not authorized":
+                ctx.err(f"Error: in prepare, {e} ({_SQLITE_AUTH})")  # the authorizer refuses at prepare time
+            else:
+                ctx.err(f"Error: stepping, {e} ({_sqlite_code(e)})")
             return 1
         if cursor.description:
             _sqlite_print(ctx, [d[0] for d in cursor.description], rows, options)
     return 0
+
+
+_SQLITE_AUTH = 23
 
 
 def _sqlite_code(error: sqlite3.DatabaseError) -> int:

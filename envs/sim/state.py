@@ -1,7 +1,8 @@
-"""The complete, picklable state of one simulated phone: what a snapshot saves and restores.
+"""The complete state of one simulated phone: what a snapshot saves and restores.
 
 Nothing here holds callables: screens and their click handlers are rebuilt from this state on every
-observation, so a snapshot is just this object pickled.
+observation, so a snapshot is just this data (written by `snapshot.py` as JSON plus the files' bytes;
+values are plain data: str, int, float, bool, None, lists, tuples, dicts, sets, bytes, these dataclasses).
 """
 
 from __future__ import annotations

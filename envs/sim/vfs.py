@@ -16,6 +16,7 @@ import stat as statmod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from droidrl.envs.sim import limits
 
 DIR_MODE = statmod.S_IFDIR | 0o771
 FILE_MODE = statmod.S_IFREG | 0o660
@@ -230,7 +231,7 @@ class VirtualFS:
         open after an `adb pull`.
         """
         path = normpath(path)
-        conn = sqlite3.connect(":memory:")
+        conn = sqlite3.connect(":memory:", uri=False)
         if self._files.get(path):
             try:
                 conn.deserialize(self._files[path])
@@ -238,6 +239,7 @@ class VirtualFS:
             except sqlite3.DatabaseError as err:
                 conn.close()
                 raise sqlite3.DatabaseError(f"{path}: file is not a database") from err
+        confine_sqlite(conn)
         try:
             yield conn
             conn.commit()
@@ -249,6 +251,7 @@ class VirtualFS:
                 self.write(path, data)
         finally:
             conn.close()
+
 
 class FileWriter:
     """A file receiving data (an adb push): each chunk claims storage space or fails with ENOSPC."""
@@ -279,3 +282,46 @@ class FileWriter:
 
     def _release(self) -> None:
         self.fs._claimed -= len(self._data)
+
+
+# ---- sqlite confinement -----------------------------------------------------------------------------
+# Every database the phone opens (the `sqlite3` tool, `content`, the apps) comes through `sqlite()` above
+# and lives in host memory; SQL must not reach the host's files, settings or memory beyond the phone's own.
+SQLITE_MAX_BYTES = 256 << 20  # one database's size (its pages); the storage quota applies on write-back
+SQLITE_MAX_VALUE = 64 << 20  # one string or blob (SQLITE_LIMIT_LENGTH)
+_SQLITE_PRAGMAS_DENIED = {
+    "temp_store_directory",  # would put temporary files in any host directory
+    "data_store_directory",
+    "soft_heap_limit",  # process-wide: would starve every other phone's databases
+    "hard_heap_limit",
+    "threads",
+}
+_SQLITE_PRAGMAS_FIXED = {"temp_store", "max_page_count", "page_size", "writable_schema", "mmap_size"}  # readable only
+_SQLITE_FUNCTIONS_DENIED = {"load_extension", "fts3_tokenizer"}
+
+
+def _sqlite_authorizer(action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None) -> int:
+    """Deny what reaches outside the in-memory database: ATTACH of a file (VACUUM INTO is one), extensions."""
+    if action == sqlite3.SQLITE_ATTACH:
+        # Plain VACUUM attaches a temporary database (""), which temp_store=MEMORY keeps in memory.
+        return sqlite3.SQLITE_OK if arg1 in ("", ":memory:") else sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_PRAGMA:
+        name = (arg1 or "").lower()
+        if name in _SQLITE_PRAGMAS_DENIED or (name in _SQLITE_PRAGMAS_FIXED and arg2 is not None):
+            return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _SQLITE_FUNCTIONS_DENIED:
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+def confine_sqlite(conn: sqlite3.Connection) -> None:
+    """Keep a connection inside host memory and the command's budget; denied SQL fails `not authorized`."""
+    if hasattr(conn, "enable_load_extension"):  # absent where Python's sqlite3 cannot load extensions at all
+        conn.enable_load_extension(False)
+    conn.execute("PRAGMA temp_store = MEMORY")  # sorts, temp tables and VACUUM never touch the host's /tmp
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {max(1, SQLITE_MAX_BYTES // page_size)}")
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, SQLITE_MAX_VALUE)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 1)  # VACUUM's own temporary database
+    conn.set_authorizer(_sqlite_authorizer)
+    conn.set_progress_handler(limits.sqlite_progress, 10_000)  # a runaway query stops with its command line
