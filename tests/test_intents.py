@@ -478,3 +478,15 @@ def test_pm_clear_needs_the_package_installed_for_the_user(phone):
     assert run(phone, f"pm clear {MARKOR}") == ("", "Failed\n", 1)
     run(phone, f"pm install-existing {MARKOR}")
     assert run(phone, f"pm clear {MARKOR}") == ("Success\n", "", 0)
+
+
+def test_selector_resolves_in_place_of_the_intent(phone):
+    # Intent.makeMainSelectorActivity(ACTION_MAIN, CATEGORY_APP_CONTACTS), as `am` spells it
+    out, err, _ = run(
+        phone, "am start -a android.intent.action.MAIN --selector -c android.intent.category.APP_CONTACTS"
+    )
+    # Intent.toShortString writes " sel=" + the selector + "}" (no opening brace)
+    assert (
+        out == "Starting: Intent { act=android.intent.action.MAIN sel=cat=[android.intent.category.APP_CONTACTS]} }\n"
+    )
+    assert err == "" and phone.current_activity() == (CONTACTS, contacts.LIST)

@@ -96,9 +96,10 @@ class Intent:
             parts.append(f"cmp={flatten_short(*self.component)}")
         if self.extras is not None:
             parts.append("(has extras)")
-        if self.selector is not None:
-            parts.append(f"sel={{{self.selector.short_string()}}}")
-        return " ".join(parts)
+        text = " ".join(parts)
+        if self.selector is not None:  # sic: no opening brace, and the space comes even when nothing precedes
+            text += f" sel={self.selector.short_string()}}}"
+        return text
 
     def __str__(self) -> str:
         return "Intent { " + self.short_string() + " }"
@@ -386,9 +387,8 @@ def parse_command_args(cmd: ShellArgs, handle_option: OptionHandler) -> Intent:
             intent.flags = java_decode(cmd.required()) & 0xFFFFFFFF
         elif opt in _FLAG_OPTIONS:
             intent.flags |= _FLAG_OPTIONS[opt]
-        elif opt == "--selector":
+        elif opt == "--selector":  # later options describe the selector (data and type carry over, as in Java)
             intent.data, intent.type = data, mime
-            data = mime = None
             intent = Intent()
         elif (extra := _read_extra(opt, cmd)) is not None:
             intent.put_extra(*extra)
@@ -530,6 +530,8 @@ def query(phone: Phone, intent: Intent, mime: str | None, home_package: str, def
     `default_only` is MATCH_DEFAULT_ONLY, what startActivity uses: filters without CATEGORY_DEFAULT
     (a launcher-only MAIN/LAUNCHER one) then match nothing.
     """
+    if intent.component is None and intent.selector is not None:
+        intent = intent.selector  # a selector stands in for the intent when resolving (not its type)
     if intent.component is not None:
         package, cls = intent.component
         app = phone.apps.get(package)

@@ -637,7 +637,11 @@ _ITEM_TYPES = ("vnd.android.cursor.item/person", "vnd.android.cursor.item/contac
 _ITEM_TYPES += ("vnd.android.cursor.item/raw_contact",)
 _VIEW, _INSERT, _EDIT = "android.intent.action.VIEW", "android.intent.action.INSERT", "android.intent.action.EDIT"
 INTENT_FILTERS = [
-    IntentFilter(LIST, ("android.intent.action.MAIN",), (DEFAULT, "android.intent.category.LAUNCHER")),
+    IntentFilter(
+        LIST,
+        ("android.intent.action.MAIN",),
+        (DEFAULT, "android.intent.category.LAUNCHER", "android.intent.category.APP_CONTACTS"),
+    ),
     IntentFilter(LIST, (_VIEW,), mime_types=_DIR_TYPES),
     IntentFilter(DETAILS, (_VIEW,), mime_types=_ITEM_TYPES),
     IntentFilter(EDITOR, (_INSERT,), mime_types=_DIR_TYPES),
