@@ -376,15 +376,21 @@ def _run(conn: sqlite3.Connection, sql: str, params: tuple = ()) -> sqlite3.Curs
         raise _sqlite_error(err, sql) from None
 
 
+def _validate(conn: sqlite3.Connection, sql: str) -> None:
+    """SQLiteQueryBuilder's strict mode: the statement with its selection unwrapped must compile too.
+
+    So a selection cannot close the parentheses it is wrapped in.
+    """
+    try:
+        with guarded(conn):
+            conn.execute(f"EXPLAIN {sql}")
+    except sqlite3.Error as err:
+        raise _sqlite_error(err, sql) from None
+
+
 def _validate_where(conn: sqlite3.Connection, source: str, where: str | None) -> None:
-    """SQLiteQueryBuilder's strict mode: the selection must also compile without its wrapping parentheses."""
     if where:
-        sql = f"SELECT 1 FROM {source} WHERE {where}"
-        try:
-            with guarded(conn):
-                conn.execute(f"EXPLAIN {sql}")
-        except sqlite3.Error as err:
-            raise _sqlite_error(err, sql) from None
+        _validate(conn, f"SELECT 1 FROM {source} WHERE {where}")
 
 
 def _where(*clauses: str | None) -> str:
@@ -408,6 +414,7 @@ class Route:
     id_column: str = "_id"  # what a '#' segment selects
     fixed: tuple[tuple[str, Any], ...] = ()  # values an insert through this route always gets
     strict_columns: bool = True  # a projection map: unknown columns are "Invalid column"
+    view_name: str = ""  # the AOSP view a projection map reads, as error messages name it
 
 
 def _cols(names: str, prefix: str = "") -> tuple[tuple[str, str], ...]:
@@ -449,21 +456,34 @@ def query_rows(conn: sqlite3.Connection, route: Route, ids: list[str], request: 
     columns = _projection(route, conn, request.projection)
     view = _view(route)
     id_clause = f"{route.id_column} = {int(ids[-1])}" if ids else ""
-    _validate_where(conn, view, request.where)
     known = {name for name, _ in route.columns}
-    select = ", ".join(_quote(name) if name in known else expr for name, expr in columns)
-    sql = f"SELECT {select} FROM {view}"
-    sql += _where("" if route.columns else route.where, id_clause, request.where)
+    if request.projection is None and not route.columns:
+        select = "*"  # no projection map: the provider passes a null projection on to sqlite
+    else:
+        select = ", ".join(_quote(name) if name in known else expr for name, expr in columns)
+    fixed = [c for c in ("" if route.columns else route.where, id_clause) if c]
     sort = request.sort or route.sort
-    if sort:
-        sql += f" ORDER BY {sort}"
-    cursor = _run(conn, sql)
+    order = f" ORDER BY {sort}" if sort else ""
+    try:
+        if request.where:
+            unwrapped = " AND ".join([*(f"({c})" for c in fixed), request.where])
+            _validate(conn, f"SELECT {select} FROM {view} WHERE {unwrapped}{order}")
+        cursor = _run(conn, f"SELECT {select} FROM {view}{_where(*fixed, request.where)}{order}")
+    except ProviderError as err:
+        if route.view_name and err.message:
+            err.message = err.message.replace(view, route.view_name)
+        raise
     names = [name for name, _ in columns]
     return [list(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _quote(name: str) -> str:
+    if _IDENT.fullmatch(name) and name.upper() not in _KEYWORDS:
+        return name
     return '"' + name.replace('"', '""') + '"'
+
+
+_KEYWORDS = {"ORDER", "GROUP", "SELECT", "FROM", "WHERE", "TABLE", "INDEX", "VALUES", "KEY", "DEFAULT", "SET"}
 
 
 def _column_names(values: dict[str, Any]) -> list[str]:
@@ -732,6 +752,7 @@ class ContactsProvider(Provider):
             "raw_contacts",
             "raw_contacts.deleted = 0",
             id_column="_id",
+            view_name="view_raw_contacts",
         ),
         Route(
             ("raw_contacts", "#"),
@@ -740,17 +761,35 @@ class ContactsProvider(Provider):
             "raw_contacts",
             "raw_contacts.deleted = 0",
             id_column="_id",
+            view_name="view_raw_contacts",
         ),
-        Route(("data", "phones"), _DATA_SOURCE, _DATA, "data", f"data.mimetype_id = {_PHONE_ID}", id_column="_id"),
-        Route(("data", "emails"), _DATA_SOURCE, _DATA, "data", f"data.mimetype_id = {_EMAIL_ID}", id_column="_id"),
-        Route(("data",), _DATA_SOURCE, _DATA, "data", id_column="_id"),
-        Route(("data", "#"), _DATA_SOURCE, _DATA, "data", id_column="_id"),
+        Route(
+            ("data", "phones"),
+            _DATA_SOURCE,
+            _DATA,
+            "data",
+            f"data.mimetype_id = {_PHONE_ID}",
+            id_column="_id",
+            view_name="view_data data",
+        ),
+        Route(
+            ("data", "emails"),
+            _DATA_SOURCE,
+            _DATA,
+            "data",
+            f"data.mimetype_id = {_EMAIL_ID}",
+            id_column="_id",
+            view_name="view_data data",
+        ),
+        Route(("data",), _DATA_SOURCE, _DATA, "data", id_column="_id", view_name="view_data data"),
+        Route(("data", "#"), _DATA_SOURCE, _DATA, "data", id_column="_id", view_name="view_data data"),
         Route(
             ("contacts",),
             "contacts JOIN raw_contacts ON (raw_contacts._id = contacts.name_raw_contact_id)",
             _CONTACTS,
             "contacts",
             id_column="_id",
+            view_name="view_contacts",
         ),
         Route(
             ("contacts", "#"),
@@ -758,6 +797,7 @@ class ContactsProvider(Provider):
             _CONTACTS,
             "contacts",
             id_column="_id",
+            view_name="view_contacts",
         ),
     )
 
@@ -858,6 +898,7 @@ class LegacyContactsProvider(ContactsProvider):
             "raw_contacts",
             f"raw_contacts.deleted = 0 AND {_LOCAL_ACCOUNT}",
             id_column="_id",
+            view_name="view_v1_people people",
         ),
         Route(
             ("people", "#"),
@@ -866,9 +907,27 @@ class LegacyContactsProvider(ContactsProvider):
             "raw_contacts",
             f"raw_contacts.deleted = 0 AND {_LOCAL_ACCOUNT}",
             id_column="_id",
+            view_name="view_v1_people people",
         ),
-        Route(("phones",), _PHONES_SOURCE, _PHONES, "data", _PHONES_WHERE, sort="_id", id_column="_id"),
-        Route(("phones", "#"), _PHONES_SOURCE, _PHONES, "data", _PHONES_WHERE, id_column="_id"),
+        Route(
+            ("phones",),
+            _PHONES_SOURCE,
+            _PHONES,
+            "data",
+            _PHONES_WHERE,
+            sort="_id",
+            id_column="_id",
+            view_name="view_v1_phones phones",
+        ),
+        Route(
+            ("phones", "#"),
+            _PHONES_SOURCE,
+            _PHONES,
+            "data",
+            _PHONES_WHERE,
+            id_column="_id",
+            view_name="view_v1_phones phones",
+        ),
         Route(
             ("people", "#", "phones"),
             _PHONES_SOURCE,
@@ -877,6 +936,7 @@ class LegacyContactsProvider(ContactsProvider):
             _PHONES_WHERE,
             sort="_id",
             id_column="person",
+            view_name="view_v1_phones phones",
         ),
     )
 
