@@ -263,6 +263,7 @@ class AdbdConnection:
     def kick(self) -> None:
         """Close the connection once what is queued for the host has gone out (adbd exiting)."""
         self.writer.close()
+        self.loop.call_later(2, self.writer.transport.abort)  # a host that reads nothing more is cut off
 
     async def run(self) -> None:
         peer = self.writer.get_extra_info("peername")
