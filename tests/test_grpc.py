@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import io
+import os
 import socket
+import subprocess
+import sys
 import time
 import zipfile
 from collections.abc import Iterator
 from concurrent import futures
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -382,3 +386,83 @@ def test_forwarder_needs_installing_an_explicit_receiver_and_the_network(a11y_se
     assert not servicer.gather_forests()  # airplane mode: the host is unreachable
     phone.shell("settings put global airplane_mode_on 0")
     assert wait_until(lambda: servicer._received_forests, 5)
+
+
+def test_a_rotated_display_comes_back_in_the_panels_frame_and_touches_map_to_it(served) -> None:
+    phone, client, _ = served
+    phone.shell("settings put system user_rotation 1")  # landscape, as android_world's rotation tasks set it
+    logical = screencap(phone)
+    assert logical.shape == (1080, 2400, 3)
+    panel = client.pixels()[:, :, :3]
+    assert panel.shape == (2400, 1080, 3)  # the emulator's framebuffer keeps the panel's portrait shape
+    assert np.array_equal(panel, np.rot90(logical, k=-1))  # content turned on the panel (clockwise here)
+    from droidrl.envs.sim import services
+
+    x, y = services.logical_to_physical(phone, *phone.find(text="Settings").center)
+    client.tap(int(x), int(y))
+    assert phone.current_activity() == ("com.android.settings", ".Settings")
+
+
+def test_read_only_emulator_refuses_snapshot_saves() -> None:
+    phone = Phone()
+    server = GrpcServer(phone, free_port(), read_only=True).start()
+    client = Client(server.port)
+    try:
+        reply = client.snap.SaveSnapshot(snap_pb.SnapshotPackage(snapshot_id="s"))
+        assert not reply.success and b"-read-only" in reply.err
+        assert not phone.list_snapshots()
+    finally:
+        client.channel.close()
+        server.stop(None)
+
+
+def emulator_script() -> str:
+    return str(Path(sys.executable).parent / "droidrl-emulator")
+
+
+def test_droidrl_emulator_takes_android_envs_launch_flags_and_serves_grpc(tmp_path: Path) -> None:
+    console, grpc_port = free_port(), free_port()
+    env = dict(os.environ, HOME=str(tmp_path), ANDROID_AVD_HOME=str(tmp_path / "avd"))
+    env.update(ANDROID_SDK_ROOT=str(tmp_path / "sdk"), ANDROID_ADB_SERVER_PORT=str(free_port()))
+    # Exactly what EmulatorLauncher.launch_emulator_process builds (restrict_network and a snapshot included).
+    args = ["-adb-path", "/usr/bin/adb", "-gpu", "swangle_indirect", "-no-audio", "-show-kernel", "-verbose"]
+    args += [
+        "-avd",
+        "launched",
+        "-grpc",
+        str(grpc_port),
+        "-no-skin",
+        "-no-window",
+        "-ports",
+        f"{console},{console + 1}",
+    ]
+    args += ["-snapshot", "clean", "-feature", "AllowSnapshotMigration,MigratableSnapshotSave"]
+    args += ["-network-user-mode-options", "restrict=y", "-wifi-user-mode-options", "restrict=y"]
+    process = subprocess.Popen([emulator_script(), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        client = Client(grpc_port)
+        assert client.emu.getStatus(empty_pb2.Empty()).booted
+        assert client.pixels(width=540, height=1200).shape == (1200, 540, 4)
+        client.emu.setVmState(pb.VmRunState(state=pb.VmRunState.SHUTDOWN))
+        assert process.wait(10) == 0
+        client.channel.close()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output = process.stdout.read().decode()
+    assert f"Started GRPC server at 127.0.0.1:{grpc_port}" in output
+    assert "Saved snapshot 'clean' on exit" in output  # -snapshot NAME saves on exit, as the emulator does
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", grpc_port))
+        taken.listen()
+        busy = subprocess.run(
+            [emulator_script(), "-avd", "busy", "-grpc", str(grpc_port), "-no-window"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert busy.returncode == 1
+    assert f"-grpc: cannot listen on gRPC port {grpc_port}" in busy.stderr

@@ -421,7 +421,7 @@ class GrpcServer:
         phone: Phone,
         port: int,
         *,
-        host: str = "localhost",
+        host: str = "127.0.0.1",
         read_only: bool = False,
         on_shutdown: Callable[[], object] = lambda: None,
         workers: int = 8,
@@ -453,5 +453,5 @@ class GrpcServer:
 
 
 def serve_grpc(phone: Phone, port: int, **kwargs: object) -> GrpcServer:
-    """Start the EmulatorController and SnapshotService of `phone` on `port` (localhost)."""
+    """Start the EmulatorController and SnapshotService of `phone` on 127.0.0.1:`port`, as the emulator binds it."""
     return GrpcServer(phone, port, **kwargs).start()
