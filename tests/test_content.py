@@ -451,3 +451,18 @@ def test_android_world_contacts_validator_scores_a_contact_saved_in_the_app(phon
     task = SimpleNamespace(params={"name": "Zoe Park", "number": "+14155550123"})
     assert contacts_validators.AddContact._has_contact(task, contacts_utils.list_contacts(env))
     assert contacts_utils.list_contacts(env) == [contacts_utils.Contact("Zoe Park", "14155550123")]
+
+
+def test_raw_contacts_without_projection_come_in_hash_map_order(phone):
+    row = ok(phone, "content query --uri content://com.android.contacts/raw_contacts/1")
+    names = [part.split("=", 1)[0] for part in row.removeprefix("Row: 0 ").rstrip("\n").split(", ")]
+    assert names[:6] == [
+        "phonetic_name",
+        "last_time_contacted",
+        "custom_ringtone",
+        "pinned",
+        "account_type",
+        "aggregation_mode",
+    ]
+    assert len(names) == 36 and names[-1] == "phonebook_bucket_alt"
+    assert "display_name=Alice Johnson, sort_key=Alice Johnson" in row and "phonebook_bucket=1" in row

@@ -664,18 +664,46 @@ _PHONES_SOURCE = (
 )
 _PHONES_WHERE = f"data.mimetype_id = {_PHONE_ID} AND raw_contacts.deleted = 0 AND {_LOCAL_ACCOUNT}"
 
-_RAW_CONTACTS = (
-    *_cols(
-        "_id contact_id aggregation_mode deleted times_contacted last_time_contacted starred pinned display_name"
-        " display_name_alt display_name_source phonetic_name phonetic_name_style sort_key sort_key_alt"
-        " phonebook_label phonebook_bucket phonebook_label_alt phonebook_bucket_alt custom_ringtone"
-        " send_to_voicemail raw_contact_is_read_only version dirty sourceid backup_id metadata_dirty"
-        " sync1 sync2 sync3 sync4",
-        "raw_contacts.",
-    ),
-    ("account_name", "accounts.account_name"),
-    ("account_type", "accounts.account_type"),
-    ("data_set", "accounts.data_set"),
+
+def _hash_map_order(columns: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """ContactsProvider2's ProjectionMaps are java.util.HashMaps: with no projection, columns come in bucket order.
+
+    The capacity is the smallest power of two from 16 that holds them at load factor 0.75.
+    """
+    capacity = 16
+    while len(columns) > capacity * 3 // 4:
+        capacity *= 2
+
+    def bucket(name: str) -> int:
+        h = _java_hash(name) & 0xFFFFFFFF
+        return (h ^ (h >> 16)) & (capacity - 1)
+
+    order = {name: i for i, (name, _) in enumerate(columns)}
+    return tuple(sorted(columns, key=lambda kv: (bucket(kv[0]), order[kv[0]])))
+
+
+# sRawContactsProjectionMap (with sRawContactColumns and sRawContactSyncColumns) over view_raw_contacts.
+_RAW_CONTACTS = _hash_map_order(
+    [
+        *_cols(
+            "_id contact_id deleted display_name display_name_alt display_name_source phonetic_name"
+            " phonetic_name_style sort_key sort_key_alt phonebook_label phonebook_bucket phonebook_label_alt"
+            " phonebook_bucket_alt times_contacted last_time_contacted custom_ringtone send_to_voicemail starred"
+            " pinned aggregation_mode",
+            "raw_contacts.",
+        ),
+        ("raw_contact_is_user_profile", "0"),
+        ("metadata_dirty", "raw_contacts.metadata_dirty"),
+        ("account_name", "accounts.account_name"),
+        ("account_type", "accounts.account_type"),
+        ("data_set", "accounts.data_set"),
+        (
+            "account_type_and_data_set",
+            "CASE WHEN accounts.data_set IS NULL THEN accounts.account_type"
+            " ELSE accounts.account_type||'/'||accounts.data_set END",
+        ),
+        *_cols("dirty sourceid backup_id version sync1 sync2 sync3 sync4", "raw_contacts."),
+    ]
 )
 _DATA = (
     ("_id", "data._id"),

@@ -324,7 +324,13 @@ def _name_columns(values: dict[str, str], display: str) -> tuple:
     alt = ", ".join(v for v in (last, first) if v) or display
     # DisplayNameSources: STRUCTURED_NAME 40, ORGANIZATION 30, PHONE 20, EMAIL 10.
     source = 40 if first or last else 30 if values["company"] else 20 if values["phone"] else 10
-    return alt, source, display, alt, _section(display), _section(alt)
+    label, label_alt = _section(display), _section(alt)
+    return alt, source, display, alt, label, label_alt, _bucket(label), _bucket(label_alt)
+
+
+def _bucket(label: str) -> int:
+    """ContactLocaleUtils' bucket of an English phonebook label: A..Z are 1..26, "#" comes after them."""
+    return ord(label) - ord("A") + 1 if "A" <= label <= "Z" else 27
 
 
 def _put_item(conn: sqlite3.Connection, raw_id: int, mimetype: str, columns: dict[str, Any] | None) -> None:
@@ -356,7 +362,8 @@ def _save_contact(conn: sqlite3.Connection, raw_id: int | None, values: dict[str
         raw_id = conn.execute("INSERT INTO raw_contacts (display_name) VALUES (?)", (display,)).lastrowid
     conn.execute(
         "UPDATE raw_contacts SET display_name = ?, display_name_alt = ?, display_name_source = ?, sort_key = ?,"
-        " sort_key_alt = ?, phonebook_label = ?, phonebook_label_alt = ? WHERE _id = ?",
+        " sort_key_alt = ?, phonebook_label = ?, phonebook_label_alt = ?, phonebook_bucket = ?,"
+        " phonebook_bucket_alt = ?, phonetic_name_style = '0' WHERE _id = ?",
         (display, *_name_columns(values, display), raw_id),
     )
     first, last = values["first_name"], values["last_name"]
