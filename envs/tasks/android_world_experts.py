@@ -219,6 +219,41 @@ def _files_move(p: Mapping[str, Any]) -> Step:
     return _template("FilesMoveFile", params)
 
 
+# ---- Simple SMS Messenger ---------------------------------------------------------------------------------------
+def _sms_send(number: str, body: str, name: str = "") -> Step:
+    """Send `body` once to `number` (shown as `name` when it is a contact): open or start its thread, type, send."""
+    from droidrl.envs.tasks import sms
+
+    key = sms.digits_key(number)
+    baseline: dict[str, int] = {}
+
+    def is_target(text: str) -> bool:
+        return bool(text) and (text == name or sms.digits_key(text) == key)
+
+    def step(device: Device) -> Action:
+        count = sms.sent_count(device, number, body)
+        baseline.setdefault("sent", count)
+        if count > baseline["sent"]:
+            return Finish()
+        view = UiView.of(device)
+        if view.app != sms.SMS:
+            return Launch(sms.APP_NAME)
+        if sms.in_thread(view):
+            if not any(node.rid == "" and is_target(node.text) for node in view.nodes):
+                return view.tap(view.find(desc="Navigate up"))
+            fill = sms.fill(view, "thread_type_message", body)
+            return fill if fill is not None else view.tap(view.find(rid="thread_send_message"))
+        if view.has(rid="new_conversation_address"):
+            fill = sms.fill(view, "new_conversation_address", number)
+            return fill if fill is not None else view.tap(view.find(rid="new_conversation_confirm"))
+        if sms.in_main(view):
+            rows = [n for n in view.find_all(rid="conversation_address") if is_target(n.text)]
+            return view.tap(rows[0]) if rows else view.tap(view.find(desc="New conversation"))
+        return Back()
+
+    return step
+
+
 EXPERTS: dict[str, Builder] = {
     "SystemWifiTurnOff": _wifi(False),
     "SystemWifiTurnOffVerify": _wifi(False),
@@ -254,6 +289,11 @@ EXPERTS: dict[str, Builder] = {
     "SimpleCalendarDeleteEvents": _calendar_delete,
     "SimpleCalendarDeleteEventsOnRelativeDay": _calendar_delete,
     "FilesDeleteFile": _files_delete,
+    "SimpleSmsSend": lambda p: _sms_send(p["number"], p["message"]),
+    "SimpleSmsReply": lambda p: _sms_send(p["number"], p["message"]),
+    "SimpleSmsReplyMostRecent": lambda p: _sms_send(p["number"], p["message"]),
+    "SimpleSmsResend": lambda p: _sms_send(p["number"], p["message"], p["name"]),
+    "SimpleSmsSendReceivedAddress": lambda p: _sms_send(p["number"], p["message"], p["name1"]),
     "FilesMoveFile": _files_move,
 }
 
