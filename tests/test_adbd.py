@@ -611,3 +611,16 @@ def test_an_endless_input_line_ends_the_interactive_shell(raw_host):
     assert 1024 * 1024 < sent <= 1024 * 1024 + 2 * 65536  # given up just past 1 MiB, not buffered on
     raw_host.send(OKAY, 1, remote)
     assert raw_host.recv()[0] in (OKAY, CLSE)  # the last chunk's OKAY may come first
+
+
+def test_streams_per_connection_are_bounded(raw_host):
+    raw_host.connect()
+    for local_id in range(1, 4097):  # sync streams stay open until the host closes them
+        raw_host.send(OPEN, local_id, 0, b"sync:\0")
+    replies = [raw_host.recv() for _ in range(4096)]
+    assert all(command == OKAY for command, *_ in replies)
+    raw_host.send(OPEN, 5000, 0, b"sync:\0")
+    assert raw_host.recv() == (CLSE, 0, 5000, b"")  # like a service that cannot get a socket
+    raw_host.send(CLSE, 1, replies[0][1])  # one closes: there is room again
+    assert raw_host.recv() == (CLSE, replies[0][1], 1, b"")
+    assert raw_host.open(5001, "sync:")

@@ -51,6 +51,9 @@ MIN_PAYLOAD = 4096  # MAX_PAYLOAD_V1: a floor for hosts that announce something 
 ACK_WINDOW = 256 * 1024
 INBOUND_LIMIT = ACK_WINDOW + 2 * MAX_PAYLOAD
 WRITE_HIGH_WATER = 256 * 1024  # bytes queued to a host's TCP socket before services wait for it to drain
+# Open streams per connection. Each holds a socket in adbd; past its file limit a service cannot start and
+# the host gets CLSE for the OPEN.
+MAX_STREAMS = 4096
 
 HEADER = struct.Struct("<6I")  # command, arg0, arg1, data_length, data_crc32 (byte sum), magic
 
@@ -326,8 +329,8 @@ class AdbdConnection:
             return
         name = packet.data.decode("utf-8", errors="replace").rstrip("\0")
         service = resolve_service(name)
-        if service is None:
-            log.info("adbd: unknown service %r", name)
+        if service is None or len(self.streams) >= MAX_STREAMS:
+            log.info("adbd: cannot open %r (unknown, or %d streams open)", name, len(self.streams))
             self.send(A_CLSE, 0, packet.arg0)
             return
         stream = Stream(self, self._next_id, packet.arg0, name)
