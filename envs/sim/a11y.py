@@ -192,6 +192,7 @@ class Forwarder:
         self.stopped = threading.Event()
         self.thread: threading.Thread | None = None
         self._channel: tuple[str, Any] | None = None  # (address, channel): rebuilt when the endpoint changes
+        self._forest: tuple[int, Any] | None = None  # (phone version, forest) of the last tree built
         self.sent_forests = 0
         self.sent_events = 0
         self.failures = 0
@@ -273,9 +274,11 @@ class Forwarder:
         if stub is None:
             self.failures += 1
             return
-        forest = build_forest(phone)
-        self._call(stub.SendForest, forest)
-        self.sent_forests += 1
+        version = phone._version
+        if self._forest is None or self._forest[0] != version:  # unchanged UI: the same tree again
+            self._forest = (version, build_forest(phone))
+        if self._call(stub.SendForest, self._forest[1]):
+            self.sent_forests += 1
 
     def _send_event(self, phone: Phone, activity: tuple[str, str], state_changed: bool) -> None:
         from android_env.proto.a11y import a11y_pb2
