@@ -22,6 +22,7 @@ Step = Callable[[Device], Action]
 Builder = Callable[[Mapping[str, Any]], Step]
 
 SETTINGS = "com.android.settings"
+FILES = "com.google.android.documentsui"
 
 
 # ---- composing ------------------------------------------------------------------------------------------------
@@ -145,9 +146,38 @@ def _expense_delete_each(p: Mapping[str, Any]) -> Step:
 
 
 def _expense_duplicates(p: Mapping[str, Any]) -> Step:
+    """Delete copies of the duplicated expense, telling it from same-named ones by the amount on screen."""
+    from droidrl.envs.sim.apps.expense import money
+    from droidrl.envs.tasks import expense
+
     target = _expense_row(p["row_objects"][0])
-    noise = [_expense_row(r) for r in p["noise_row_objects"]]
-    return _template("ExpenseDeleteDuplicates", {"target": target, "noise": noise})
+    amount = money(target["amount"])
+
+    def step(device: Device) -> Action:
+        if sum(expense._key(r) == expense._key(target) for r in expense._stored(device)) <= 1:
+            return Finish()
+        view = UiView.of(device)
+        title = expense._dialog_title(view)
+        if title == "Delete Items":
+            return view.tap(view.find(rid="android:id/button1"))
+        if title == "Expense Detail":
+            name, shown = view.find(rid="tv_name_value"), view.find(rid="tv_amount_value")
+            same = name is not None and shown is not None and (name.text, shown.text) == (target["name"], amount)
+            return view.tap(view.find(rid="btn_delete")) if same else Back()
+        to_logs = expense._to_logs(view)
+        if to_logs is not None:
+            return to_logs
+        for row in view.find_all(rid="cd_expense"):
+            texts = {n.text for n in view.nodes if n.visible and _within(n.bounds, row.bounds)}
+            if {target["name"], amount} <= texts and expense._tappable(view, row):
+                return view.tap(row)
+        return view.scroll_down()
+
+    return step
+
+
+def _within(inner: tuple[int, int, int, int], outer: tuple[int, int, int, int]) -> bool:
+    return outer[0] <= inner[0] and outer[1] <= inner[1] and inner[2] <= outer[2] and inner[3] <= outer[3]
 
 
 # ---- Simple Calendar Pro ----------------------------------------------------------------------------------------
@@ -197,8 +227,28 @@ def _same_event(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 
 # ---- Files ---------------------------------------------------------------------------------------------------------
+def _files_reveal(folder: str, file_name: str, inner: Step) -> Step:
+    """Scroll the folder's list until `file_name` shows (android_world fills folders with noise files)."""
+    from droidrl.envs.tasks import files
+
+    def step(device: Device) -> Action:
+        view = UiView.of(device)
+        hidden = (
+            view.app == FILES
+            and files.toolbar_title(view) == folder
+            and not files.selected_titles(view, "android:id/title")
+            and not view.has(text=file_name, rid="android:id/title")
+        )
+        if hidden and file_name in files.list_dir(device, f"{files.STORAGE}/{folder}"):
+            return view.scroll_down()
+        return inner(device)
+
+    return step
+
+
 def _files_delete(p: Mapping[str, Any]) -> Step:
-    return _template("FilesDeleteFile", {"folder": p["subfolder"], "file_name": p["file_name"]})
+    inner = _template("FilesDeleteFile", {"folder": p["subfolder"], "file_name": p["file_name"]})
+    return _files_reveal(p["subfolder"], p["file_name"], inner)
 
 
 def _files_move(p: Mapping[str, Any]) -> Step:
@@ -216,7 +266,7 @@ def _files_move(p: Mapping[str, Any]) -> Step:
             "files": files,
         }
 
-    return _template("FilesMoveFile", params)
+    return _files_reveal(p["source_folder"], p["file_name"], _template("FilesMoveFile", params))
 
 
 # ---- Simple SMS Messenger ---------------------------------------------------------------------------------------
@@ -298,7 +348,30 @@ EXPERTS: dict[str, Builder] = {
 }
 
 
+def _searching_both_ways(inner: Step) -> Step:
+    """Turn the inner expert's scroll-downs into scroll-ups once the list stops moving (it is past its target).
+
+    droidrl's experts scroll down until the node they want shows; after an earlier step left a long list
+    scrolled, the next target may be above. A scroll that changes nothing on screen flips the direction.
+    """
+    state: dict[str, Any] = {"up": False, "screen": None}
+
+    def step(device: Device) -> Action:
+        action = inner(device)
+        view = UiView.of(device)
+        if action != view.scroll_down():
+            state.update(up=False, screen=None)
+            return action
+        screen = device.ui_xml()
+        if screen == state["screen"]:  # the last scroll moved nothing: the end of the list this way
+            state["up"] = not state["up"]
+        state["screen"] = screen
+        return view.scroll_up() if state["up"] else action
+
+    return step
+
+
 def expert_for(task_name: str, params: Mapping[str, Any]) -> Step | None:
     """The expert for one android_world task instance, or None when there is none for this task."""
     builder = EXPERTS.get(task_name)
-    return builder(params) if builder is not None else None
+    return _searching_both_ways(builder(params)) if builder is not None else None
