@@ -490,3 +490,15 @@ def test_selector_resolves_in_place_of_the_intent(phone):
         out == "Starting: Intent { act=android.intent.action.MAIN sel=cat=[android.intent.category.APP_CONTACTS]} }\n"
     )
     assert err == "" and phone.current_activity() == (CONTACTS, contacts.LIST)
+
+
+def test_document_uris_take_their_type_from_the_documents_provider(phone):
+    phone.fs.write("/sdcard/Documents/notes.txt", b"plain words")
+    documents = "content://com.android.externalstorage.documents/document/primary%3A"
+    run(phone, f"am start -a android.intent.action.VIEW -d {documents}Download")  # a folder: DocumentsUI
+    assert phone.current_activity() == (files.PACKAGE, files.FILES)
+    run(phone, f"am start -a android.intent.action.VIEW -d {documents}Documents%2Fnotes.txt")  # text/plain: Markor
+    assert phone.current_activity() == (MARKOR, markor.EDITOR)
+    assert 'text="plain words"' in phone.ui_xml()
+    _, err, _ = run(phone, f"am start -a android.intent.action.VIEW -d {documents}Documents%2Fnone.txt")
+    assert err.startswith("Error: Activity not started, unable to resolve")  # no such document: no type

@@ -7,6 +7,7 @@ Follows Android 13's android.content.Intent (parseCommandArgs, toShortString), a
 
 from __future__ import annotations
 
+import posixpath
 import re
 import urllib.parse
 from collections.abc import Callable
@@ -605,14 +606,46 @@ _PROVIDER_TYPES: list[tuple[str, str, str]] = [
 ]
 
 
-def provider_type(uri: str) -> str | None:
-    """getProviderMimeType: the type a content: URI's provider reports, None when it reports none."""
+EXTERNAL_STORAGE_DOCUMENTS = "com.android.externalstorage.documents"
+# Android's MimeMap for the files the simulated apps deal in (a fixed table: nothing of the host's).
+_EXTENSION_TYPES = {
+    "txt": "text/plain",
+    "md": "text/markdown",
+    "html": "text/html",
+    "csv": "text/comma-separated-values",
+    "json": "application/json",
+    "pdf": "application/pdf",
+    "zip": "application/zip",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "mp3": "audio/mpeg",
+    "mp4": "video/mp4",
+}
+
+
+def provider_type(uri: str, phone: Phone | None = None) -> str | None:
+    """getProviderMimeType: the type a content: URI's provider reports, None when it reports none.
+
+    With the phone, external-storage documents (`.../document/primary:Download`) report what
+    ExternalStorageProvider does: a folder's directory type, a file's type by its extension.
+    """
     if uri_scheme(uri) != "content":
         return None
     authority, path = uri_authority(uri) or "", uri_path(uri)
     for auth, pattern, mime in _PROVIDER_TYPES:
         if auth == authority and re.fullmatch(pattern, path):
             return mime
+    if authority == EXTERNAL_STORAGE_DOCUMENTS and phone is not None:
+        if re.fullmatch(r"/root/[^/]+", path):
+            return "vnd.android.document/root"
+        doc = re.fullmatch(r"(?:/tree/[^/]+)?/document/primary:(.*)", path)
+        target = "/sdcard/" + doc.group(1) if doc else ""
+        if doc and phone.fs.is_dir(target.rstrip("/")):
+            return "vnd.android.document/directory"
+        if doc and phone.fs.is_file(target):
+            extension = posixpath.splitext(target)[1].lower().lstrip(".")
+            return _EXTENSION_TYPES.get(extension, "application/octet-stream")
     return None
 
 

@@ -519,7 +519,7 @@ def _am_start(ctx: Context, a: _JavaArgs) -> int:
         ctx.err("Error: Can't start service with user 'all'")
         return 1
     # Without -t, a content: URI's type comes from its provider, as ActivityManagerShellCommand asks it.
-    mime = intent.type if intent.type is not None else intents.provider_type(intent.data or "")
+    mime = intent.type if intent.type is not None else intents.provider_type(intent.data or "", phone)
     target = intents.resolve(phone, intent, mime, LAUNCHER)
     if opts.stop:
         if intent.component is None and target is None:

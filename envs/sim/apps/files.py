@@ -367,7 +367,8 @@ def document_path(uri: str) -> str:
     rest = urllib.parse.unquote(rest)
     if scheme == "file":
         return posixpath.normpath(rest.removeprefix("//")) if rest.startswith(("//", "/")) else ""
-    doc = re.search(r"/(?:document|tree)/primary:([^/?#]*)$", rest)
+    # a tree URI may name a document inside it (`tree/primary:A/document/primary:A/b.md`): the last id counts
+    doc = re.search(r"/document/primary:([^?#]*)$", rest) or re.search(r"/tree/primary:([^?#/]*)$", rest)
     return posixpath.join(ROOT, doc.group(1)).rstrip("/") if doc else ""
 
 
