@@ -170,6 +170,8 @@ def test_android_world_components_start(phone, component):
     assert "topResumedActivity=ActivityRecord{" in dumped and f" {intents.flatten_short(package, cls)} t" in dumped
     stack, _, _ = run(phone, "am stack list")
     assert f"topActivity=ComponentInfo{{{package}/{cls}}}" in stack
+    window, _, _ = run(phone, "dumpsys window windows | grep mCurrentFocus")
+    assert window.strip().endswith(f" u0 {intents.flatten_short(package, cls)}}}")
 
 
 @pytest.mark.parametrize(
@@ -311,6 +313,8 @@ def test_uninstalling_a_user_app_removes_it_everywhere(phone):
     )
     assert run(phone, f"dumpsys package {MARKOR}")[0] == f"Dexopt state:\n  Unable to find package: {MARKOR}\n"
     assert run(phone, f"pm path {MARKOR}") == ("", "", 1)
+    _, err, code = run(phone, f"monkey -p {MARKOR} 1")
+    assert (err, code) == ("** No activities found to run, monkey aborted.\n", 251)
 
 
 def test_system_app_is_uninstalled_for_the_user_and_comes_back(phone):
