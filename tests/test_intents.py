@@ -171,7 +171,7 @@ def test_android_world_components_start(phone, component):
     stack, _, _ = run(phone, "am stack list")
     assert f"topActivity=ComponentInfo{{{package}/{cls}}}" in stack
     window, _, _ = run(phone, "dumpsys window windows | grep mCurrentFocus")
-    assert window.strip().endswith(f" u0 {intents.flatten_short(package, cls)}}}")
+    assert window.strip().endswith(f" u0 {package}/{cls}}}")  # a window's title: the long component name
 
 
 @pytest.mark.parametrize(
