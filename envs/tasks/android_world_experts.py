@@ -227,23 +227,29 @@ def _same_event(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 
 # ---- Files ---------------------------------------------------------------------------------------------------------
-def _files_reveal(folder: str, file_name: str, inner: Step) -> Step:
-    """Scroll the folder's list until `file_name` shows (android_world fills folders with noise files)."""
+def _reveal(package: str, root: str, title_rid: str, folder: str, file_name: str, inner: Step) -> Step:
+    """Scroll a file list showing `folder` until `file_name` shows (android_world adds many noise files)."""
     from droidrl.envs.tasks import files
 
     def step(device: Device) -> Action:
         view = UiView.of(device)
         hidden = (
-            view.app == FILES
+            view.app == package
             and files.toolbar_title(view) == folder
-            and not files.selected_titles(view, "android:id/title")
-            and not view.has(text=file_name, rid="android:id/title")
+            and not files.selected_titles(view, title_rid)
+            and not view.has(text=file_name, rid=title_rid)
         )
-        if hidden and file_name in files.list_dir(device, f"{files.STORAGE}/{folder}"):
+        if hidden and file_name in files.list_dir(device, f"{root}/{folder}"):
             return view.scroll_down()
         return inner(device)
 
     return step
+
+
+def _files_reveal(folder: str, file_name: str, inner: Step) -> Step:
+    from droidrl.envs.tasks.files import STORAGE
+
+    return _reveal(FILES, STORAGE, "android:id/title", folder, file_name, inner)
 
 
 def _files_delete(p: Mapping[str, Any]) -> Step:
@@ -304,6 +310,102 @@ def _sms_send(number: str, body: str, name: str = "") -> Step:
     return step
 
 
+# ---- Markor -----------------------------------------------------------------------------------------------------
+def _markor_content(name: str, content: str | Callable[[str], str]) -> Step:
+    """Open note `name`, make its text `content` (or content(original text)), save and leave the editor."""
+    from droidrl.envs.tasks import markor
+
+    path = f"{markor.NOTEBOOK}/{name}"
+    wanted: dict[str, str] = {}
+
+    def step(device: Device) -> Action:
+        current = markor.read_text(device, path)
+        if "text" not in wanted:
+            wanted["text"] = content(current or "") if callable(content) else content
+        view = UiView.of(device)
+        editing = view.find(rid=markor.EDITOR) is not None
+        if current == wanted["text"] or current is None:
+            return Back() if editing else Finish()
+        return markor._start(view) or markor._edit_note(view, name, wanted["text"])
+
+    return step
+
+
+def _markor_rename(old: str, new: str) -> Step:
+    """Long-press note `old`, Rename, type `new`, OK."""
+    from droidrl.envs.tasks import markor
+
+    def step(device: Device) -> Action:
+        names = markor.list_dir(device, markor.NOTEBOOK)
+        if new in names and old not in names:
+            return Finish()
+        view = UiView.of(device)
+        if (start := markor._start(view)) is not None:
+            return start
+        field = view.find(rid="new_name")
+        if field is not None:
+            return markor._enter_text(view, field, new) or view.tap(markor._button(view, "OK"))
+        if markor.selected_titles(view, markor.ITEM_TITLE) == [old]:
+            return view.tap(view.find(desc="Rename"))
+        node = markor._title(view, old)
+        return view.long_press(node) if node is not None else Back()
+
+    return step
+
+
+def _markor_create(name: str, text: str) -> Step:
+    return _template("MarkorCreateNote", {"file_name": name, "text": text})
+
+
+def _markor_newest(p: Mapping[str, Any]) -> Step:
+    from droidrl.envs.tasks import markor
+
+    def params(device: Device) -> dict[str, Any]:
+        newest = device.shell(f"ls -t {markor.NOTEBOOK}").split()[0]
+        return {"file_name": newest}
+
+    return _template("MarkorDeleteNote", params)
+
+
+def _markor_edit(p: Mapping[str, Any]) -> Step:
+    kind = p["edit_type"]
+    if kind == "header":
+        return _markor_content(p["file_name"], lambda original: f"{p['header']}\n{original}")
+    if kind == "footer":
+        return _markor_content(p["file_name"], lambda original: f"{original.rstrip()}\n{p['footer']}")
+    return _markor_content(p["file_name"], p["replace_text"])
+
+
+def _markor_move(p: Mapping[str, Any]) -> Step:
+    from droidrl.envs.tasks import markor
+
+    source, name = p["source_folder"], p["file_name"]
+    params = {"file_name": name, "source": source, "destination": p["destination_folder"]}
+    return _reveal(markor.PKG, markor.NOTEBOOK, markor.ITEM_TITLE, source, name, _template("MarkorMoveNote", params))
+
+
+def _markor_merge(p: Mapping[str, Any]) -> Step:
+    """A new note with the three contents; a name without extension is made as NAME.md, then renamed."""
+    from droidrl.envs.tasks import markor
+
+    name = p["new_file_name"]
+    text = "\n\n".join(p[f"file{i}_content"] for i in (1, 2, 3))
+    if "." in name:
+        return _markor_create(name, text)
+    draft = f"{name}.md"
+    create, rename = _markor_create(draft, text), _markor_rename(draft, name)
+
+    def step(device: Device) -> Action:
+        if markor.read_text(device, f"{markor.NOTEBOOK}/{name}") == text:
+            return Finish()
+        if markor.read_text(device, f"{markor.NOTEBOOK}/{draft}") == text:
+            view = UiView.of(device)
+            return Back() if view.find(rid=markor.EDITOR) is not None else rename(device)
+        return create(device)
+
+    return step
+
+
 EXPERTS: dict[str, Builder] = {
     "SystemWifiTurnOff": _wifi(False),
     "SystemWifiTurnOffVerify": _wifi(False),
@@ -339,6 +441,24 @@ EXPERTS: dict[str, Builder] = {
     "SimpleCalendarDeleteEvents": _calendar_delete,
     "SimpleCalendarDeleteEventsOnRelativeDay": _calendar_delete,
     "FilesDeleteFile": _files_delete,
+    "MarkorCreateNote": lambda p: _markor_create(p["file_name"], p["text"]),
+    "MarkorCreateFolder": lambda p: _template("MarkorCreateFolder", {"folder": p["folder_name"]}),
+    "MarkorDeleteNote": lambda p: _template("MarkorDeleteNote", {"file_name": p["file_name"]}),
+    "MarkorDeleteNewestNote": _markor_newest,
+    "MarkorDeleteAllNotes": lambda p: _template("MarkorDeleteAllNotes", {}),
+    "MarkorEditNote": _markor_edit,
+    "MarkorMergeNotes": _markor_merge,
+    "MarkorMoveNote": _markor_move,
+    "MarkorChangeNoteContent": lambda p: _in_order(
+        _markor_content(p["original_name"], p["updated_content"]), _markor_rename(p["original_name"], p["new_name"])
+    ),
+    "MarkorAddNoteHeader": lambda p: _in_order(
+        _markor_content(p["original_name"], f"{p['header']}\n\n{p['original_content']}\n"),
+        _markor_rename(p["original_name"], p["new_name"]),
+    ),
+    "MarkorCreateNoteAndSms": lambda p: _in_order(
+        _markor_create(p["file_name"], p["text"]), _sms_send(p["number"], p["text"])
+    ),
     "SimpleSmsSend": lambda p: _sms_send(p["number"], p["message"]),
     "SimpleSmsReply": lambda p: _sms_send(p["number"], p["message"]),
     "SimpleSmsReplyMostRecent": lambda p: _sms_send(p["number"], p["message"]),
