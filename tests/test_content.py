@@ -177,12 +177,17 @@ def test_sms_insert_threads_and_delete(phone):
         " --where \"address='+15551234567'\"",
     )
     assert out == "Row: 0 _id=5, thread_id=4, body=Hi, there, read=1\n"
-    conversations = ok(
-        phone, "content query --uri content://mms-sms/conversations --projection _id:message_count:snippet"
+    threads = ok(
+        phone, "content query --uri content://mms-sms/conversations?simple=true --projection _id:message_count:snippet"
     )
-    assert "Row: 3 _id=4, message_count=1, snippet=Hi, there" in conversations
+    assert "Row: 3 _id=4, message_count=1, snippet=Hi, there" in threads  # newest first
+    conversations = ok(
+        phone, "content query --uri content://mms-sms/conversations --projection thread_id:_id:body:ct_t"
+    )
+    assert conversations.splitlines()[-1] == "Row: 3 thread_id=4, _id=5, body=Hi, there, ct_t=NULL"
+    assert conversations.splitlines()[0] == "Row: 0 thread_id=1, _id=2, body=Yes! 12:30 at the usual place, ct_t=NULL"
     ok(phone, "content delete --uri content://sms --where 'thread_id=4'")
-    assert "_id=4," not in ok(phone, "content query --uri content://mms-sms/conversations --projection _id")
+    assert "_id=4," not in ok(phone, "content query --uri content://mms-sms/conversations?simple=true --projection _id")
 
 
 # ---- call log, calendar, media, settings --------------------------------------------------------------------

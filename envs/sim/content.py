@@ -1080,16 +1080,75 @@ class SmsProvider(Provider):
 
 
 _THREADS = _cols("_id date message_count recipient_ids snippet snippet_cs read archived type error has_attachment")
+# MmsSmsProvider.UNION_COLUMNS: MMS_SMS_COLUMNS, MMS_ONLY_COLUMNS, SMS_ONLY_COLUMNS. SMS rows have NULL MMS columns.
+_MMS_SMS_COLUMNS = ["_id", "date", "date_sent", "read", "thread_id", "locked", "sub_id"]
+_MMS_ONLY_COLUMNS = [
+    "ct_cls",
+    "ct_l",
+    "ct_t",
+    "d_rpt",
+    "exp",
+    "m_cls",
+    "m_id",
+    "m_size",
+    "m_type",
+    "msg_box",
+    "pri",
+    "read_status",
+    "resp_st",
+    "resp_txt",
+    "retr_st",
+    "retr_txt_cs",
+    "rpt_a",
+    "rr",
+    "st",
+    "sub",
+    "sub_cs",
+    "tr_id",
+    "v",
+    "text_only",
+]
+_SMS_ONLY_COLUMNS = [
+    "address",
+    "body",
+    "person",
+    "reply_path_present",
+    "service_center",
+    "status",
+    "subject",
+    "type",
+    "error_code",
+]
+_UNION = (
+    *((c, c) for c in _MMS_SMS_COLUMNS),
+    *((c, "NULL") for c in _MMS_ONLY_COLUMNS),
+    *((c, c) for c in _SMS_ONLY_COLUMNS),
+)
+# getConversations: each thread's newest message (drafts left out), grouped by thread.
+_CONVERSATIONS_SOURCE = (
+    "(SELECT *, thread_id AS tid, date AS normalized_date FROM sms WHERE (type != 3)"
+    " GROUP BY thread_id HAVING date = MAX(date))"
+)
 
 
 class MmsSmsProvider(SmsProvider):
-    """MmsSmsProvider (`content://mms-sms`): conversations over the threads table, newest first."""
+    """MmsSmsProvider (`content://mms-sms`): conversations, or the threads table with `?simple=true`.
+
+    A conversation row is its thread's newest message; the simulated phone has SMS only, so MMS columns are NULL.
+    """
 
     authority = "mms-sms"
+    simple = Route(("conversations",), "threads", _THREADS, "threads", sort="date DESC", strict_columns=False)
     routes = (
-        Route(("conversations",), "threads", _THREADS, "threads", sort="date DESC", strict_columns=False),
+        Route(("conversations",), _CONVERSATIONS_SOURCE, _UNION, "sms", id_column="thread_id", strict_columns=False),
         Route(("conversations", "#"), "sms", (), "sms", sort="date DESC", id_column="thread_id", strict_columns=False),
     )
+    types = ((("conversations",), "vnd.android-dir/mms-sms"), (("conversations", "#"), "vnd.android-dir/mms-sms"))
+
+    def route(self, uri: Uri) -> tuple[Route, list[str]]:
+        if uri.segments == ("conversations",) and uri.params.get("simple") == "true":
+            return self.simple, []
+        return super().route(uri)
 
     def unknown(self, uri: Uri) -> ProviderError:
         return illegal_argument(f"Unknown URL {uri.text}")
@@ -1098,7 +1157,8 @@ class MmsSmsProvider(SmsProvider):
         _, ids = self.route(uri)
         with self.database(phone) as conn:
             # Deleting a conversation deletes its messages; the triggers drop the emptied thread.
-            threads = ids or [r[0][1] for r in query_rows(conn, self.routes[0], [], _ids_only(request))]
+            found = query_rows(conn, self.simple, [], _ids_only(request)) if not ids else []
+            threads = ids or [r[0][1] for r in found]
             for thread in threads:
                 _run(conn, "DELETE FROM sms WHERE thread_id = ?", (int(thread),))
 
