@@ -506,3 +506,12 @@ def test_document_uris_take_their_type_from_the_documents_provider(phone):
     assert 'text="plain words"' in phone.ui_xml()
     _, err, _ = run(phone, f"am start -a android.intent.action.VIEW -d {documents}Documents%2Fnone.txt")
     assert err.startswith("Error: Activity not started, unable to resolve")  # no such document: no type
+
+
+def test_settings_app_list_follows_uninstalls(phone):
+    run(phone, "am start -a android.settings.MANAGE_APPLICATIONS_SETTINGS")
+    assert 'text="Markor"' in phone.ui_xml()
+    run(phone, f"pm uninstall {MARKOR}")
+    run(phone, "am start -a android.settings.MANAGE_APPLICATIONS_SETTINGS")
+    assert phone.current_activity() == ("com.android.settings", settings.ALL_APPS)
+    assert 'text="Markor"' not in phone.ui_xml() and 'text="Contacts"' in phone.ui_xml()

@@ -10,6 +10,7 @@ import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from droidrl.envs.sim import packages
 from droidrl.envs.sim.app import DEFAULT, App, Ctx, IntentFilter
 from droidrl.envs.sim.ui import (
     RADIO,
@@ -515,6 +516,11 @@ def _toggle_device(ctx: Ctx, address: str, connect: bool) -> None:
 # ---- apps ----------------------------------------------------------------------------------------
 
 
+def _installed(phone: Phone) -> list[App]:
+    """The apps user 0 has (`pm uninstall` takes an app off these lists; a disabled one stays)."""
+    return [app for app in phone.apps.values() if packages.installed(phone, app.package)]
+
+
 def apps_screen(ctx: Ctx) -> Screen:
     phone = ctx.phone
     recent = [pkg for pkg in reversed(phone.state.recents) if pkg in phone.apps and pkg != PACKAGE][:3]
@@ -523,14 +529,14 @@ def apps_screen(ctx: Ctx) -> Screen:
         rows.append(header("Recently opened apps"))
         for pkg in recent:
             rows.append(item(phone.apps[pkg].label, "0 min. ago", on_click=_opener(ctx, APP_INFO, package=pkg)))
-    rows.append(item(f"See all {len(phone.apps)} apps", on_click=_opener(ctx, ALL_APPS)))
+    rows.append(item(f"See all {len(_installed(phone))} apps", on_click=_opener(ctx, ALL_APPS)))
     rows.append(item("Default apps", "Chrome, Phone, and Messages"))
     rows.append(item("Special app access", "1 app can use unrestricted data"))
     return Screen(title="Apps", rows=rows, up=ctx.finish)
 
 
 def all_apps_screen(ctx: Ctx) -> Screen:
-    apps = sorted(ctx.phone.apps.values(), key=lambda a: a.label.lower())
+    apps = sorted(_installed(ctx.phone), key=lambda a: a.label.lower())
     rows = [
         item(
             app.label,
@@ -562,7 +568,7 @@ def _storage_sizes(ctx: Ctx, package: str) -> tuple[int, int, int]:
 
 def app_info_screen(ctx: Ctx) -> Screen:
     package = ctx.args["package"]
-    app = ctx.phone.apps.get(package)
+    app = ctx.phone.apps.get(package) if packages.installed(ctx.phone, package) else None
     if app is None:  # uninstalled while its page was open
         return Screen(title="App info", rows=[_footer("App not installed.")], up=ctx.finish)
     running = package in ctx.phone.state.tasks
