@@ -288,7 +288,8 @@ class Uri:
     def parse(cls, text: str) -> Uri:
         parts = urllib.parse.urlsplit(text)
         segments = tuple(urllib.parse.unquote(s) for s in parts.path.split("/") if s)
-        return cls(text, parts.netloc, segments, dict(urllib.parse.parse_qsl(parts.query)))
+        authority = parts.netloc if text.startswith(f"{parts.scheme}://") and parts.scheme else "null"
+        return cls(text, authority or "null", segments, dict(urllib.parse.parse_qsl(parts.query)))
 
 
 def _match(pattern: tuple[str, ...], segments: tuple[str, ...]) -> list[str] | None:
