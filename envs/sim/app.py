@@ -3,6 +3,7 @@
 An app is data: a table of activity name -> screen function. A screen function reads device state
 through `Ctx` and returns a `Screen` whose handlers change state through `Ctx`. Adding an app means
 writing one module in envs/sim/apps/ and listing it in `default_apps`; the phone core never changes.
+Its manifest's intent filters are a table too (`IntentFilter` rows), which `am start` resolves against.
 """
 
 from __future__ import annotations
