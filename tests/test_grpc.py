@@ -455,14 +455,15 @@ def test_droidrl_emulator_takes_android_envs_launch_flags_and_serves_grpc(tmp_pa
     assert "Saved snapshot 'clean' on exit" in output  # -snapshot NAME saves on exit, as the emulator does
 
     with socket.socket() as taken:
-        taken.bind(("127.0.0.1", grpc_port))
+        taken.bind(("127.0.0.1", 0))
         taken.listen()
+        busy_port = taken.getsockname()[1]
         busy = subprocess.run(
-            [emulator_script(), "-avd", "busy", "-grpc", str(grpc_port), "-no-window"],
+            [emulator_script(), "-avd", "busy", "-grpc", str(busy_port), "-ports", f"{console},{console + 1}"],
             env=env,
             capture_output=True,
             text=True,
             timeout=30,
         )
     assert busy.returncode == 1
-    assert f"-grpc: cannot listen on gRPC port {grpc_port}" in busy.stderr
+    assert f"-grpc: cannot listen on gRPC port {busy_port}" in busy.stderr
