@@ -469,3 +469,25 @@ def _read_until(proc: subprocess.Popen, text: bytes, timeout: float) -> bytes:
             break
         seen += line
     return seen
+
+
+@pytest.mark.adb
+def test_a_command_whose_client_went_away_stops(emulator: ThreadedEmulator, adb_server: AdbServer) -> None:
+    """Killing `adb shell 'sleep 60'` ends the sleep on the phone too (adbd hangs up on its process)."""
+    adb = [adb_server.adb_path, "-P", str(adb_server.port), "-s", emulator.serial]
+    mine = f"sh-{id(emulator.phone):x}"
+
+    def running() -> int:
+        return sum(t.name == mine for t in threading.enumerate())
+
+    sleeper = subprocess.Popen([*adb, "shell", "sleep 60"], env=adb_server.env)
+    deadline = time.monotonic() + 10
+    while not running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert running() == 1, "the command line did not run in a thread of its own"
+    sleeper.kill()
+    sleeper.wait()
+    deadline = time.monotonic() + 20
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(), "the sleep went on after its client had gone"

@@ -443,12 +443,15 @@ async def on_phone(phone: Phone, fn: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(_phone_worker(phone), call)
 
 
-async def run_command(phone: Phone, command: str) -> tuple[bytes, bytes, int]:
+async def run_command(
+    phone: Phone, command: str, hung_up: Callable[[], bool] | None = None
+) -> tuple[bytes, bytes, int]:
     """(stdout, stderr, exit code) of one command line; a crash of the simulated shell is exit code 1.
 
     The command line runs in a thread of its own under a `limits.Budget` (CPU time, memory); it takes
     the phone's lock only around its steps, so a `sleep` blocks neither other connections nor other
-    phones. If the caller is cancelled (the connection went away), the command line is killed.
+    phones. If the caller is cancelled (the connection went away), or `hung_up()` turns true (the host
+    closed the stream, e.g. `lambda: stream.closed`), the command line is killed as SIGHUP kills it.
     """
     key = id(phone)
     with _workers_lock:
@@ -481,6 +484,11 @@ async def run_command(phone: Phone, command: str) -> tuple[bytes, bytes, int]:
 
     threading.Thread(target=work, name=f"sh-{id(phone):x}", daemon=True).start()
     try:
+        while hung_up is not None and not done.done():
+            await asyncio.wait([done], timeout=0.2)
+            if hung_up():
+                budget.cancel()  # it ends at its next step; its output goes nowhere
+                break
         return await done
     except asyncio.CancelledError:
         budget.cancel()
@@ -502,12 +510,12 @@ def shell_service(args: list[str], command: str) -> Service:
             out = ShellV2Writer(stream, pty)
             if command:
                 stream.ignore_input()
-                await out.result(*await run_command(phone, command))
+                await out.result(*await run_command(phone, command, lambda: stream.closed))
             else:
                 await out.exit(await interactive_shell(phone, shell_v2_input(stream), out))
         elif command:
             stream.ignore_input()
-            stdout, stderr, _ = await run_command(phone, command)
+            stdout, stderr, _ = await run_command(phone, command, lambda: stream.closed)
             await stream.write(stdout)  # merged, in that order, without copying both into one buffer
             await stream.write(stderr)
         else:
@@ -522,7 +530,7 @@ def exec_service(command: str) -> Service:
 
     async def serve(stream: Stream, phone: Phone) -> None:
         stream.ignore_input()
-        stdout, stderr, _ = await run_command(phone, command)
+        stdout, stderr, _ = await run_command(phone, command, lambda: stream.closed)
         await stream.write(stdout)
         await stream.write(stderr)
 
