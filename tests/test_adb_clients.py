@@ -82,6 +82,22 @@ def test_debian_adb_push_beyond_the_storage_fails(emulator, adb_server, tmp_path
 
 
 @pytest.mark.adb
+def test_a_push_is_written_as_it_arrives(emulator, adb_server, tmp_path):
+    """A push costs the phone about the file's size in memory: no second copy of it is built on the way."""
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(32 * 1024 * 1024))
+    tracemalloc.start()
+    try:
+        push = adb_server.adb("-s", emulator.serial, "push", str(src), "/sdcard/big.bin")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert push.returncode == 0, push.stderr
+    assert peak < 1.5 * 32 * 1024 * 1024, f"a 32 MiB push took {peak / 2**20:.0f} MiB"
+    assert emulator.phone.fs.read("/sdcard/big.bin") == src.read_bytes()
+
+
+@pytest.mark.adb
 def test_a_fast_client_is_throttled_not_buffered(emulator, adb_server, monkeypatch):
     """64 MiB piped into `adb shell` while the shell is busy: adbd withholds OKAYs instead of buffering it."""
     release = threading.Event()

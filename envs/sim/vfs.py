@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import posixpath
 import sqlite3
@@ -259,29 +260,35 @@ class FileWriter:
     def __init__(self, fs: VirtualFS, path: str, mode: int) -> None:
         self.fs, self.path, self.mode = fs, path, mode
         self.committed = False
-        self._data = bytearray()
+        # BytesIO grows one bytes object and hands it over at commit without a copy, so a push costs
+        # about its size in memory, not twice that.
+        self._data = io.BytesIO()
+        self._size = 0
 
     def write(self, chunk: bytes) -> None:
         self.fs._check_space(self.path, len(chunk))
         self.fs._claimed += len(chunk)
-        self._data += chunk
+        self._data.write(chunk)
+        self._size += len(chunk)
 
     def commit(self, mtime: int | None = None) -> None:
         """Store what was written as the file's contents, with this mtime (None: now)."""
+        data = self._data.getvalue()
         self._release()
-        self.fs.write(self.path, self._data, self.mode, mtime)
-        self._data = bytearray()
+        self.fs.write(self.path, data, self.mode, mtime)
         self.committed = True
 
     def discard(self) -> None:
         """Give up: the partial file is removed, as adbd unlinks a failed push."""
         self._release()
-        self._data = bytearray()
         if self.fs.is_file(self.path):
             self.fs.remove(self.path)
 
     def _release(self) -> None:
-        self.fs._claimed -= len(self._data)
+        self.fs._claimed -= self._size
+        self._size = 0
+        data, self._data = self._data, io.BytesIO()
+        data.close()
 
 
 # ---- sqlite confinement -----------------------------------------------------------------------------
