@@ -198,6 +198,9 @@ def test_unknown_methods_are_unimplemented_and_bad_arguments_invalid(served) -> 
         client.emu.getBattery(empty_pb2.Empty())
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
     with pytest.raises(grpc.RpcError) as err:
+        next(client.emu.streamAudio(pb.AudioFormat()))
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    with pytest.raises(grpc.RpcError) as err:
         client.snap.PullSnapshot(snap_pb.SnapshotPackage(snapshot_id="x")).next()
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
     no_such = client.channel.unary_unary("/android.emulation.control.EmulatorController/noSuchMethod")
@@ -467,3 +470,15 @@ def test_droidrl_emulator_takes_android_envs_launch_flags_and_serves_grpc(tmp_pa
         )
     assert busy.returncode == 1
     assert f"-grpc: cannot listen on gRPC port {busy_port}" in busy.stderr
+
+
+def test_stream_screenshot_sends_a_frame_per_screen_change(served) -> None:
+    phone, client, _ = served
+    stream = client.emu.streamScreenshot(pb.ImageFormat(format=pb.ImageFormat.RGB888, width=108, height=240))
+    first = next(stream)
+    assert (first.format.width, first.format.height) == (108, 240)
+    phone.launch("com.android.settings")
+    second = next(stream)
+    assert second.seq > first.seq and second.image != first.image
+    stream.cancel()
+    assert client.emu.getStatus(empty_pb2.Empty()).booted

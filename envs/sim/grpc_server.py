@@ -12,7 +12,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from typing import TYPE_CHECKING
 
@@ -260,6 +260,16 @@ class EmulatorController(pb_grpc.EmulatorControllerServicer):
         reply.format.rotation.rotation = pb.Rotation.SkinRotation.PORTRAIT  # the emulator's physical pose
         return reply
 
+    def streamScreenshot(self, request: pb.ImageFormat, context: grpc.ServicerContext) -> Iterator[pb.Image]:
+        """The first frame at once, then a frame whenever the screen changes (checked every 125 ms)."""
+        version = None
+        while context.is_active() and self.run_state != pb.VmRunState.RunState.SHUTDOWN:
+            current = self.phone._version  # the phone's change counter
+            if current != version:
+                version = current
+                yield self.getScreenshot(request, context)
+            time.sleep(0.125)
+
     def framebuffer(self) -> Image.Image:
         """The display as the emulator's framebuffer holds it: the panel's native portrait orientation.
 
@@ -424,7 +434,7 @@ class GrpcServer:
         host: str = "127.0.0.1",
         read_only: bool = False,
         on_shutdown: Callable[[], object] = lambda: None,
-        workers: int = 8,
+        workers: int = 16,  # streams hold a worker each, as the emulator's synchronous service does
     ) -> None:
         self.phone = phone
         self.port = port
