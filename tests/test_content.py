@@ -472,3 +472,20 @@ def test_raw_contacts_without_projection_come_in_hash_map_order(phone):
     ]
     assert len(names) == 35 and names[-1] == "phonebook_bucket_alt"
     assert "display_name=Alice Johnson, sort_key=Alice Johnson" in row and "phonebook_bucket=1" in row
+
+
+def test_update_through_contacts_provider_views(phone):
+    ok(
+        phone,
+        "content update --uri content://com.android.contacts/data --bind data1:s:555-9999"
+        " --where \"mimetype='vnd.android.cursor.item/phone_v2' AND raw_contact_id=1\"",
+    )
+    assert ok(
+        phone, "content query --uri content://contacts/phones --projection display_name:number --where person=1"
+    ) == ("Row: 0 display_name=Alice Johnson, number=555-9999\n")
+    with phone.fs.sqlite(contacts.DB_PATH) as conn:  # phone_lookup follows the number
+        assert conn.execute("SELECT min_match FROM phone_lookup WHERE raw_contact_id = 1").fetchone() == ("9999555",)
+    ok(phone, "content update --uri content://com.android.contacts/raw_contacts/2 --bind starred:i:1")
+    assert ok(phone, "content query --uri content://contacts/people --projection name --where starred=1") == (
+        "Row: 0 name=Bob Martinez\nRow: 1 name=Carol Nguyen\n"
+    )

@@ -865,6 +865,14 @@ class ContactsProvider(Provider):
             else:
                 raise self.unknown(uri)
 
+    def update(self, phone: Any, uri: Uri, request: Request) -> None:
+        route, ids = self.route(uri)
+        with self.database(phone) as conn:
+            _run_route_update(conn, route, ids, request)
+            if route.table == "data":
+                for row in query_rows(conn, route, ids, _ids_only(request, "raw_contact_id")):
+                    _refresh_display_name(conn, row[0][1])
+
     def delete(self, phone: Any, uri: Uri, request: Request) -> None:
         route, ids = self.route(uri)
         with self.database(phone) as conn:
@@ -875,18 +883,27 @@ class ContactsProvider(Provider):
                     _run(conn, "DELETE FROM raw_contacts WHERE contact_id = ?", (contact_id,))
             elif route.table == "data":
                 touched = [r[-1][1] for r in query_rows(conn, route, ids, _ids_only(request, "raw_contact_id"))]
-                _run_route_delete(conn, route, ids, request.where, "data._id")
+                _run_route_delete(conn, route, ids, request.where)
                 for raw_id in set(touched):
                     _refresh_display_name(conn, raw_id)
             else:
-                _run_route_delete(conn, route, ids, request.where, "_id")
+                _run_route_delete(conn, route, ids, request.where)
 
 
 def _ids_only(request: Request, column: str = "_id") -> Request:
     return Request(request.verb, request.uri, projection=[column], where=request.where)
 
 
-def _run_route_delete(conn: sqlite3.Connection, route: Route, ids: list[str], where: str | None, key: str) -> None:
+def _run_route_update(conn: sqlite3.Connection, route: Route, ids: list[str], request: Request) -> None:
+    """Update the rows of `route.table` that the route's (joined) view selects, with the bound values."""
+    names = _column_names(request.values)
+    found = [r[0][1] for r in query_rows(conn, route, ids, Request("query", projection=["_id"], where=request.where))]
+    sql = f"UPDATE {route.table} SET {','.join(f'{n}=?' for n in names)} WHERE _id = ?"
+    for row_id in found:
+        _run(conn, sql, (*(_bound(v) for v in request.values.values()), row_id))
+
+
+def _run_route_delete(conn: sqlite3.Connection, route: Route, ids: list[str], where: str | None) -> None:
     """Delete the rows of `route.table` that the route's (joined) source selects."""
     found = [r[0][1] for r in query_rows(conn, route, ids, Request("query", projection=["_id"], where=where))]
     for row_id in found:
@@ -1021,7 +1038,7 @@ class LegacyContactsProvider(ContactsProvider):
                 for raw_id in found:
                     _run(conn, "DELETE FROM raw_contacts WHERE _id = ?", (raw_id,))
             else:
-                _run_route_delete(conn, route, ids, request.where, "data._id")
+                _run_route_delete(conn, route, ids, request.where)
 
     def update(self, phone: Any, uri: Uri, request: Request) -> None:
         raise ProviderError(
