@@ -1,6 +1,7 @@
 """The device side of the adb wire protocol (what adbd in an emulator speaks), serving a simulated `Phone`.
 
-Debian's real `adb` server and adbutils drive it over TCP exactly as they drive an emulator's adbd.
+Debian's real `adb` server (and adbutils through it) and the adb-shell package (straight to this port) drive
+it over TCP exactly as they drive an emulator's adbd, `adb root` and its restart included.
 """
 
 from __future__ import annotations
