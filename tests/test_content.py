@@ -489,3 +489,13 @@ def test_update_through_contacts_provider_views(phone):
     assert ok(phone, "content query --uri content://contacts/people --projection name --where starred=1") == (
         "Row: 0 name=Bob Martinez\nRow: 1 name=Carol Nguyen\n"
     )
+
+
+def test_data_and_contacts_without_projection_come_in_hash_map_order(phone):
+    data = ok(phone, "content query --uri content://com.android.contacts/data/2")
+    names = re.findall(r"(?:Row: 0 |, )([a-z_0-9]+)=", data)
+    assert len(names) == 84 and names[:3] == ["phonetic_name", "status_res_package", "custom_ringtone"]
+    assert "mimetype=vnd.android.cursor.item/phone_v2" in data and "data4=+16505550134" in data
+    contact = ok(phone, "content query --uri content://com.android.contacts/contacts/1")
+    names = re.findall(r"(?:Row: 0 |, )([a-z_0-9]+)=", contact)
+    assert len(names) == 36 and names[0] == "last_time_contacted" and names[-1] == "phonebook_bucket_alt"

@@ -706,49 +706,111 @@ _RAW_CONTACTS = _hash_map_order(
         *_cols("dirty sourceid backup_id version sync1 sync2 sync3 sync4", "raw_contacts."),
     ]
 )
-_DATA = (
-    ("_id", "data._id"),
-    ("raw_contact_id", "data.raw_contact_id"),
-    ("contact_id", "raw_contacts.contact_id"),
-    ("mimetype", "mimetypes.mimetype"),
-    ("is_primary", "data.is_primary"),
-    ("is_super_primary", "data.is_super_primary"),
-    ("is_read_only", "data.is_read_only"),
-    ("data_version", "data.data_version"),
-    *((f"data{i}", f"data.data{i}") for i in range(1, 16)),
-    *((f"data_sync{i}", f"data.data_sync{i}") for i in range(1, 5)),
-    ("display_name", "raw_contacts.display_name"),
-    ("display_name_alt", "raw_contacts.display_name_alt"),
-    ("starred", "raw_contacts.starred"),
-    ("account_name", "accounts.account_name"),
-    ("account_type", "accounts.account_type"),
-    ("lookup", "contacts.lookup"),
-    ("has_phone_number", "contacts.has_phone_number"),
-)
 _DATA_SOURCE = (
     "data JOIN mimetypes ON (mimetypes._id = data.mimetype_id)"
     " JOIN raw_contacts ON (raw_contacts._id = data.raw_contact_id)"
     " JOIN accounts ON (accounts._id = raw_contacts.account_id)"
     " LEFT OUTER JOIN contacts ON (contacts._id = raw_contacts.contact_id)"
 )
-_CONTACTS = (
-    ("_id", "contacts._id"),
+# sContactsColumns and the (always empty) presence columns, as view_contacts / view_data provide them.
+_CONTACT_COLUMNS = [
+    ("custom_ringtone", "contacts.custom_ringtone"),
     ("display_name", "raw_contacts.display_name"),
     ("display_name_alt", "raw_contacts.display_name_alt"),
     ("display_name_source", "raw_contacts.display_name_source"),
+    ("in_default_directory", "1"),
+    ("in_visible_group", "1"),
+    ("last_time_contacted", "0"),
+    ("lookup", "contacts.lookup"),
+    ("phonetic_name", "raw_contacts.phonetic_name"),
+    ("phonetic_name_style", "raw_contacts.phonetic_name_style"),
+    ("photo_id", "contacts.photo_id"),
+    ("photo_file_id", "contacts.photo_file_id"),
+    ("photo_uri", "NULL"),
+    ("photo_thumb_uri", "NULL"),
+    ("send_to_voicemail", "contacts.send_to_voicemail"),
+    ("sort_key_alt", "raw_contacts.sort_key_alt"),
     ("sort_key", "raw_contacts.sort_key"),
     ("phonebook_label", "raw_contacts.phonebook_label"),
-    ("name_raw_contact_id", "contacts.name_raw_contact_id"),
-    ("photo_id", "contacts.photo_id"),
-    ("custom_ringtone", "contacts.custom_ringtone"),
-    ("send_to_voicemail", "contacts.send_to_voicemail"),
-    ("times_contacted", "contacts.times_contacted"),
-    ("last_time_contacted", "contacts.last_time_contacted"),
+    ("phonebook_bucket", "raw_contacts.phonebook_bucket"),
+    ("phonebook_label_alt", "raw_contacts.phonebook_label_alt"),
+    ("phonebook_bucket_alt", "raw_contacts.phonebook_bucket_alt"),
     ("starred", "contacts.starred"),
     ("pinned", "contacts.pinned"),
+    ("times_contacted", "0"),
     ("has_phone_number", "contacts.has_phone_number"),
-    ("lookup", "contacts.lookup"),
     ("contact_last_updated_timestamp", "contacts.contact_last_updated_timestamp"),
+]
+_CONTACT_PRESENCE = [
+    (name, "NULL")
+    for name in [
+        "contact_presence",
+        "contact_chat_capability",
+        "contact_status",
+        "contact_status_ts",
+        "contact_status_res_package",
+        "contact_status_label",
+        "contact_status_icon",
+    ]
+]
+# sContactsProjectionMap over view_contacts.
+_CONTACTS = _hash_map_order(
+    [
+        ("_id", "contacts._id"),
+        ("has_phone_number", "contacts.has_phone_number"),
+        ("name_raw_contact_id", "contacts.name_raw_contact_id"),
+        ("is_user_profile", "0"),
+        *_CONTACT_COLUMNS[:24],
+        *_CONTACT_COLUMNS[25:],
+        *_CONTACT_PRESENCE,
+    ]
+)
+# sDataProjectionMap over view_data: data, presence, raw contact, contact and usage columns.
+_DATA = _hash_map_order(
+    [
+        ("_id", "data._id"),
+        ("raw_contact_id", "data.raw_contact_id"),
+        ("hash_id", "data.hash_id"),
+        ("contact_id", "raw_contacts.contact_id"),
+        ("name_raw_contact_id", "contacts.name_raw_contact_id"),
+        ("raw_contact_is_user_profile", "0"),
+        *((f"data{i}", f"data.data{i}") for i in range(1, 16)),
+        ("carrier_presence", "data.carrier_presence"),
+        ("preferred_phone_account_component_name", "data.preferred_phone_account_component_name"),
+        ("preferred_phone_account_id", "data.preferred_phone_account_id"),
+        ("data_version", "data.data_version"),
+        ("is_primary", "data.is_primary"),
+        ("is_super_primary", "data.is_super_primary"),
+        ("mimetype", "mimetypes.mimetype"),
+        ("res_package", "NULL"),
+        *((f"data_sync{i}", f"data.data_sync{i}") for i in range(1, 5)),
+        ("group_sourceid", "NULL"),
+        *(
+            (n, "NULL")
+            for n in [
+                "mode",
+                "chat_capability",
+                "status",
+                "status_ts",
+                "status_res_package",
+                "status_label",
+                "status_icon",
+            ]
+        ),
+        ("account_name", "accounts.account_name"),
+        ("account_type", "accounts.account_type"),
+        ("data_set", "accounts.data_set"),
+        (
+            "account_type_and_data_set",
+            "CASE WHEN accounts.data_set IS NULL THEN accounts.account_type"
+            " ELSE accounts.account_type||'/'||accounts.data_set END",
+        ),
+        *_cols("dirty sourceid backup_id version", "raw_contacts."),
+        *_CONTACT_COLUMNS,
+        *_CONTACT_PRESENCE,
+        ("times_used", "0"),
+        ("last_time_used", "0"),
+    ]
 )
 
 
