@@ -381,3 +381,32 @@ def test_rotation_90_draws_the_content_clockwise_on_the_panel(phone):
     assert services.logical_to_physical(phone, 2400, 1080) == (0, 2400)
     phone.put_setting("system", "user_rotation", "3")
     assert services.logical_to_physical(phone, 0, 0) == (0, 2400)  # display top-left: panel bottom-left
+
+
+def field_text(phone: Phone, key: str) -> str:
+    return next(n.text for w in phone.windows() for n in w.walk() if n.field == key)
+
+
+def test_long_press_toolbar_copies_cuts_and_pastes(phone):
+    phone.launch(sms.PACKAGE, sms.NEW_CONVERSATION)
+    field = next(n for w in phone.windows() for n in w.walk() if n.field == "address")
+    phone.long_press(*field.center)  # empty field, empty clipboard: nothing to offer
+    assert not [w for w in phone.windows() if w.kind == "text_toolbar"]
+    out(phone, "input text 5550123")
+    phone.long_press(*field.center)
+    toolbar = next(w for w in phone.windows() if w.kind == "text_toolbar")
+    assert [n.text for n in toolbar.children] == ["Cut", "Copy", "Select all"]
+    assert 'text="Copy"' in phone.ui_xml()
+    phone.tap_node(text="Copy")
+    assert services.clipboard(phone) == "5550123"
+    assert not [w for w in phone.windows() if w.kind == "text_toolbar"]  # an action closes it
+    phone.long_press(*field.center)
+    phone.tap_node(text="Cut")
+    assert field_text(phone, "address") == "" and services.clipboard(phone) == "5550123"
+    phone.long_press(*field.center)
+    assert [n.text for w in phone.windows() if w.kind == "text_toolbar" for n in w.children] == ["Paste"]
+    phone.tap_node(text="Paste")
+    assert field_text(phone, "address") == "5550123"
+    phone.long_press(*field.center)
+    out(phone, "input keyevent KEYCODE_BACK")  # any other input closes the toolbar
+    assert not [w for w in phone.windows() if w.kind == "text_toolbar"]

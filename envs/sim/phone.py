@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from droidrl.envs.device import check_snapshot_name
-from droidrl.envs.sim import keyboard, services, snapshot, systemui, uixml
+from droidrl.envs.sim import keyboard, selection, services, snapshot, systemui, uixml
 from droidrl.envs.sim.app import App, Ctx
 from droidrl.envs.sim.state import Activity, Focus, PhoneState
 from droidrl.envs.sim.ui import EDIT, SEEKBAR, Metrics, Node, Screen, layout_dialog, layout_screen
@@ -333,6 +333,9 @@ class Phone:
             windows.append(systemui.system_dialog(self))
         if ime:
             windows.append(keyboard.layout(self))
+            toolbar = selection.layout(self, next((n for n in fields if n.focused), None))
+            if toolbar is not None:  # the long-press Cut / Copy / Paste toolbar floats over the field
+                windows.append(toolbar)
         if self.state.toast:  # toasts float above the keyboard, as on a phone
             windows.append(systemui.toast(self, self.state.toast))
         return windows, screen
@@ -378,6 +381,7 @@ class Phone:
     def _begin_input(self) -> None:
         self.state.input_events += 1
         self.state.toast = None
+        selection.hide(self)  # any input closes the text-selection toolbar
         self.changed()
 
     def _interactive(self, node: Node) -> bool:
@@ -439,6 +443,7 @@ class Phone:
         elif node.cls == EDIT and node.field:
             self._focus(node.field)
             self.state.select_all = True
+            selection.show(self)
         self.changed()
 
     @_locked
