@@ -410,3 +410,17 @@ def test_long_press_toolbar_copies_cuts_and_pastes(phone):
     phone.long_press(*field.center)
     out(phone, "input keyevent KEYCODE_BACK")  # any other input closes the toolbar
     assert not [w for w in phone.windows() if w.kind == "text_toolbar"]
+
+
+def test_clipper_app_reads_the_clipboard_only_in_the_foreground():
+    from droidrl.envs.sim.apps import clipper, default_apps
+
+    phone = Phone(apps=[*default_apps(), clipper.APP])
+    out(phone, "am broadcast -a clipper.set -e text 'from the shell'")
+    assert 'result=0, data=""' in out(phone, "am broadcast -a clipper.get")  # Android 10+: not focused
+    out(phone, "am start -n ca.zgrs.clipper/ca.zgrs.clipper.Main")
+    assert "Clipper service is started!" in phone.ui_xml()
+    reply = out(phone, "am broadcast -a get")  # the receiver's short action names work too
+    assert adb_utils.extract_broadcast_data(reply) == "from the shell"
+    with pytest.raises(RuntimeError, match="foreground"):
+        adb_utils._extract_clipper_output(out(phone, "input keyevent KEYCODE_BACK; am broadcast -a clipper.get"))

@@ -207,12 +207,12 @@ def clipper_receive(phone: Any, action: str, extras: dict[str, str]) -> tuple[in
     clipper.set puts `text` on the clipboard and answers "Text is copied into clipboard."; clipper.get
     answers the clip's text. Both set result -1 (Activity.RESULT_OK), which android_world checks.
     """
-    if action == "clipper.set":
+    if action in ("clipper.set", "set"):
         if "text" not in extras:
             return 0, 'No text is provided. Use -e text "text to be pasted"'
         set_clipboard(phone, extras["text"])
         return -1, "Text is copied into clipboard."
-    if action == "clipper.get":
+    if action in ("clipper.get", "get"):
         # Android 10+ hands the clip only to the foreground app (or the IME): clipper must be on screen.
         on_screen = CLIPPER_PACKAGE not in phone.apps or phone.state.foreground == CLIPPER_PACKAGE
         text = clipboard(phone) if on_screen else None
