@@ -424,3 +424,38 @@ def test_clipper_app_reads_the_clipboard_only_in_the_foreground():
     assert adb_utils.extract_broadcast_data(reply) == "from the shell"
     with pytest.raises(RuntimeError, match="foreground"):
         adb_utils._extract_clipper_output(out(phone, "input keyevent KEYCODE_BACK; am broadcast -a clipper.get"))
+
+
+def test_droidrl_emulator_process_through_debian_adb(adb_server, tmp_path):
+    """The `droidrl-emulator` program on private ports, driven as a user would: `adb shell` and `adb emu`."""
+    from conftest import free_port_pair
+    from test_emulator_cli import EmulatorProcess
+
+    console = free_port_pair()
+    env = {**adb_server.env, "ANDROID_ADB_SERVER_PORT": str(adb_server.port)}
+    process = EmulatorProcess(["-avd", "AndroidWorldAvd", "-ports", f"{console},{console + 1}", "-no-window"], env)
+    try:
+        process.wait_for("Boot completed")
+        serial = f"emulator-{console}"
+        adb_server.wait_for_device(serial)
+
+        def adb(*args: str) -> str:
+            result = adb_server.adb("-s", serial, *args)
+            assert result.returncode == 0, result.stderr
+            return result.stdout.decode()
+
+        assert "zen_duration=0\n" in adb("shell", "settings", "list", "secure")
+        assert adb("emu", "sms", "send", "5550177", "hello from the console") == "OK\r\n"
+        inbox_rows = adb("shell", "content query --uri content://sms/inbox --projection address:body")
+        assert "address=5550177, body=hello from the console" in inbox_rows
+        assert adb("emu", "gsm", "call", "5550177") == "OK\r\n"
+        assert "mCallState=1" in adb("shell", "dumpsys", "telephony.registry")
+        assert adb("emu", "gsm", "list") == "inbound from 5550177    : incoming\r\nOK\r\n"
+        assert adb("emu", "gsm", "cancel", "5550177") == "OK\r\n"
+        assert "mCallState=0" in adb("shell", "dumpsys", "telephony.registry")
+        adb("shell", "settings put system accelerometer_rotation 0; settings put system user_rotation 1")
+        png = adb_server.adb("-s", serial, "exec-out", "screencap", "-p").stdout
+        assert Image.open(io.BytesIO(png)).size == (2400, 1080)
+        assert adb("shell", "wm", "size") == "Physical size: 1080x2400\n"
+    finally:
+        process.kill()
