@@ -266,7 +266,7 @@ def cmd_play(args: argparse.Namespace) -> int:
 
     try:
         task = make_task(args.task, args.seed)
-        env = AndroidEnv(interruptions=args.interruptions)
+        env = AndroidEnv(interruptions=args.interruptions, timings=True)
     except (KeyError, ValueError) as err:
         raise CliError(str(err).strip("'\"")) from None
     obs, info = env.reset(options={"task": task})

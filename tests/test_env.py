@@ -41,6 +41,13 @@ def test_check_env_passes_with_timings_off() -> None:
     check_env(env.unwrapped, skip_render_check=False)
 
 
+def test_check_env_passes_with_default_options() -> None:
+    # What a newcomer runs first: the registered id, nothing set (timings are opt-in for that reason).
+    check_env(gym.make(droidrl.envs.ENV_ID).unwrapped)
+    with pytest.raises(AssertionError, match="Deterministic step info"):
+        check_env(gym.make(droidrl.envs.ENV_ID, timings=True).unwrapped)
+
+
 def test_gymnasium_make_with_the_registered_id() -> None:
     env = gym.make(droidrl.envs.ENV_ID, task=WIFI_OFF, pixel_budget=100_000)
     obs, info = env.reset(seed=3)
@@ -85,7 +92,7 @@ def test_step_before_reset_and_after_the_end_asks_for_reset() -> None:
 
 
 def test_expert_episode_through_text_actions_scores_one() -> None:
-    env = AndroidEnv(task=WIFI_OFF)
+    env = AndroidEnv(task=WIFI_OFF, timings=True)
     _, info = env.reset(seed=5)
     assert info["timings"]["restore_s"] >= 0 and "setup_s" in info["timings"]
     steps = _play_expert(env)
@@ -178,7 +185,7 @@ def test_json_actions_when_configured() -> None:
 
 
 def test_reset_restores_a_dirty_device_exactly() -> None:
-    env = AndroidEnv(task=WIFI_OFF)
+    env = AndroidEnv(task=WIFI_OFF, timings=True)
     env.reset(seed=2)
     clean = device_fingerprint(env.device)
     _play_expert(env)
