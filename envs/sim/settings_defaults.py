@@ -2,7 +2,8 @@
 
 Keys and values follow a Google APIs x86_64 image of Android 13 (sdk_gphone64_x86_64) after its first boot:
 SettingsProvider's defaults (DatabaseHelper, defaults.xml with the emulator's overlays) plus what system
-services, SystemUI and the preinstalled Google apps write while booting. `settings reset` returns to these.
+services, SystemUI and the preinstalled Google apps write while booting, and what android_world's one-time
+setup of its AVD leaves (Simple SMS Messenger as the default SMS app). `settings reset` returns to these.
 """
 
 from __future__ import annotations
@@ -152,6 +153,7 @@ silence_gesture=0
 skip_first_use_hints=0
 skip_gesture=0
 sleep_timeout=-1
+sms_default_application=com.simplemobiletools.smsmessenger
 speak_password=1
 spell_checker_enabled=1
 sync_parent_sounds=0
