@@ -499,3 +499,18 @@ def test_data_and_contacts_without_projection_come_in_hash_map_order(phone):
     contact = ok(phone, "content query --uri content://com.android.contacts/contacts/1")
     names = re.findall(r"(?:Row: 0 |, )([a-z_0-9]+)=", contact)
     assert len(names) == 36 and names[0] == "last_time_contacted" and names[-1] == "phonebook_bucket_alt"
+
+
+def test_call_reaches_the_settings_provider(phone):
+    assert ok(phone, "content call --uri content://settings --method GET_system --arg screen_brightness") == (
+        "Result: Bundle[{value=102}]\n"
+    )
+    assert ok(phone, "content call --uri content://settings --method PUT_secure --arg h2_call --extra value:s:7") == (
+        "Result: null\n"
+    )
+    assert ok(phone, "settings get secure h2_call") == "7\n"
+    assert ok(phone, "content call --uri content://settings --method GET_global --arg nosuch") == (
+        "Result: Bundle[{value=null}]\n"
+    )
+    out, _, _ = sh(phone, "content call --uri content://settings")
+    assert out.endswith("[ERROR] Content provider method not specified.\n")

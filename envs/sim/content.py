@@ -258,7 +258,9 @@ def parse(args: list[str]) -> Request:
             column, v = _binding(next(rest, None))
             request.values[column] = v
         elif option == "--extra":
-            _binding(next(rest, None))  # extras reach no simulated provider
+            column, v = _binding(next(rest, None))
+            if verb == "call":  # the Bundle a provider method gets; other verbs' extras reach no provider
+                request.values[column] = v
         elif option == "--method":
             request.method = value(option)
         elif option == "--arg":
@@ -579,6 +581,10 @@ class Provider:
         return ProviderError("java.lang.UnsupportedOperationException", f"Cannot {verb} that URL: {uri.text}")
 
     types: tuple[tuple[tuple[str, ...], str], ...] = ()  # URI pattern -> what getType answers
+
+    def call(self, phone: Any, uri: Uri, request: Request) -> str:
+        """ContentProvider.call: the Bundle's toString, or "null"; providers without methods answer null."""
+        return "null"
 
     def get_type(self, uri: Uri) -> str | None:
         for pattern, mime in self.types:
@@ -1506,6 +1512,20 @@ class SettingsProvider(Provider):
                 rows.sort(key=lambda r: str(dict(r).get(column, "")), reverse=request.sort.upper().endswith("DESC"))
         return rows
 
+    def call(self, phone: Any, uri: Uri, request: Request) -> str:
+        """SettingsProvider.call: GET_<table> answers Bundle[{value=...}], PUT_<table> and DELETE_<table> change it."""
+        verb, _, table = (request.method or "").partition("_")
+        if table not in ("system", "secure", "global") or request.arg is None:
+            return "null"
+        if verb == "GET":
+            return f"Bundle[{{value={phone.list_settings(table).get(request.arg, 'null')}}}]"
+        if verb == "PUT":
+            phone.put_setting(table, request.arg, _setting_text(request.values.get("value")))
+        elif verb == "DELETE":
+            phone.delete_setting(table, request.arg)
+            return "Bundle[{result=1}]"
+        return "null"
+
     def get_type(self, uri: Uri) -> str | None:
         table, name = self._target(uri, None, support_all=True)
         return f"vnd.android.cursor.{'item' if name else 'dir'}/{table}"
@@ -1642,7 +1662,7 @@ def _execute(phone: Any, request: Request, uri: Uri, stdout: Callable[[str], Non
         mime = provider.get_type(uri)
         stdout(f"Result: {mime if mime is not None else 'null'}\n")
     elif request.verb == "call":
-        raise ProviderError("java.lang.IllegalArgumentException", f"Unsupported method: {request.method}")
+        stdout(f"Result: {provider.call(phone, uri, request)}\n")
     else:  # read / write: no simulated provider serves files
         raise ProviderError("java.io.FileNotFoundException", f"No files supported by provider at {uri.text}")
 
