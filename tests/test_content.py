@@ -514,3 +514,17 @@ def test_call_reaches_the_settings_provider(phone):
     )
     out, _, _ = sh(phone, "content call --uri content://settings")
     assert out.endswith("[ERROR] Content provider method not specified.\n")
+
+
+def test_legacy_people_insert_and_update(phone):
+    ok(phone, "content insert --uri content://contacts/people --bind name:s:'Ada Lovelace'")
+    ok(phone, "content insert --uri content://contacts/people/7/phones --bind number:s:555-0177 --bind type:i:2")
+    ok(phone, "content update --uri content://contacts/people/7 --bind starred:i:1")
+    ok(phone, "content update --uri content://contacts/phones --bind number:s:555-0178 --where person=7")
+    assert ok(
+        phone, "content query --uri content://contacts/phones --projection name:number:type:starred --where person=7"
+    ) == ("Row: 0 name=Ada Lovelace, number=555-0178, type=2, starred=1\n")
+    ok(phone, "content update --uri content://contacts/people/1 --bind name:s:'Alicia Johnson'")
+    assert ok(phone, "content query --uri content://contacts/people/1 --projection display_name") == (
+        "Row: 0 display_name=Alicia Johnson\n"
+    )

@@ -1109,10 +1109,28 @@ class LegacyContactsProvider(ContactsProvider):
                 _run_route_delete(conn, route, ids, request.where)
 
     def update(self, phone: Any, uri: Uri, request: Request) -> None:
-        raise ProviderError(
-            "java.lang.UnsupportedOperationException",
-            f"URI: {uri.text}{CALLER}",
-        )
+        """LegacyApiSupport's updates: a person's starred/ringtone/voicemail/name, a phone's number/type/label."""
+        route, ids = self.route(uri)
+        people = {"starred", "custom_ringtone", "send_to_voicemail", "name"}
+        phones = {"number": "data1", "type": "data2", "label": "data3"}
+        with self.database(phone) as conn:
+            if route.table == "raw_contacts":
+                rows = [r[0][1] for r in query_rows(conn, route, ids, _ids_only(request))]
+                values = {k: v for k, v in request.values.items() if k in people}
+                name = values.pop("name", None)
+                for raw_id in rows:
+                    if values:
+                        _run_route_update(conn, route, [str(raw_id)], Request("update", values=values))
+                    if name is not None:
+                        conn.execute(
+                            "UPDATE data SET data1 = ? WHERE raw_contact_id = ? AND mimetype_id = ?",
+                            (str(name), raw_id, contacts.mimetype_ids(conn)[contacts.NAME]),
+                        )
+                        _refresh_display_name(conn, raw_id)
+            else:
+                values = {phones[k]: v for k, v in request.values.items() if k in phones}
+                if values:
+                    _run_route_update(conn, route, ids, Request("update", values=values, where=request.where))
 
 
 # ---- telephony: sms and mms-sms --------------------------------------------------------------------------
