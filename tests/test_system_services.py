@@ -350,6 +350,10 @@ def test_console_gsm_and_sms_replies(emulator, adb_server):
     emu("sms", "send", "5550199", "two\\nlines")
     assert inbox(phone)[-1][:2] == ("5550199", "two\nlines")
     assert "KO: bad phone number format, must be [+](0-9)*" in emu("sms", "send", "abc", "hi")
+    assert emu("gsm", "data", "off") == "OK\r\n"
+    assert emu("gsm", "status") == "gsm voice state: home\r\ngsm data state:  unregistered\r\nOK\r\n"
+    assert emu("gsm", "signal", "40") == "KO: invalid RSSI - must be 0..31 or 99\r\n"
+    assert emu("gsm", "busy", "5551234") == "KO: no current outbound call to number '5551234' (call (nil))\r\n"
 
 
 def test_ended_calls_show_in_the_call_log_provider(phone):

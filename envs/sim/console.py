@@ -457,7 +457,89 @@ async def do_gsm_status(session: ConsoleSession, args: str | None) -> bool:
     if args is not None:
         session.write("KO: no argument required\r\n")
         return False
-    session.write("gsm voice state: home\r\ngsm data state:  home\r\n")
+    modem = services.modem(session.console.phone)
+    session.write(f"gsm voice state: {modem['voice']}\r\ngsm data state:  {modem['data']}\r\n")
+    return True
+
+
+async def do_gsm_busy(session: ConsoleSession, args: str | None) -> bool:
+    if args is None:
+        session.write("KO: missing argument, try 'gsm busy <phonenumber>'\r\n")
+        return False
+    # Only an outbound (dialled) call can be busy; the phone's calls are all inbound.
+    session.write(f"KO: no current outbound call to number '{args}' (call (nil))\r\n")
+    return False
+
+
+def _registration(kind: str) -> Handler:
+    """`gsm data|voice STATE`: the modem's registration state, one of _GSM_STATES."""
+
+    async def handler(session: ConsoleSession, args: str | None) -> bool:
+        if args is None:
+            session.write(f"KO: missing argument, try 'gsm {kind} <state>'\r\n")
+            return False
+        state = dict(_GSM_STATE_ALIASES).get(args, args)
+        if state not in dict(_GSM_STATES):
+            # sic: the emulator says "data" for both
+            session.write(f"KO: bad GSM data state name, try 'help gsm {kind}' for list of valid values\r\n")
+            return False
+        services.modem(session.console.phone)[kind] = state
+        return True
+
+    return handler
+
+
+async def do_gsm_meter(session: ConsoleSession, args: str | None) -> bool:
+    if args is None:
+        session.write("KO: missing argument, try 'gsm meter <on|off>'\r\n")
+        return False
+    if args not in ("on", "off"):
+        session.write("KO: bad GSM meter state name, try 'help gsm meter' for list of valid values\r\n")
+        return False
+    return True
+
+
+def _leading_int(text: str) -> tuple[int, str] | None:
+    """strtol: an optionally signed decimal number at the start of `text` and what follows, or None."""
+    digits = len(text) - len(text.lstrip("+-"))
+    end = digits
+    while end < len(text) and text[end].isdigit():
+        end += 1
+    if end == digits or digits > 1:
+        return None
+    return int(text[:end]), text[end:]
+
+
+async def do_gsm_signal(session: ConsoleSession, args: str | None) -> bool:
+    values, rest = [], (args or "").strip(" \t")
+    while rest and len(values) < 2:
+        parsed = _leading_int(rest)
+        if parsed is None:
+            session.write(f"KO: argument '{rest}' is not a number\n")  # sic: no \r
+            return False
+        value, rest = parsed
+        values.append(value)
+        rest = rest.lstrip(" \t")
+    if not values:
+        session.write("KO: not enough arguments: see 'help gsm signal' for details\r\n")
+        return False
+    if not (0 <= values[0] <= 31 or values[0] == 99):
+        session.write("KO: invalid RSSI - must be 0..31 or 99\r\n")
+        return False
+    if len(values) > 1 and not (0 <= values[1] <= 7 or values[1] == 99):
+        session.write("KO: invalid BER - must be 0..7 or 99\r\n")
+        return False
+    return True
+
+
+async def do_gsm_signal_profile(session: ConsoleSession, args: str | None) -> bool:
+    parsed = _leading_int(args or "")
+    if parsed is None:
+        session.write(f"KO: argument '{args or ''}' is not a number\r\n")
+        return False
+    if not 0 <= parsed[0] <= 4:
+        session.write("KO: invalid signal strength - must be 0..4\r\n")
+        return False
     return True
 
 
@@ -552,6 +634,26 @@ AVD_COMMANDS = (
         subcommands=SNAPSHOT_COMMANDS,
     ),
 )
+_GSM_STATES = (
+    ("unregistered", "no network available"),
+    ("home", "on local network, non-roaming"),
+    ("roaming", "on roaming network"),
+    ("searching", "searching networks"),
+    ("denied", "emergency calls only"),
+)
+_GSM_STATE_ALIASES = (("off", "unregistered"), ("on", "home"))
+
+
+def _gsm_state_help(kind: str) -> str:
+    rows = [*_GSM_STATES, ("off", "same as 'unregistered'"), ("on", "same as 'home'")]
+    return (
+        f"the 'gsm {kind} <state>' allows you to change the state of your GPRS connection\r\n"
+        "valid values for <state> are the following:\r\n\r\n"
+        + "".join(f"  {name:<15} {text}\r\n" for name, text in rows)
+        + "\r\n"
+    )
+
+
 GSM_COMMANDS = (
     Command(
         "list",
@@ -564,6 +666,13 @@ GSM_COMMANDS = (
         "create inbound phone call",
         "'gsm call <phonenumber>' allows you to simulate a new inbound call\r\n",
         handler=do_gsm_call,
+    ),
+    Command(
+        "busy",
+        "close waiting outbound call as busy",
+        "'gsm busy <remoteNumber>' closes an outbound call, reporting\r\n"
+        "the remote phone as busy. only possible if the call is 'waiting'.\r\n",
+        handler=do_gsm_busy,
     ),
     Command(
         "hold",
@@ -585,11 +694,34 @@ GSM_COMMANDS = (
         "'gsm cancel <phonenumber>' allows you to simulate the end of an inbound or outbound call\r\n",
         handler=do_gsm_cancel,
     ),
+    Command("data", "modify data connection state", _gsm_state_help("data"), handler=_registration("data")),
+    Command(
+        "meter",
+        "modify mobile data meterness",
+        "the 'gsm meter <on|off>' allows you to change the meterness of your mobile data plan\r\n\r\n",
+        handler=do_gsm_meter,
+    ),
+    Command("voice", "modify voice connection state", _gsm_state_help("voice"), handler=_registration("voice")),
     Command(
         "status",
         "display GSM status",
         "'gsm status' displays the current state of the GSM emulation\r\n",
         handler=do_gsm_status,
+    ),
+    Command(
+        "signal",
+        "set sets the rssi and ber",
+        "'gsm signal <rssi> [<ber>]' changes the reported strength and error rate on next (15s) update.\r\n"
+        "rssi range is 0..31 and 99 for unknown\r\n"
+        "ber range is 0..7 percent and 99 for unknown\r\n",
+        handler=do_gsm_signal,
+    ),
+    Command(
+        "signal-profile",
+        "set the signal strength profile",
+        "'gsm signal-profile <strength>' changes the reported strength on next (15s) update.\r\n"
+        "strength range is 0..4\r\n",
+        handler=do_gsm_signal_profile,
     ),
 )
 GSM = Command(

@@ -225,6 +225,11 @@ CALL_STATE_IDLE, CALL_STATE_RINGING, CALL_STATE_OFFHOOK = 0, 1, 2
 GSM_NUMBER_CHARS = set("0123456789+#")
 
 
+def modem(phone: Any) -> dict[str, str]:
+    """The modem's voice and data registration states (`gsm voice|data`), "home" until changed."""
+    return _services(phone).setdefault("modem", {"voice": "home", "data": "home"})
+
+
 def calls(phone: Any) -> list[dict[str, Any]]:
     """The modem's current calls, oldest first: {"number", "dir" ("inbound"|"outbound"), "state"}."""
     return _services(phone).setdefault("calls", [])
