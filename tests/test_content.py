@@ -528,3 +528,7 @@ def test_legacy_people_insert_and_update(phone):
     assert ok(phone, "content query --uri content://contacts/people/1 --projection display_name") == (
         "Row: 0 display_name=Alicia Johnson\n"
     )
+    phone.launch(contacts.PACKAGE)  # the app shows and edits the new name
+    phone.tap_node(text="Alicia Johnson")
+    phone.tap_node(desc="Edit contact")
+    assert phone.find(rid="first_name").text == "Alicia"

@@ -1122,9 +1122,16 @@ class LegacyContactsProvider(ContactsProvider):
                     if values:
                         _run_route_update(conn, route, [str(raw_id)], Request("update", values=values))
                     if name is not None:
+                        given, family = contacts._split_name(str(name))  # as NameSplitter fills the name row
                         conn.execute(
-                            "UPDATE data SET data1 = ? WHERE raw_contact_id = ? AND mimetype_id = ?",
-                            (str(name), raw_id, contacts.mimetype_ids(conn)[contacts.NAME]),
+                            "UPDATE data SET data1 = ?, data2 = ?, data3 = ? WHERE raw_contact_id = ? AND mimetype_id = ?",
+                            (
+                                str(name),
+                                given or None,
+                                family or None,
+                                raw_id,
+                                contacts.mimetype_ids(conn)[contacts.NAME],
+                            ),
                         )
                         _refresh_display_name(conn, raw_id)
             else:
