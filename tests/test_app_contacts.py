@@ -91,7 +91,8 @@ def test_database_is_a_real_sqlite_file_at_the_provider_path(phone, tmp_path):
     # AOSP's tables and mimetype ids (ContactsDatabaseHelper.COMMON_MIME_TYPES order); one aggregate each.
     tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"accounts", "contacts", "raw_contacts", "data", "mimetypes", "phone_lookup"} <= tables
-    assert conn.execute("SELECT _id FROM mimetypes WHERE mimetype = 'vnd.android.cursor.item/phone_v2'").fetchone() == (5,)
+    phone_mimetype = conn.execute("SELECT _id FROM mimetypes WHERE mimetype = 'vnd.android.cursor.item/phone_v2'")
+    assert phone_mimetype.fetchone() == (5,)
     assert conn.execute(
         "SELECT c.has_phone_number, c.starred, r.account_id FROM contacts c JOIN raw_contacts r ON r.contact_id = c._id"
         " WHERE r.display_name = 'Carol Nguyen'"

@@ -1124,7 +1124,8 @@ class LegacyContactsProvider(ContactsProvider):
                     if name is not None:
                         given, family = contacts._split_name(str(name))  # as NameSplitter fills the name row
                         conn.execute(
-                            "UPDATE data SET data1 = ?, data2 = ?, data3 = ? WHERE raw_contact_id = ? AND mimetype_id = ?",
+                            "UPDATE data SET data1 = ?, data2 = ?, data3 = ?"
+                            " WHERE raw_contact_id = ? AND mimetype_id = ?",
                             (
                                 str(name),
                                 given or None,
