@@ -77,6 +77,7 @@ EDITOR_FIELDS = [
 FIELD_KEYS = [key for key, _, _ in EDITOR_FIELDS]
 EMPTY_CONTACT_TOAST = "Can't save an empty contact"
 
+
 def _digits_sql(column: str) -> str:
     """SQL for a number with its separators dropped ("+1 (650) 555-0134" -> "+16505550134")."""
     for sep in " -().":
