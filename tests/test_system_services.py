@@ -381,10 +381,18 @@ def test_wm_user_rotation_and_settings_validation(phone):
 def test_rotation_90_draws_the_content_clockwise_on_the_panel(phone):
     """Display.getRotation: at ROTATION_90 the graphics are turned 90 degrees clockwise on the panel."""
     phone.put_setting("system", "user_rotation", "1")
-    assert services.logical_to_physical(phone, 0, 0) == (1080, 0)  # display top-left: panel top-right
-    assert services.logical_to_physical(phone, 2400, 1080) == (0, 2400)
+    assert services.logical_to_physical(phone, 0, 0) == (1079, 0)  # display top-left: panel top-right
+    assert services.logical_to_physical(phone, 2399, 1079) == (0, 2399)
     phone.put_setting("system", "user_rotation", "3")
-    assert services.logical_to_physical(phone, 0, 0) == (0, 2400)  # display top-left: panel bottom-left
+    assert services.logical_to_physical(phone, 0, 0) == (0, 2399)  # display top-left: panel bottom-left
+    # pixel-exact: the landscape screenshot turned onto the panel puts each pixel where touches map it
+    phone.put_setting("system", "user_rotation", "1")
+    shot = phone.screenshot()
+    panel = shot.transpose(Image.Transpose.ROTATE_270)  # content turned clockwise onto the portrait panel
+    assert panel.size == (1080, 2400)
+    for lx, ly in [(0, 0), (2399, 0), (37, 1079), (1200, 500)]:
+        px, py = services.logical_to_physical(phone, lx, ly)
+        assert panel.getpixel((px, py)) == shot.getpixel((lx, ly))
 
 
 def field_text(phone: Phone, key: str) -> str:

@@ -44,7 +44,7 @@ def physical_to_logical(phone: Any, x: float, y: float) -> tuple[float, float]:
     clockwise on the panel (Display.getRotation: the opposite of how the device was turned), so at
     ROTATION_90 the top-left of the landscape display sits at the panel's top-right corner.
     """
-    w, h = phone.width, phone.height
+    w, h = phone.width - 1, phone.height - 1  # pixel indices: the last column/row is w-1/h-1
     r = rotation(phone)
     if r == 1:
         return y, w - x
@@ -57,7 +57,7 @@ def physical_to_logical(phone: Any, x: float, y: float) -> tuple[float, float]:
 
 def logical_to_physical(phone: Any, x: float, y: float) -> tuple[float, float]:
     """The inverse of `physical_to_logical`: where a display point sits on the portrait panel."""
-    w, h = phone.width, phone.height
+    w, h = phone.width - 1, phone.height - 1
     r = rotation(phone)
     if r == 1:
         return w - y, x
