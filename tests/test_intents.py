@@ -515,3 +515,16 @@ def test_settings_app_list_follows_uninstalls(phone):
     run(phone, "am start -a android.settings.MANAGE_APPLICATIONS_SETTINGS")
     assert phone.current_activity() == ("com.android.settings", settings.ALL_APPS)
     assert 'text="Markor"' not in phone.ui_xml() and 'text="Contacts"' in phone.ui_xml()
+
+
+def test_bare_package_needs_a_default_launcher_filter(phone):
+    # as `am start org.mozilla.fenix` answers on a device: the launcher filter has no CATEGORY_DEFAULT
+    out, err, code = run(phone, f"am start {MARKOR}")
+    intent = f"act=android.intent.action.MAIN cat=[android.intent.category.LAUNCHER] pkg={MARKOR}"
+    assert (out, code) == (f"Starting: Intent {{ {intent} }}\n", 0)
+    assert err == (
+        "Error: Activity not started, unable to resolve Intent { act=android.intent.action.MAIN "
+        f"cat=[android.intent.category.LAUNCHER] {NEW_TASK} pkg={MARKOR} }}\n"
+    )
+    assert run(phone, "am start com.android.settings")[1] == ""  # Settings' filter has it
+    assert phone.current_activity() == ("com.android.settings", settings.MAIN)
