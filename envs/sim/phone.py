@@ -36,9 +36,9 @@ LAUNCHER = "com.google.android.apps.nexuslauncher"
 KEYCODE_HOME, KEYCODE_BACK, KEYCODE_ENTER, KEYCODE_DEL = 3, 4, 66, 67
 KEYCODE_APP_SWITCH, KEYCODE_CTRL_LEFT, KEYCODE_CTRL_RIGHT = 187, 113, 114
 KEYCODE_FORWARD_DEL, KEYCODE_ESCAPE, KEYCODE_SPACE, KEYCODE_A = 112, 111, 62, 29
-
-
 KEYCODE_PASTE = 279
+
+
 def default_settings() -> dict[str, dict[str, str]]:
     """Settings values of a freshly booted API 33 emulator image (the full `settings list` tables)."""
     from droidrl.envs.sim.settings_defaults import stock_settings
