@@ -47,9 +47,10 @@ def annotate(screenshot: np.ndarray, action: Action | None) -> Image.Image:
     return image
 
 
-def _png(image: Image.Image) -> bytes:
-    scale = THUMB_WIDTH / image.width
-    thumb = image.resize((THUMB_WIDTH, max(1, int(image.height * scale))), Image.Resampling.BILINEAR)
+def thumbnail_png(image: Image.Image, width: int = THUMB_WIDTH) -> bytes:
+    """`image` scaled to `width` pixels wide (aspect kept), as PNG bytes."""
+    scale = width / image.width
+    thumb = image.resize((width, max(1, int(image.height * scale))), Image.Resampling.BILINEAR)
     buffer = io.BytesIO()
     thumb.save(buffer, format="PNG")
     return buffer.getvalue()
@@ -63,14 +64,14 @@ def write_episode_html(
     cards = []
     for i, step in enumerate(steps):
         name = f"step_{i:03d}.png"
-        (out_dir / name).write_bytes(_png(annotate(step.screenshot, step.parsed)))
+        (out_dir / name).write_bytes(thumbnail_png(annotate(step.screenshot, step.parsed)))
         status = "ok" if step.valid else f"invalid: {html.escape(step.reason or '')}"
         cards.append(
             f'<figure><img src="{name}" alt="step {i}"><figcaption><b>{i + 1}.</b> '
             f"<code>{html.escape(step.action_text)}</code><br><small>{html.escape(step.app)} · {status}"
             f" · reward {step.reward:g}</small></figcaption></figure>"
         )
-    (out_dir / "final.png").write_bytes(_png(Image.fromarray(final)))
+    (out_dir / "final.png").write_bytes(thumbnail_png(Image.fromarray(final)))
     cards.append('<figure><img src="final.png" alt="final screen"><figcaption>final screen</figcaption></figure>')
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from droidrl.rollout.agent import Agent
 from droidrl.rollout.collector import Collector, CollectorConfig, Group, TaskInstance
@@ -111,10 +113,13 @@ async def evaluate(
     step: int,
     concurrency: int,
     run_id: str = "eval",
+    records: Path | None = None,
 ) -> EvalResult:
     """Play every instance `samples` times with `agent` (its own sampling settings) and count successes.
 
     A separate collector with no staleness bound: evaluation never holds back or counts toward training.
+    `records`: a Parquet path where the episodes are kept (turn records, as training's rollouts/), for
+    the report's trajectory viewer.
     """
     config = CollectorConfig(
         group_size=samples,
@@ -127,4 +132,8 @@ async def evaluate(
     groups = await collector.collect(instances)
     result = summarise(groups, step, time.perf_counter() - started)
     result.dropped_groups = collector.stats.groups_dropped
+    if records is not None and groups:
+        from droidrl.rollout.records import write_groups
+
+        await asyncio.to_thread(write_groups, groups, records, f"{run_id}-{step}", step)
     return result
