@@ -311,7 +311,7 @@ def cmd_model_init(args: argparse.Namespace) -> int:
 def cmd_rollout(args: argparse.Namespace) -> int:
     import asyncio
 
-    from droidrl.rollout.run import RolloutConfig, run_rollout
+    from droidrl.rollout.run import RolloutConfig
 
     model = args.model
     if model is None:
@@ -340,9 +340,26 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         raise CliError(str(err)) from None
     with Progress(console=console, transient=True) as progress:
         bar = progress.add_task(f"{config.tasks} groups x {config.group_size} episodes", total=config.tasks)
-        summary = asyncio.run(run_rollout(config, on_group=lambda group: progress.advance(bar)))
+        summary = asyncio.run(_rollout(config, on_group=lambda group: progress.advance(bar)))
     _print_rollout(summary)
     return 0
+
+
+async def _rollout(config, on_group):
+    from droidrl.cluster.launch import build_engine, engine_kind, open_pool
+    from droidrl.rollout.run import run_rollout
+
+    kind = engine_kind(config.engine)
+    engine = await build_engine(kind, config.model, config.phones)
+    try:
+        screenshots = config.observation != "xml"
+        pool = await open_pool(config.phones, screenshots, config.ray, 32, {}, health_interval_s=None)
+        try:
+            return await run_rollout(config, engine, kind, pool, on_group=on_group)
+        finally:
+            pool.close()
+    finally:
+        await engine.close()
 
 
 def _print_rollout(summary) -> None:

@@ -18,9 +18,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from droidrl.cluster.launch import train
 from droidrl.trainer.config import load_config
 from droidrl.trainer.evaluation import difference_interval, wilson_interval
-from droidrl.trainer.loop import Events, prepare_policy, train
+from droidrl.trainer.loop import Events, prepare_policy
 
 GRPO = [
     "algorithm.advantage.task_normalize=false",

@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 from transformers import AutoTokenizer
 
+from droidrl.cluster.launch import build_engine
 from droidrl.envs.tasks.registry import suites
 from droidrl.rollout.agent import Agent, AgentConfig
 from droidrl.rollout.collector import Collector, CollectorConfig, TaskInstance
@@ -34,16 +35,6 @@ from droidrl.rollout.engines.base import Engine, SamplingParams
 from droidrl.rollout.envpool import LocalEnvPool, Observation
 from droidrl.rollout.models import init_model
 from droidrl.rollout.prompts import PromptConfig
-
-
-async def start_engine(kind: str, model: Path) -> Engine:
-    if kind == "vllm":
-        from droidrl.rollout.engines.vllm_engine import VLLMConfig, VLLMEngine
-
-        return await VLLMEngine.start(VLLMConfig.for_cpu(model, max_num_seqs=32))
-    from droidrl.rollout.engines.transformers_engine import TransformersEngine, TransformersEngineConfig
-
-    return TransformersEngine(TransformersEngineConfig(model=str(model), max_batch=32))
 
 
 def instances(count: int, seed: int) -> list[TaskInstance]:
@@ -158,7 +149,7 @@ async def main_async(args: argparse.Namespace) -> None:
     model = Path(args.model) if args.model else init_model("tiny-text", Path(tempfile.mkdtemp()) / "tiny-text")
     tokenizer = AutoTokenizer.from_pretrained(model)
     with console.status(f"starting the {args.engine} engine"):
-        engine = await start_engine(args.engine, model)
+        engine = await build_engine(args.engine, model, width=32)
     sampling = SamplingParams(temperature=1.0, max_tokens=args.max_tokens, seed=None)
     prompt = PromptConfig(observation="xml", max_history_turns=args.history)
     agent = Agent(engine, tokenizer, AgentConfig(prompt=prompt, sampling=sampling))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -439,20 +438,6 @@ async def _tracked(handle: _RayLease, call: Any) -> Any:
         raise
     handle.pending = None
     return result
-
-
-def ensure_ray(devices: int) -> None:
-    """Join the cluster RAY_ADDRESS names (`ray job submit` sets it), or start a private local one for `devices` phones.
-
-    Never address="auto" without RAY_ADDRESS: that would attach to whatever local cluster another
-    process happens to run, and this run would die when that process stops its cluster.
-    """
-    if ray.is_initialized():
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=False)
-    else:
-        ray.init(resources={"android": devices}, include_dashboard=False, log_to_driver=False)
 
 
 async def _await(ref: Any) -> Any:

@@ -77,6 +77,14 @@ class EnvPool(Protocol):
         """Counters: devices, free, replaced, failures."""
         ...
 
+    async def start(self) -> None:
+        """Bring the devices up (a pool of remote actors launches them; an in-process one has nothing to do)."""
+        ...
+
+    def close(self) -> None:
+        """Release the devices."""
+        ...
+
 
 def to_observation(obs: dict[str, Any], size: tuple[int, int], screenshots: bool) -> Observation:
     """An AndroidEnv observation as an `Observation` (the screenshot PNG-encoded, or dropped)."""
@@ -152,6 +160,12 @@ class LocalEnvPool:
                 lease.pending.add_done_callback(lambda _: self._free.put_nowait(lease))
             else:
                 self._free.put_nowait(lease)
+
+    async def start(self) -> None:
+        """Nothing to start: the phones were made with the pool."""
+
+    def close(self) -> None:
+        """Nothing to release: the phones live as long as the pool object."""
 
     def stats(self) -> dict[str, int]:
         free = self._free.qsize() if self._free is not None else len(self._leases)

@@ -1,7 +1,8 @@
 """One rollout run from the command line: a policy plays a suite on a device pool; Parquet records and a summary.
 
 This is `droidrl rollout`: generation only (no training), e.g. to measure a checkpoint's success
-rate on the simulated suite or to produce trajectories for SFT.
+rate on the simulated suite or to produce trajectories for SFT. The command starts the engine and
+the pool (cluster.launch) and hands them in.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from droidrl.envs.tasks.registry import suites
 from droidrl.rollout.agent import Agent, AgentConfig
 from droidrl.rollout.collector import Collector, CollectorConfig, Group, TaskInstance
 from droidrl.rollout.engines.base import Engine, SamplingParams
-from droidrl.rollout.envpool import LocalEnvPool
+from droidrl.rollout.envpool import EnvPool
 from droidrl.rollout.prompts import PromptConfig
 from droidrl.rollout.records import write_groups
 
@@ -63,64 +64,26 @@ class RolloutSummary:
     by_difficulty: dict[str, tuple[int, int]] = field(default_factory=dict)  # difficulty -> (successes, episodes)
 
 
-def engine_kind(requested: str) -> str:
-    if requested != "auto":
-        return requested
-    try:
-        import vllm  # noqa: F401
-    except ImportError:
-        return "transformers"
-    return "vllm"
-
-
-async def start_engine(kind: str, model: str, width: int, max_model_len: int | None = None) -> Engine:
-    """A vLLM or transformers engine serving `model` for `width` concurrent episodes."""
-    if kind == "vllm":
-        import torch
-
-        from droidrl.rollout.engines.vllm_engine import VLLMConfig, VLLMEngine
-
-        options: dict[str, Any] = {"max_num_seqs": width}
-        if max_model_len is not None:
-            options["max_model_len"] = max_model_len
-        cpu = not torch.cuda.is_available()
-        config = VLLMConfig.for_cpu(model, **options) if cpu else VLLMConfig(model=model, **options)
-        return await VLLMEngine.start(config)
-    from droidrl.rollout.engines.transformers_engine import TransformersEngine, TransformersEngineConfig
-
-    return TransformersEngine(TransformersEngineConfig(model=model, max_batch=width, max_model_len=max_model_len))
-
-
 def draw_instances(suite: str, count: int, seed: int) -> list[TaskInstance]:
     rng = random.Random(seed)
     names = suites()[suite]
     return [TaskInstance(rng.choice(names), rng.randrange(10**6)) for _ in range(count)]
 
 
-async def run_rollout(config: RolloutConfig, on_group: Callable[[Group], None] | None = None) -> RolloutSummary:
+async def run_rollout(
+    config: RolloutConfig,
+    engine: Engine,
+    kind: str,
+    pool: EnvPool,
+    on_group: Callable[[Group], None] | None = None,
+) -> RolloutSummary:
+    """Play `config.tasks` groups with `engine` on `pool` (both started by the command: cluster.launch)."""
     from transformers import AutoTokenizer
 
-    kind = engine_kind(config.engine)
-    engine = await start_engine(kind, config.model, config.phones)
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     sampling = SamplingParams(temperature=config.temperature, max_tokens=config.max_tokens)
     prompt = PromptConfig(observation=config.observation, max_history_turns=config.history)
     agent = Agent(engine, tokenizer, AgentConfig(prompt=prompt, sampling=sampling))
-    screenshots = config.observation != "xml"
-    if config.ray:
-        from droidrl.cluster.farm import RayEnvPool, ensure_ray
-
-        ensure_ray(devices=config.phones)
-        per_actor = min(32, config.phones)
-        pool: Any = RayEnvPool(
-            actors=-(-config.phones // per_actor),
-            devices_per_actor=per_actor,
-            screenshots=screenshots,
-            health_interval_s=None,
-        )
-        await pool.start()
-    else:
-        pool = LocalEnvPool(config.phones, screenshots=screenshots)
     collector_config = CollectorConfig(
         group_size=config.group_size, batch_size=config.tasks, max_concurrent_episodes=config.phones
     )
@@ -134,9 +97,6 @@ async def run_rollout(config: RolloutConfig, on_group: Callable[[Group], None] |
                 on_group(group)
     finally:
         seconds = time.perf_counter() - started
-        await engine.close()
-        if config.ray:
-            pool.close()
     records = write_groups(groups, Path(config.out) / "turns.parquet", run_id=collector.run_id, batch_id=0)
     by_difficulty: dict[str, tuple[int, int]] = {}
     for group in groups:

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
+from droidrl.cluster.launch import train
 from droidrl.trainer.config import load_config
-from droidrl.trainer.loop import Events, prepare_policy, train
+from droidrl.trainer.loop import Events, prepare_policy
 
 TASKS = "curriculum.tasks=[SystemWifiTurnOff, SystemWifiTurnOn]"
 

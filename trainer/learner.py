@@ -473,6 +473,25 @@ class Learner:
         """Publish the current weights as `self.version` through a weight sync (FileWeightSync); returns seconds."""
         return await sync.update_weights(self.state_dict(), self.version)
 
+    def save_checkpoint(self, root: Path | str, step: int, **parts: Any) -> Path:
+        """The whole run at `step` (checkpoints.run_state.save_checkpoint with this learner); `parts`: sampler, ..."""
+        from droidrl.checkpoints.run_state import save_checkpoint
+
+        return save_checkpoint(root, step, self, **parts)
+
+    def load_checkpoint(
+        self,
+        path: Path | str,
+        sampler: Any = None,
+        replay: Any = None,
+        restore_rng: bool = True,
+        verify: str = "sha256",
+    ) -> Any:
+        """checkpoints.run_state.load_checkpoint into this learner, `sampler` and `replay`; returns the RunState."""
+        from droidrl.checkpoints.run_state import load_checkpoint
+
+        return load_checkpoint(path, self, sampler, replay, restore_rng=restore_rng, verify=verify)
+
     def close(self) -> None:
         """Free the DeepSpeed engine and the reference (the process group stays for the next learner)."""
         self.engine.destroy()

