@@ -301,7 +301,7 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 # ---- entry point ----------------------------------------------------------------------------------------
 def cmd_model_init(args: argparse.Namespace) -> int:
-    from droidrl.rollout.models import init_model  # imports torch: only when asked
+    from droidrl.models.presets import init_model  # imports torch: only when asked
 
     out = init_model(args.preset, Path(args.out), seed=args.seed)
     console.print(f"wrote {args.preset} (seed {args.seed}) to [bold]{out}[/]")
@@ -317,7 +317,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     if model is None:
         model = str(Path(args.out) / "tiny-text")
         if not (Path(model) / "config.json").exists():
-            from droidrl.rollout.models import init_model
+            from droidrl.models.presets import init_model
 
             with console.status("no --model given: writing a tiny-text policy with random weights"):
                 init_model("tiny-text", Path(model))
@@ -398,7 +398,7 @@ def cmd_sft(args: argparse.Namespace) -> int:
         raise CliError(f"{model_out} already exists; pick another --out or remove it")
     model = args.model or str(out / "tiny-text")
     if args.model is None and not (Path(model) / "config.json").exists():
-        from droidrl.rollout.models import init_model
+        from droidrl.models.presets import init_model
 
         with console.status("no --model given: writing a tiny-text policy with random weights"):
             init_model("tiny-text", Path(model))

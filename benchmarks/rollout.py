@@ -29,11 +29,11 @@ from transformers import AutoTokenizer
 
 from droidrl.cluster.launch import build_engine
 from droidrl.envs.tasks.registry import suites
+from droidrl.models.presets import init_model
 from droidrl.rollout.agent import Agent, AgentConfig
 from droidrl.rollout.collector import Collector, CollectorConfig, TaskInstance
 from droidrl.rollout.engines.base import Engine, SamplingParams
 from droidrl.rollout.envpool import LocalEnvPool, Observation
-from droidrl.rollout.models import init_model
 from droidrl.rollout.prompts import PromptConfig
 
 

@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from droidrl.envs.actions import APP_PACKAGES, GRID_MAX, GRID_SIZE
-from droidrl.rollout.corpus import SYSTEM_PROMPT
+from droidrl.models.corpus import SYSTEM_PROMPT
 from droidrl.rollout.envpool import Observation
 
 __all__ = [
@@ -141,7 +141,7 @@ class ChatFormat:
         if not getattr(tokenizer, "chat_template", None):
             raise ValueError(
                 "the tokenizer has no chat_template; save the model directory with a tokenizer_config.json "
-                "that sets one (droidrl.rollout.models.init_model does)"
+                "that sets one (droidrl.models.presets.init_model does)"
             )
         sys_s, usr1, ast_s, usr2 = _SENTINELS
         messages = [

@@ -230,7 +230,7 @@ def device_fingerprint(device) -> str:
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny-text policy (random weights, the project's tokenizer), built once per test run; read-only."""
-    from droidrl.rollout.models import init_model
+    from droidrl.models.presets import init_model
 
     return init_model("tiny-text", tmp_path_factory.mktemp("tiny") / "tiny-text")
 
@@ -266,7 +266,7 @@ def perturbed(path: Path, seed: int) -> dict:
 @pytest.fixture(scope="session")
 def vl_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny-vl (Qwen2.5-VL) model with random weights, made once per test session."""
-    from droidrl.rollout.models import init_model
+    from droidrl.models.presets import init_model
 
     return init_model("tiny-vl", tmp_path_factory.mktemp("vl") / "tiny-vl")
 

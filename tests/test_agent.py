@@ -11,8 +11,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from droidrl.envs.env import AndroidEnv
+from droidrl.models.corpus import SYSTEM_PROMPT
 from droidrl.rollout.agent import Agent, AgentConfig, Episode, EpisodeFailure, EpisodeStopped
-from droidrl.rollout.corpus import SYSTEM_PROMPT
 from droidrl.rollout.engines.base import Completion, SamplingParams
 from droidrl.rollout.engines.transformers_engine import TransformersEngine, TransformersEngineConfig
 from droidrl.rollout.envpool import LocalEnvPool, Observation, to_observation

@@ -232,7 +232,7 @@ def test_manifest_lists_files_and_detects_damage(learner, tmp_path) -> None:
 
 
 def test_export_hf_writes_the_current_policy(learner, tmp_path) -> None:
-    from droidrl.rollout.models import read_safetensors
+    from droidrl.models.presets import read_safetensors
 
     out = export_hf(learner, tmp_path / "release")
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in out.iterdir()}

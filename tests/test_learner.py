@@ -194,7 +194,7 @@ def test_export_loads_in_transformers_and_matches(model_dir, samples, tmp_path) 
         torch.testing.assert_close(tensor, mine[name], rtol=0, atol=0)
     # The exported policy scores the samples as the learner does.
     scored = learner.recompute_logprobs(_fresh(samples))
-    from droidrl.rollout.scoring import score
+    from droidrl.models.scoring import score
 
     assert score(loaded, samples[0].prompt_ids, samples[0].response_ids) == pytest.approx(scored[0], abs=1e-5)
     with pytest.raises(FileExistsError):
@@ -213,7 +213,7 @@ def test_zero3_with_gradient_checkpointing_trains_like_zero2(model_dir, samples,
         out = learner.export_weights(tmp_path / f"stage{stage}")
         learner.close()
     assert norms[3] == pytest.approx(norms[2], rel=1e-5)
-    from droidrl.rollout.models import read_safetensors
+    from droidrl.models.presets import read_safetensors
 
     two, three = read_safetensors(tmp_path / "stage2"), read_safetensors(out)
     assert two.keys() == three.keys()

@@ -14,8 +14,8 @@ import torch
 from conftest import hf_model
 
 from droidrl.cluster.learner_group import LearnerGroup, combine_metrics, shard_by_tokens
-from droidrl.rollout.models import read_safetensors
-from droidrl.rollout.scoring import score
+from droidrl.models.presets import read_safetensors
+from droidrl.models.scoring import score
 from droidrl.trainer.learner import Learner, LearnerConfig
 from droidrl.trainer.samples import StepSample, pack_micro_batches
 

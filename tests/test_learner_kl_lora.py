@@ -14,8 +14,8 @@ from conftest import hf_model
 
 from droidrl.algorithms.config import LossConfig
 from droidrl.checkpoints import run_state
-from droidrl.rollout.models import read_safetensors
-from droidrl.rollout.scoring import score
+from droidrl.models.presets import read_safetensors
+from droidrl.models.scoring import score
 from droidrl.trainer.learner import Learner, LearnerConfig
 from droidrl.trainer.samples import StepSample
 

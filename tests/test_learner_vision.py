@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from droidrl.models.scoring import score
 from droidrl.rollout.agent import Episode, Turn
 from droidrl.rollout.envpool import Observation
 from droidrl.rollout.prompts import PromptBuilder, PromptConfig
-from droidrl.rollout.scoring import score
 from droidrl.trainer.learner import Learner, LearnerConfig
 from droidrl.trainer.samples import StepSample, samples_from_episode
 

@@ -12,9 +12,9 @@ import torch
 
 from droidrl.cli import main as cli_main
 from droidrl.envs.actions import Tap, format_action, parse
-from droidrl.rollout.corpus import SYSTEM_PROMPT, corpus
-from droidrl.rollout.models import MAX_PIXELS, MIN_PIXELS, SPECIAL_TOKENS, TAG_TOKENS, init_model, read_safetensors
-from droidrl.rollout.scoring import score, score_batch
+from droidrl.models.corpus import SYSTEM_PROMPT, corpus
+from droidrl.models.presets import MAX_PIXELS, MIN_PIXELS, SPECIAL_TOKENS, TAG_TOKENS, init_model, read_safetensors
+from droidrl.models.scoring import score, score_batch
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from droidrl.models.scoring import score_batch
 from droidrl.rollout.agent import Agent, AgentConfig
 from droidrl.rollout.collector import Collector, CollectorConfig, Group, TaskInstance
 from droidrl.rollout.engines.base import SamplingParams
@@ -19,7 +20,6 @@ from droidrl.rollout.engines.transformers_engine import TransformersEngine, Tran
 from droidrl.rollout.envpool import LocalEnvPool, Observation
 from droidrl.rollout.prompts import PromptConfig
 from droidrl.rollout.records import TURN_SCHEMA, TrajectoryWriter, load_images, read_table, read_turns
-from droidrl.rollout.scoring import score_batch
 
 INSTANCES = [TaskInstance("SystemWifiTurnOff", 3), TaskInstance("ClockStopWatchRunning", 4)]
 

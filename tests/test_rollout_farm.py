@@ -13,13 +13,13 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from droidrl.cluster.farm import RayEnvPool
+from droidrl.models.scoring import score_batch
 from droidrl.rollout.agent import Agent, AgentConfig
 from droidrl.rollout.collector import Collector, CollectorConfig, Group, TaskInstance
 from droidrl.rollout.engines.base import Engine, SamplingParams
 from droidrl.rollout.engines.transformers_engine import TransformersEngine, TransformersEngineConfig
 from droidrl.rollout.engines.vllm_engine import VLLMConfig, VLLMEngine
 from droidrl.rollout.records import read_turns, write_groups
-from droidrl.rollout.scoring import score_batch
 
 TASKS = ["SystemWifiTurnOff", "ClockStopWatchRunning", "ContactsAddContact", "SimpleSmsSend", "ExpenseAddSingle"]
 PHONES = 64

@@ -9,15 +9,15 @@ import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoTokenizer
 
+from droidrl.models.presets import init_model
+from droidrl.models.scoring import score
 from droidrl.rollout.agent import Agent, AgentConfig
 from droidrl.rollout.collector import Collector, CollectorConfig, TaskInstance
 from droidrl.rollout.engines.base import SamplingParams
 from droidrl.rollout.engines.transformers_engine import TransformersEngine, TransformersEngineConfig
 from droidrl.rollout.envpool import LocalEnvPool
-from droidrl.rollout.models import init_model
 from droidrl.rollout.prompts import PromptConfig
 from droidrl.rollout.records import load_images, read_turns, write_groups
-from droidrl.rollout.scoring import score
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ import pytest
 from conftest import hf_model, perturbed
 
 from droidrl.cluster.engine_actor import EngineClient, EngineSpec, start_engine
+from droidrl.models.scoring import score
 from droidrl.rollout.engines.base import Engine, SamplingParams
 from droidrl.rollout.engines.router import Router
 from droidrl.rollout.engines.transformers_engine import TransformersEngine, TransformersEngineConfig
 from droidrl.rollout.engines.weight_sync import FileWeightSync
-from droidrl.rollout.scoring import score
 
 PROMPT = [3722, 872, 198, 5, 17, 230, 98, 41, 3723, 198]  # any in-vocabulary ids do
 SHORT = SamplingParams(max_tokens=6, seed=0)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from droidrl.models.presets import init_model
+from droidrl.models.scoring import score, score_batch
 from droidrl.rollout.engines.base import Engine, SamplingParams
 from droidrl.rollout.engines.transformers_engine import TransformersEngine, TransformersEngineConfig
-from droidrl.rollout.models import init_model
-from droidrl.rollout.scoring import score, score_batch
 
 PROMPTS = [[3722, 84, 2007, 198] * n + [1072, 3723, 198, 3722] for n in (1, 2, 3, 5, 8)]
 

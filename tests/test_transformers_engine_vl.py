@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from droidrl.models.presets import init_model
+from droidrl.models.scoring import expand_images, load_image_processor, score, score_batch
 from droidrl.rollout.engines.base import SamplingParams
 from droidrl.rollout.engines.transformers_engine import TransformersEngine, TransformersEngineConfig
 from droidrl.rollout.envpool import Observation
-from droidrl.rollout.models import init_model
 from droidrl.rollout.prompts import Prompt, PromptBuilder, PromptConfig
-from droidrl.rollout.scoring import expand_images, load_image_processor, score, score_batch
 
 GOAL = "Open the Contacts app"
 

@@ -19,10 +19,10 @@ import pytest
 import torch
 from conftest import hf_model, perturbed
 
+from droidrl.models.scoring import score
 from droidrl.rollout.engines.base import SamplingParams
 from droidrl.rollout.engines.vllm_engine import VLLMConfig, VLLMEngine
 from droidrl.rollout.engines.weight_sync import write_weights
-from droidrl.rollout.scoring import score
 
 TOL = 1e-4  # float32 on both sides: observed differences are ~1e-6
 
@@ -198,7 +198,7 @@ def test_write_weights_shards_with_an_index(model_dir: Path, tmp_path: Path) -> 
     index = json.loads((out / "model.safetensors.index.json").read_text())
     files = {p.name for p in out.glob("*.safetensors")}
     assert len(files) > 1 and set(index["weight_map"].values()) == files
-    from droidrl.rollout.models import read_safetensors
+    from droidrl.models.presets import read_safetensors
 
     tensors = read_safetensors(out)
     assert set(tensors) == set(index["weight_map"]) and all(t.dtype == torch.bfloat16 for t in tensors.values())

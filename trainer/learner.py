@@ -28,8 +28,8 @@ import torch
 
 from droidrl.algorithms.config import LossConfig
 from droidrl.algorithms.losses import policy_loss
+from droidrl.models.scoring import ImageInputs, expand_images, load_image_processor, mrope_positions
 from droidrl.rollout.engines.weight_sync import write_weights
-from droidrl.rollout.scoring import ImageInputs, expand_images, load_image_processor, mrope_positions
 from droidrl.trainer.learner_config import (  # noqa: F401  (re-exported: the learner's public config)
     LORA_ADAPTER,
     LORA_TARGETS,

@@ -188,7 +188,7 @@ def seed_everything(seed: int) -> None:
 
 def prepare_policy(config: TrainConfig, run_dir: Path, events: Events) -> tuple[Path, dict[str, Any] | None]:
     """The policy RL starts from: model.path, or a fresh tiny model; then SFT on demonstrations when enabled."""
-    from droidrl.rollout.models import init_model
+    from droidrl.models.presets import init_model
 
     if config.model.path is not None:
         policy = Path(config.model.path)

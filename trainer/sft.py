@@ -31,7 +31,7 @@ from droidrl.trainer.samples import StepSample, samples_from_groups
 
 EXPERT_ENGINE = "expert"  # the engine name demonstrations carry: their ids were not sampled by a model
 EXPERT_VERSION = -1  # the per-token policy version of demonstration tokens: no policy produced them
-RESPONSE_FORMAT = "<answer>{action}</answer>"  # as rollout.corpus.SYSTEM_PROMPT asks the model to answer
+RESPONSE_FORMAT = "<answer>{action}</answer>"  # as models.corpus.SYSTEM_PROMPT asks the model to answer
 
 
 class ExpertEngine:

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from droidrl.models.scoring import ImageInputs, expand_images, load_image_processor, mrope_positions
 from droidrl.rollout.engines.base import Completion, FinishReason, SamplingParams
-from droidrl.rollout.scoring import ImageInputs, expand_images, load_image_processor, mrope_positions
 
 
 @dataclass
@@ -149,7 +149,7 @@ class TransformersEngine:
     def _load_weights(self, source: Path, version: int) -> None:
         import torch
 
-        from droidrl.rollout.models import read_safetensors
+        from droidrl.models.presets import read_safetensors
 
         tensors = read_safetensors(source)  # read outside the lock: decoding goes on meanwhile
         # Every name of every parameter: a tied lm_head.weight may or may not be in the files.

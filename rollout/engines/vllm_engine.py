@@ -88,7 +88,7 @@ class VLLMEngine:
         if not (Path(config.model) / "config.json").exists():
             raise FileNotFoundError(
                 f"vllm.model {config.model!r} is not a Hugging Face model directory (no config.json); "
-                "point it at a directory written by save_pretrained or droidrl.rollout.models.init_model"
+                "point it at a directory written by save_pretrained or droidrl.models.presets.init_model"
             )
         args: dict[str, Any] = dict(
             model=config.model,
@@ -108,6 +108,7 @@ class VLLMEngine:
             # The model's generation_config.json must not change sampling behind the caller's back.
             generation_config="vllm",
             disable_log_stats=True,
+            use_tqdm_on_load=False,  # its weight-loading bar would print at every weight sync
             worker_extension_cls=f"{__name__}.WorkerExtension",
         )
         if config.limit_images_per_prompt is not None:

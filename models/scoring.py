@@ -35,7 +35,7 @@ def load_image_processor(path: str) -> Any:
     except (OSError, ValueError) as error:
         raise ValueError(
             f"cannot load an image processor from {path!r} ({error}); the model directory needs a "
-            "preprocessor_config.json (droidrl.rollout.models.init_model('tiny-vl', ...) writes one)"
+            "preprocessor_config.json (droidrl.models.presets.init_model('tiny-vl', ...) writes one)"
         ) from error
 
 

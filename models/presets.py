@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from droidrl.rollout.corpus import cache_dir, corpus
+from droidrl.models.corpus import cache_dir, corpus
 
 PRESETS = ("tiny-text", "tiny-vl")
 # An upper bound on the BPE vocabulary: training stops earlier (~3.7k tokens) once every word of
