@@ -21,11 +21,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from droidrl.cli import start_farm
 from droidrl.envs.actions import format_action
 from droidrl.envs.adb_device import AdbDevice
 from droidrl.envs.device import Device
 from droidrl.envs.env import AndroidEnv
+from droidrl.envs.sim.farm import start_farm
 from droidrl.envs.sim_device import SimDevice
 from droidrl.envs.tasks.expert import expert_action
 from droidrl.envs.tasks.registry import templates
