@@ -312,6 +312,23 @@ def test_sql_errors_are_sqlite_exceptions_and_stay_inside_the_phone(phone, tmp_p
     assert ok(phone, "content query --uri content://sms/sent --projection _id") == "Row: 0 _id=2\n"
 
 
+def test_the_provider_leaves_the_connection_confined(phone, tmp_path):
+    """The provider's own SQL checks go on top of the VFS's confinement and end with it still in force."""
+    target = tmp_path / "host.db"
+    with phone.fs.sqlite(sms.DB_PATH) as conn:
+        assert content._run(conn, "SELECT count(*) FROM sms").fetchone()[0] >= 1
+        content._validate(conn, "SELECT 1 FROM sms WHERE 1")
+        for sql in (f"ATTACH '{target}' AS x", f"VACUUM INTO '{target}'"):
+            with pytest.raises(sqlite3.DatabaseError, match="authoriz"):
+                conn.execute(sql)
+        with pytest.raises(sqlite3.OperationalError):
+            conn.execute("SELECT load_extension('x')")
+        # The stricter checks applied meanwhile: the provider refuses a PRAGMA the VFS alone would allow.
+        with pytest.raises(content.ProviderError):
+            content._run(conn, "PRAGMA user_version")
+    assert not target.exists()
+
+
 def test_binds_are_parameters_not_sql(phone):
     ok(phone, 'content insert --uri content://sms/inbox --bind address:s:1234 --bind "body:s:x\'); DROP TABLE sms; --"')
     out = ok(phone, "content query --uri content://sms/inbox --projection body --where address=1234")

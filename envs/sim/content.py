@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from droidrl.envs.sim import vfs
 from droidrl.envs.sim.apps import contacts, sms
 from droidrl.envs.sim.shell_util import Context
 
@@ -352,13 +353,9 @@ def guarded(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         steps[0] += 1000
         return 1 if steps[0] > _MAX_SQL_STEPS else 0
 
-    conn.set_authorizer(_authorize)
-    conn.set_progress_handler(progress, 1000)
-    try:
+    # On top of the VFS's confinement, which is back in force when this ends.
+    with vfs.stricter_sqlite(conn, _authorize, progress, 1000):
         yield conn
-    finally:
-        conn.set_authorizer(None)
-        conn.set_progress_handler(None, 0)
 
 
 def _sqlite_error(err: sqlite3.Error, sql: str) -> ProviderError:

@@ -330,5 +330,31 @@ def confine_sqlite(conn: sqlite3.Connection) -> None:
     conn.execute(f"PRAGMA max_page_count = {max(1, SQLITE_MAX_BYTES // page_size)}")
     conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, SQLITE_MAX_VALUE)
     conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 1)  # VACUUM's own temporary database
+    _confined_handlers(conn)
+
+
+def _confined_handlers(conn: sqlite3.Connection) -> None:
     conn.set_authorizer(_sqlite_authorizer)
     conn.set_progress_handler(limits.sqlite_progress, 10_000)  # a runaway query stops with its command line
+
+
+@contextlib.contextmanager
+def stricter_sqlite(
+    conn: sqlite3.Connection, authorizer: Callable[..., int], progress: Callable[[], int], every: int
+) -> Iterator[sqlite3.Connection]:
+    """Add checks on top of the confinement for a while (a provider running user SQL fragments).
+
+    A statement must pass both authorizers, and either progress handler may stop it; on exit the
+    confinement's own handlers are back, so later SQL on the connection is confined as before.
+    """
+
+    def both(action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None) -> int:
+        verdict = _sqlite_authorizer(action, arg1, arg2, db, source)
+        return verdict if verdict != sqlite3.SQLITE_OK else authorizer(action, arg1, arg2, db, source)
+
+    conn.set_authorizer(both)
+    conn.set_progress_handler(lambda: limits.sqlite_progress() or progress(), every)
+    try:
+        yield conn
+    finally:
+        _confined_handlers(conn)
