@@ -426,6 +426,23 @@ def test_snapshot_files_are_data_not_pickles(tmp_path: Path) -> None:
     assert again.shell("cat /sdcard/Download/note.txt").stdout == b"kept\n"
 
 
+def test_a_snapshot_keeps_adbd_running_as_root(tmp_path: Path) -> None:
+    """adbd's user belongs to the VM's processes, which a snapshot saves and restores; a cold boot is shell."""
+    phone = Phone(snapshot_dir=tmp_path)
+    phone.adb_root = True
+    phone.save_snapshot("rooted")
+    phone.adb_root = False
+    phone.save_snapshot("plain")
+    phone.load_snapshot("rooted")
+    assert phone.adb_root and phone.shell("whoami").stdout == b"root\n"
+    phone.load_snapshot("plain")
+    assert not phone.adb_root
+    again = Phone(snapshot_dir=tmp_path)  # a new emulator process reading the saved files
+    assert not again.adb_root and again.shell("whoami").stdout == b"shell\n"
+    again.load_snapshot("rooted")
+    assert again.shell("whoami").stdout == b"root\n"
+
+
 def _emulator_command() -> list[str]:
     script = Path(sys.executable).parent / "droidrl-emulator"
     return [str(script)] if script.exists() else [sys.executable, "-m", "droidrl.envs.sim.emulator"]

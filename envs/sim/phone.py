@@ -631,7 +631,8 @@ class Phone:
     def save_snapshot(self, name: str) -> None:
         check_snapshot_name(name)
         created, uptime = time.time(), self.uptime_ms()
-        meta = {"name": name, "created": created, "vm_clock_ms": uptime}
+        # adbd's user is part of the VM's processes, which an emulator snapshot covers.
+        meta = {"name": name, "created": created, "vm_clock_ms": uptime, "adb_root": self.adb_root}
         data = snapshot.encode(self.state, self.fs.state(), self.props, meta)
         info = SnapshotInfo(name, len(data), created, uptime)
         self._snapshots[name] = (data, info)
@@ -649,6 +650,7 @@ class Phone:
         self.fs.restore(state.fs)
         state.fs = ({}, {})
         self.state, self.props = state, props
+        self.adb_root = snapshot.read_info(data).get("adb_root") is True  # older snapshots: adbd as shell
         self.changed()
 
     @_locked
