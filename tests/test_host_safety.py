@@ -202,6 +202,24 @@ def test_endless_loops_are_killed_like_a_process_past_its_cpu_limit(
     answers(sim_phone)
 
 
+def test_a_catastrophic_regex_is_cut_by_the_cpu_budget_and_stalls_no_one(sim_phone: Phone, small_budget: None) -> None:
+    """`(a|aa)+b` backtracks exponentially on a run of a's; Python's `re` would hold the GIL for seconds."""
+    sim_phone.fs.write("/data/local/tmp/as", b"a" * 35 + b"\n")
+    box: dict = {}
+    thread = threading.Thread(target=lambda: box.update(r=sim_phone.shell("grep -E '(a|aa)+b' /data/local/tmp/as")))
+    started = time.monotonic()
+    thread.start()
+    longest_gap, last = 0.0, time.monotonic()
+    while thread.is_alive() and time.monotonic() - started < 60:
+        time.sleep(0.01)  # this thread needs the GIL back after each nap
+        now = time.monotonic()
+        longest_gap, last = max(longest_gap, now - last), now
+    thread.join(60)
+    assert (box["r"].exit_code, box["r"].stderr) == (152, b"CPU time limit exceeded\n")
+    assert longest_gap < 1.0, f"other threads stalled {longest_gap:.1f}s while grep matched"
+    assert sim_phone.shell("echo aab | grep -E '(a|aa)+b'").stdout == b"aab\n"
+
+
 def test_arithmetic_is_mksh_32_bit_so_shifts_cannot_grow(sim_phone: Phone) -> None:
     result = run_bounded(sim_phone, "echo $((1<<40)) $((1<<100000000)) $((2147483647+1)) $((65536*65536))")
     assert (result.stdout, result.stderr) == (b"256 1 -2147483648 0\n", b"")

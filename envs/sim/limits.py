@@ -61,6 +61,16 @@ class Budget:
         if self._killed is not None:
             raise ShellKilled(*self._killed)
 
+    def cpu_left(self) -> float:
+        """Seconds of CPU time this command line may still use."""
+        self.check()
+        return self.cpu_seconds if self._deadline is None else max(0.0, self._deadline - time.thread_time())
+
+    def cpu_exceeded(self) -> None:
+        """End the command line as the kernel ends one past RLIMIT_CPU (work timed out outside `check`)."""
+        self._killed = self._killed or CPU_EXCEEDED
+        raise ShellKilled(*self._killed)
+
     def out_of_memory(self) -> None:
         self._killed = self._killed or OUT_OF_MEMORY
         raise ShellKilled(*self._killed)
@@ -115,6 +125,19 @@ def sleep(seconds: float) -> None:
         time.sleep(seconds)
     else:
         budget.sleep(seconds)
+
+
+def cpu_left() -> float:
+    """CPU seconds the running command line has left (CPU_SECONDS outside one)."""
+    budget = current()
+    return CPU_SECONDS if budget is None else budget.cpu_left()
+
+
+def cpu_exceeded() -> None:
+    budget = current()
+    if budget is None:
+        raise TimeoutError("past the simulated shell's CPU limit")
+    budget.cpu_exceeded()
 
 
 def sqlite_progress() -> int:

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import regex as regex_module  # like `re`, but its matching can time out and runs without the GIL
+
 from droidrl.envs.sim import limits
 from droidrl.envs.sim.shell_android import _uid
 from droidrl.envs.sim.shell_util import CommandError, Context, getopt
@@ -792,10 +794,11 @@ def _grep(ctx: Context, args: list[str]) -> int:
     patterns = opts.get("e") or ([operands.pop(0)] if operands else None)
     if patterns is None:
         raise CommandError('grep: Needs 1 argument (see "grep --help")', 2)
-    flags = re.I if "i" in opts else 0
+    flags = regex_module.I if "i" in opts else 0
     try:
-        regex = re.compile("|".join(f"(?:{_grep_regex(p, opts)})" for pat in patterns for p in pat.split("\n")), flags)
-    except re.error as e:
+        source = "|".join(f"(?:{_grep_regex(p, opts)})" for pat in patterns for p in pat.split("\n"))
+        regex = regex_module.compile(source, flags | regex_module.VERSION0)
+    except (regex_module.error, re.error) as e:
         raise CommandError(f"grep: bad regex '{patterns[0]}': {e}", 2) from e
     names = operands or ["-"]
     if "r" in opts or "R" in opts:
@@ -831,9 +834,23 @@ def _read_quietly(ctx: Context, name: str) -> bytes | None:
         ctx.stderr = stderr
 
 
+def _search(regex: Any, line: str) -> Any:
+    """`regex.search`, bounded by the command line's CPU budget and without the GIL.
+
+    Python's `re` backtracks (`(a*)*b` on a long line takes exponential time) and holds the GIL, which
+    no budget check can interrupt, stalling every phone in the process. Toybox's regexec (bionic's
+    NetBSD regex) does not blow up that way, so a runaway match here ends the command as a process
+    past its CPU limit would, while other threads keep running.
+    """
+    try:
+        return regex.search(line, concurrent=True, timeout=limits.cpu_left())
+    except TimeoutError:
+        limits.cpu_exceeded()
+
+
 def _grep_data(
     ctx: Context,
-    regex: re.Pattern[str],
+    regex: Any,
     data: bytes,
     opts: dict[str, Any],
     name: str | None,
@@ -843,16 +860,19 @@ def _grep_data(
     count = 0
     for number, raw in enumerate(_lines(data), start=1):
         line = raw.rstrip(b"\n").decode("utf-8", "surrogateescape")
-        hit = regex.search(line)
+        hit = _search(regex, line)
         if bool(hit) == ("v" in opts):
             continue
         count += 1
         if "q" in opts or "l" in opts or "L" in opts or "c" in opts:
             pass
         elif "o" in opts and "v" not in opts:
-            for m in regex.finditer(line):
-                if m.group():
-                    ctx.stdout += f"{prefix}{m.group()}\n".encode("utf-8", "surrogateescape")
+            try:
+                for m in regex.finditer(line, concurrent=True, timeout=limits.cpu_left()):
+                    if m.group():
+                        ctx.stdout += f"{prefix}{m.group()}\n".encode("utf-8", "surrogateescape")
+            except TimeoutError:
+                limits.cpu_exceeded()
         else:
             line_no = f"{number}:" if "n" in opts else ""
             ctx.stdout += f"{prefix}{line_no}{line}\n".encode("utf-8", "surrogateescape")
