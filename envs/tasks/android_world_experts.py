@@ -222,6 +222,142 @@ def _calendar_delete(p: Mapping[str, Any]) -> Step:
     return _template("SimpleCalendarDeleteEventsOnDay", params)
 
 
+# Simple Calendar Pro's query tasks: read the day views, answer from what they show.
+Reading = dict[dt.date, list[tuple[str, int, int]]]  # day -> (title, start minute, end minute) as listed
+TODAY = dt.date(2023, 10, 15)  # android_world's frozen date (device_constants.DT); the phone shows it too
+NOW_MINUTE = 15 * 60 + 34
+
+
+def _minutes(text: str) -> int:
+    """'8:00pm', '8pm', '11:00am', '22:35' -> minutes after midnight."""
+    text = text.strip().lower().replace(" ", "")
+    suffix = text[-2:] if text[-2:] in ("am", "pm") else ""
+    hour, _, minute = text.removesuffix(suffix).partition(":")
+    hours = int(hour) % 12 + (12 if suffix == "pm" else 0) if suffix else int(hour)
+    return hours * 60 + int(minute or 0)
+
+
+def _date(text: str) -> dt.date:
+    """A date as android_world's IR goals word it, seen from TODAY.
+
+    datetime_utils._generate_nl_date_options: 'October 24 2023', 'October 24', 'today', 'tomorrow', 'yesterday',
+    'Friday' / 'this Friday' (taken as the next one, within a week), 'the Friday after next' (8-14 days ahead).
+    """
+    text = " ".join(text.split())
+    relative = {"today": 0, "tomorrow": 1, "yesterday": -1}
+    if text.lower() in relative:
+        return TODAY + dt.timedelta(days=relative[text.lower()])
+    for pattern in ("%B %d %Y", "%B %d"):
+        try:
+            parsed = dt.datetime.strptime(text, pattern).date()
+            return parsed if pattern.endswith("%Y") else parsed.replace(year=TODAY.year)
+        except ValueError:
+            pass
+    words = text.lower().removeprefix("this ").removeprefix("the ").split()
+    weekday = [d.lower() for d in WEEKDAYS].index(words[0])
+    ahead = (weekday - TODAY.weekday() - 1) % 7 + 1  # 1..7 days ahead
+    return TODAY + dt.timedelta(days=ahead + (7 if words[1:] == ["after", "next"] else 0))
+
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _day_rows(view: UiView) -> list[tuple[str, int, int]]:
+    """(title, start, end) of the events a daily view lists, in order."""
+    rows, title = [], None
+    for node in view.nodes:
+        if node.rid.endswith(":id/event_item_title"):
+            title = node.text
+        elif node.rid.endswith(":id/event_item_time") and title is not None:
+            start, _, end = node.text.partition(" - ")
+            rows.append((title, _minutes(start), _minutes(end or start)))
+            title = None
+    return rows
+
+
+def _calendar_read(days: list[dt.date], answer: Callable[[Reading], str | None]) -> Step:
+    """Open each day's view in turn and note its events; finish with answer(reading) once it is not None."""
+    from droidrl.envs.tasks import calendar
+
+    reading: Reading = {}
+
+    def step(device: Device) -> Action:
+        for day in days:
+            if day in reading:
+                continue
+            view = UiView.of(device)
+            move = calendar._go_to_day(view, day)
+            if move is not None:
+                return move
+            reading[day] = _day_rows(view)
+            found = answer(reading)
+            if found is not None:
+                return Finish(found)
+        return Finish(answer(reading) or "")
+
+    return step
+
+
+def _titles(rows: list[tuple[str, int, int]]) -> str:
+    return ", ".join(title for title, _, _ in rows)
+
+
+def _first(rows: list[tuple[str, int, int]]) -> str:
+    earliest = min((start for _, start, _ in rows), default=None)
+    return _titles([r for r in rows if r[1] == earliest])
+
+
+def _only_when_complete(days: list[dt.date], answer: Callable[[Reading], str]) -> Callable[[Reading], str | None]:
+    return lambda reading: answer(reading) if all(d in reading for d in days) else None
+
+
+def _calendar_on_date(p: Mapping[str, Any], keep: Callable[[tuple[str, int, int]], bool], pick=_titles) -> Step:
+    day = _date(p["date"])
+    return _calendar_read([day], lambda r: pick([row for row in r[day] if keep(row)]))
+
+
+def _calendar_next_event(p: Mapping[str, Any]) -> Step:
+    return _calendar_read([TODAY], lambda r: _first([row for row in r[TODAY] if row[1] >= NOW_MINUTE - 4]))
+
+
+def _calendar_next_meeting(p: Mapping[str, Any]) -> Step:
+    days = [TODAY + dt.timedelta(days=i) for i in range(60)]
+
+    def answer(reading: Reading) -> str | None:
+        for day in sorted(reading):
+            for title, start, _ in reading[day]:
+                if p["person"].lower() in title.lower() and (day > TODAY or start >= NOW_MINUTE):
+                    return f"{day.strftime('%B')} {day.day} {day.year} {start // 60:02d}:{start % 60:02d}"
+        return None
+
+    return _calendar_read(days, answer)
+
+
+def _calendar_next_week(p: Mapping[str, Any]) -> Step:
+    days = [TODAY + dt.timedelta(days=i) for i in range(8)]  # android_world: October 15 to 22 inclusive
+    return _calendar_read(days, _only_when_complete(days, lambda r: _titles([x for d in days for x in r[d]])))
+
+
+def _calendar_location(p: Mapping[str, Any]) -> Step:
+    """Open the event on its day and read its location field."""
+    from droidrl.envs.tasks import calendar
+
+    day, title = _date(p["date"]), p["title"]
+
+    def step(device: Device) -> Action:
+        view = UiView.of(device)
+        location = view.find(rid="event_location")
+        if location is not None and view.find(rid="event_title") is not None:
+            return Finish(location.text)
+        move = calendar._go_to_day(view, day)
+        if move is not None:
+            return move
+        node = next((n for n in view.find_all(rid="event_item_title") if title.lower() in n.text.lower()), None)
+        return view.tap(node) if node is not None else view.scroll_down()
+
+    return step
+
+
 def _same_event(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return (a["title"], a["start"], a["end"]) == (b["title"], b["start"], b["end"])
 
@@ -441,6 +577,19 @@ EXPERTS: dict[str, Builder] = {
     "SimpleCalendarDeleteEvents": _calendar_delete,
     "SimpleCalendarDeleteEventsOnRelativeDay": _calendar_delete,
     "FilesDeleteFile": _files_delete,
+    "SimpleCalendarEventsOnDate": lambda p: _calendar_on_date(p, lambda row: True),
+    "SimpleCalendarAnyEventsOnDate": lambda p: _calendar_on_date(p, lambda row: True),
+    "SimpleCalendarEventOnDateAtTime": lambda p: _calendar_on_date(p, lambda row: row[1] == _minutes(p["time"])),
+    "SimpleCalendarFirstEventAfterStartTime": lambda p: _calendar_on_date(
+        p, lambda row: row[1] >= _minutes(p["time"]), pick=_first
+    ),
+    "SimpleCalendarEventsInTimeRange": lambda p: _calendar_on_date(
+        p, lambda row: _minutes(p["start_time"]) <= row[1] <= _minutes(p.get("end_time", "8pm"))
+    ),
+    "SimpleCalendarNextEvent": _calendar_next_event,
+    "SimpleCalendarNextMeetingWithPerson": _calendar_next_meeting,
+    "SimpleCalendarEventsInNextWeek": _calendar_next_week,
+    "SimpleCalendarLocationOfEvent": _calendar_location,
     "MarkorCreateNote": lambda p: _markor_create(p["file_name"], p["text"]),
     "MarkorCreateFolder": lambda p: _template("MarkorCreateFolder", {"folder": p["folder_name"]}),
     "MarkorDeleteNote": lambda p: _template("MarkorDeleteNote", {"file_name": p["file_name"]}),
