@@ -520,6 +520,26 @@ def _markor_move(p: Mapping[str, Any]) -> Step:
     return _reveal(markor.PKG, markor.NOTEBOOK, markor.ITEM_TITLE, source, name, _template("MarkorMoveNote", params))
 
 
+def _markor_read_first(name: str, then: Step) -> Step:
+    """Open note `name` in Markor and leave it (the transactions are read there), then run `then`."""
+    from droidrl.envs.tasks import markor
+
+    seen: dict[str, bool] = {}
+
+    def step(device: Device) -> Action:
+        if seen.get("note"):
+            return then(device)
+        view = UiView.of(device)
+        if view.find(rid=markor.EDITOR) is not None and markor.toolbar_title(view) == name:
+            seen["note"] = True
+            return Back()
+        start = markor._start(view)
+        node = markor._title(view, name)
+        return start or (view.tap(node) if node is not None else Back())
+
+    return step
+
+
 def _markor_merge(p: Mapping[str, Any]) -> Step:
     """A new note with the three contents; a name without extension is made as NAME.md, then renamed."""
     from droidrl.envs.tasks import markor
@@ -564,6 +584,7 @@ EXPERTS: dict[str, Builder] = {
     "ContactsAddContact": _contacts_add,
     "ExpenseAddSingle": _expense_add,
     "ExpenseAddMultiple": _expense_add,
+    "ExpenseAddMultipleFromMarkor": lambda p: _markor_read_first("my_expenses.txt", _expense_add(p)),
     "ExpenseDeleteSingle": _expense_delete,
     "ExpenseDeleteMultiple": _expense_delete,
     "ExpenseDeleteMultiple2": _expense_delete_each,
