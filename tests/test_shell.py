@@ -808,3 +808,20 @@ def test_force_stop_marks_the_package_stopped_until_its_next_launch(phone):
     phone.key(4)  # leaving an app with BACK is not a force stop
     out(phone, f"monkey -p {clock} -c android.intent.category.LAUNCHER 1")
     assert "stopped=false" in out(phone, f"dumpsys package {clock}")
+
+
+# ---- a full disk ----------------------------------------------------------------------------------------
+def test_writes_onto_a_full_disk_fail_as_the_shell_and_toybox_report_them(phone):
+    phone.fs.write("/sdcard/big", b"x" * 1000)
+    phone.fs.capacity = phone.fs.used() + 500
+    result = sh(phone, "cp /sdcard/big /sdcard/copy")
+    assert (result.stderr, result.exit_code) == (b"cp: /sdcard/copy: No space left on device\n", 1)
+    assert not phone.fs.exists("/sdcard/copy")
+    result = sh(phone, "cat /sdcard/big > /sdcard/out; echo status=$?")
+    assert result.stderr == b"/system/bin/sh: can't create /sdcard/out: No space left on device\n"
+    assert result.stdout == b"status=1\n" and len(phone.fs.read("/sdcard/out")) == 500  # what fit, as write(2)
+    assert sh(phone, "{ echo a; cat /sdcard/big; } >> /sdcard/out").exit_code == 1
+    assert phone.fs.free() == 0
+    # A rename needs no space, and removing frees it.
+    assert sh(phone, "mv /sdcard/big /sdcard/moved && rm /sdcard/out && echo hi > /sdcard/small").exit_code == 0
+    assert phone.fs.read("/sdcard/small") == b"hi\n" and phone.fs.read("/sdcard/moved") == b"x" * 1000

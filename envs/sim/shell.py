@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import errno
 import fnmatch
 import operator
 import posixpath
@@ -676,9 +677,12 @@ class _Shell:
         body = node.node
         try:
             runner = _COMPOUND_RUNNERS[type(body)]
-            return runner(self, body, streams.io)
+            status = runner(self, body, streams.io)
         finally:
             streams.flush()
+        if streams.failed:
+            self.status = status = 1
+        return status
 
     def _if(self, node: If, io: _Streams) -> int:
         for condition, body in node.clauses:
@@ -736,6 +740,8 @@ class _Shell:
                 self.status = self.run_argv(argv, streams.io)
         finally:
             streams.flush()
+        if streams.failed:
+            self.status = 1
         return self.status
 
     def run_argv(self, argv: list[str], io: _Streams) -> int:
@@ -785,6 +791,12 @@ class _Shell:
         except CommandError as e:
             io.err += f"{e.message}\n".encode()
             return e.code
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            # A full disk under a command that writes files (cp, touch, mv, dd): toybox's perror_msg.
+            io.err += f"{posixpath.basename(name)}: {e.filename}: No space left on device\n".encode()
+            return 1
 
     # ---- expansion ---------------------------------------------------------------------------------
     def expand(self, word: Word, io: _Streams) -> list[str]:
@@ -905,7 +917,9 @@ class _Redirected:
         self.fs = fs
         self.io = io
         self.lock = lock if lock is not None else contextlib.nullcontext()
-        self.files: list[tuple[str, bytearray, bool]] = []  # (path, buffer, append)
+        self.files: list[tuple[str, bytearray, str]] = []  # (path, buffer, the name the command line gave)
+        self.shell_err = io.err  # the shell's own stderr, for its messages about the redirections
+        self.failed = False  # a file could not take the output (a full disk): the command's status is 1
 
     def _get(self, fd: int) -> bytearray:
         return self.io.err if fd == 2 else self.io.out
@@ -941,7 +955,7 @@ class _Redirected:
         if op != ">>" or not self.fs.exists(path):
             self.fs.write(path, b"")  # `>` truncates before the command runs
         buf = limits.Stream()
-        self.files.append((path, buf, True))
+        self.files.append((path, buf, target))
         self._set(fd, buf)
         return None
 
@@ -959,10 +973,22 @@ class _Redirected:
 
     def flush(self) -> None:
         with self.lock:
-            for path, buf, _append in self.files:
+            for path, buf, target in self.files:
                 if buf:
-                    self.fs.append(path, bytes(buf))
+                    self._append(path, bytes(buf), target)
         self.files.clear()
+
+    def _append(self, path: str, data: bytes, target: str) -> None:
+        """Write the output into its file; on a full disk, what fits is written, as write(2) does."""
+        try:
+            self.fs.append(path, data)
+        except OSError as err:
+            if err.errno != errno.ENOSPC:
+                raise
+            with contextlib.suppress(OSError):
+                self.fs.append(path, data[: self.fs.free()])
+            self.shell_err += f"{SH}: can't create {target}: No space left on device\n".encode()
+            self.failed = True
 
 
 class _Discard(bytearray):

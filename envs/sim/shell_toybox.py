@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import errno
 import fnmatch
 import hashlib
 import math
@@ -307,10 +308,27 @@ def _transfer(ctx: Context, cmd: str, args: list[str], flags: str, move: bool) -
             ctx.err(f"{cmd}: {dest}: No such file or directory")
             status = 1
         else:
-            _copy_tree(ctx.fs, src, target)
-            if move:
-                ctx.fs.rmtree(src)
+            try:
+                _move_tree(ctx.fs, src, target) if move else _copy_tree(ctx.fs, src, target)
+            except OSError as err:
+                if err.errno != errno.ENOSPC:
+                    raise
+                shown = dest if not into_dir or contents_only else posixpath.join(dest, posixpath.basename(src))
+                ctx.err(f"{cmd}: {shown}: No space left on device")  # toybox goes on with the next source
+                status = 1
     return status
+
+
+def _move_tree(fs: Any, src: str, target: str) -> None:
+    """mv inside the phone's storage is a rename: it needs no free space, even on a full disk."""
+    files = list(fs.walk_files(src)) if fs.is_dir(src) else [src]
+    moving = sum(fs.stat(p).size for p in files)
+    fs.capacity += moving  # the copy's bytes are freed again by the rmtree below
+    try:
+        _copy_tree(fs, src, target)
+    finally:
+        fs.capacity -= moving
+    fs.rmtree(src)
 
 
 def _cp(ctx: Context, args: list[str]) -> int:
