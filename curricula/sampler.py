@@ -31,7 +31,7 @@ import numpy as np
 
 from droidrl.curricula.config import CurriculumConfig
 from droidrl.curricula.stats import TaskStatsTable, atomic_write_json, read_json
-from droidrl.rollout.collector import TaskInstance
+from droidrl.rollout.trajectory import TaskInstance
 
 SAMPLER_VERSION = 1
 

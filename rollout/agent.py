@@ -18,6 +18,7 @@ from droidrl.envs.actions import Invalid, format_action, parse
 from droidrl.rollout.engines.base import Completion, Engine, SamplingParams
 from droidrl.rollout.envpool import DeviceLease, Observation, StepResult
 from droidrl.rollout.prompts import Prompt, PromptBuilder, PromptConfig, PromptTooLong, Tokenizer
+from droidrl.rollout.trajectory import Episode, Turn
 
 
 class EpisodeFailure(Exception):
@@ -66,65 +67,6 @@ class AgentConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"agent.{name} must be >= 1 or None, got {value}")
-
-
-@dataclass
-class Turn:
-    """One agent turn: a step-wise training sample and what the device made of it."""
-
-    index: int
-    prompt_ids: list[int]
-    response_ids: list[int]
-    logprobs: list[float]
-    versions: list[int]
-    finish_reason: str
-    action_text: str  # the decoded response, as sent to the device
-    action: str | None  # the canonical action string (envs.actions.format_action); None when invalid
-    valid: bool
-    reason: str | None  # why the action was invalid or refused
-    image_turns: list[int]  # the screens whose screenshots are in the prompt, in order
-    app: str  # the foreground package the turn saw
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class Episode:
-    """A finished episode: its turns, the checker's reward, and the screens it saw (PNG, by index)."""
-
-    episode_id: str
-    task: str  # the instance id, "Name:seed"
-    template: str
-    seed: int
-    goal: str
-    difficulty: str
-    turns: list[Turn]
-    reward: float
-    success: bool
-    end_reason: str
-    screenshots: list[bytes | None] = field(default_factory=list)  # screen i's PNG (None: not kept)
-    device: str = ""
-    engine: str = ""
-    attempts: int = 1  # 1 + the times it was retried after an infrastructure failure
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def length(self) -> int:
-        return len(self.turns)
-
-    @property
-    def invalid_actions(self) -> int:
-        return sum(not turn.valid for turn in self.turns)
-
-    @property
-    def tokens(self) -> int:
-        """Response tokens sampled in this episode."""
-        return sum(len(turn.response_ids) for turn in self.turns)
-
-    @property
-    def min_version(self) -> int:
-        """The oldest policy version among its sampled tokens (-1 when it sampled none)."""
-        versions = [v for turn in self.turns for v in turn.versions]
-        return min(versions) if versions else -1
 
 
 class Agent:

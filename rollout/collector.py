@@ -14,18 +14,11 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Iterator, Sized
 from dataclasses import asdict, dataclass, field
 
-from droidrl.rollout.agent import Agent, Episode, EpisodeFailure, EpisodeStopped
+from droidrl.rollout.agent import Agent, EpisodeFailure, EpisodeStopped
 from droidrl.rollout.envpool import DeviceFailure, EnvPool
+from droidrl.rollout.trajectory import Episode, Group, TaskInstance
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, order=True)
-class TaskInstance:
-    """One task instance: a template name (or any task spec string) and the seed that fixes its parameters."""
-
-    task: str
-    seed: int
 
 
 @dataclass
@@ -57,27 +50,6 @@ class CollectorConfig:
             raise ValueError(
                 f"collector.max_staleness and max_retries must be >= 0, got {self.max_staleness}, {self.max_retries}"
             )
-
-
-@dataclass
-class Group:
-    """G finished episodes of one task instance; `start_version` is the trainer version when it was admitted."""
-
-    group_id: str
-    index: int  # admission order in the stream
-    instance: TaskInstance
-    episodes: list[Episode]
-    start_version: int
-
-    @property
-    def rewards(self) -> list[float]:
-        return [episode.reward for episode in self.episodes]
-
-    @property
-    def min_version(self) -> int:
-        """The oldest engine policy version among its tokens."""
-        versions = [e.min_version for e in self.episodes if e.min_version >= 0]
-        return min(versions) if versions else -1
 
 
 @dataclass

@@ -7,9 +7,11 @@ episode's outcome repeated on each of its turns. `pd.read_parquet(path)` loads a
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,88 +21,100 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from droidrl.rollout.collector import Group
+from droidrl.rollout.trajectory import Group, Turn
 
 SCHEMA_VERSION = "1"
 
+
+@dataclass(frozen=True)
+class Column:
+    """One record column: where its value lives in the trajectory contract (rollout.trajectory) and its Arrow type."""
+
+    name: str
+    level: str  # "run" (the writer's arguments), "group", "episode" or "turn"
+    attr: str  # the attribute of that level's object (or of the run: run_id, batch_id)
+    type: pa.DataType
+    nullable: bool = False
+
+
+def _col(name: str, level: str, type_: pa.DataType, attr: str | None = None, nullable: bool = False) -> Column:
+    return Column(name, level, attr or name, type_, nullable)
+
+
+# One row per turn; the order is the file's column order. "images" is the one column made by hand:
+# the PNG paths (relative to the Parquet file) of the screens the turn's prompt showed (Turn.image_turns).
+COLUMNS: tuple[Column, ...] = (
+    _col("run_id", "run", pa.string()),
+    _col("batch_id", "run", pa.int64()),
+    _col("group_id", "group", pa.string()),
+    _col("group_index", "group", pa.int64(), "index"),
+    _col("start_version", "group", pa.int64()),  # trainer version when the group was admitted
+    _col("episode_id", "episode", pa.string()),
+    _col("task_id", "episode", pa.string(), "task"),  # "Name:seed"
+    _col("template", "episode", pa.string()),
+    _col("seed", "episode", pa.int64()),
+    _col("difficulty", "episode", pa.string()),
+    _col("goal", "episode", pa.string()),
+    _col("turn", "turn", pa.int32(), "index"),
+    _col("prompt_ids", "turn", pa.list_(pa.int32())),
+    _col("response_ids", "turn", pa.list_(pa.int32())),
+    _col("logprobs", "turn", pa.list_(pa.float32())),  # sampling logprob of each response id
+    _col("versions", "turn", pa.list_(pa.int32())),  # policy version of each response id
+    _col("finish_reason", "turn", pa.string()),
+    _col("action_text", "turn", pa.string()),  # the decoded response
+    _col("action", "turn", pa.string(), nullable=True),  # canonical action string; null when invalid
+    _col("valid", "turn", pa.bool_()),
+    _col("reason", "turn", pa.string(), nullable=True),  # why the action was invalid or refused
+    _col("app", "turn", pa.string()),  # foreground package the turn saw
+    _col("images", "turn", pa.list_(pa.string()), "image_turns"),  # PNG paths relative to the Parquet file
+    _col("reward", "episode", pa.float64()),  # the episode's checker reward
+    _col("success", "episode", pa.bool_()),
+    _col("episode_length", "episode", pa.int32(), "length"),
+    _col("end_reason", "episode", pa.string()),
+    _col("attempts", "episode", pa.int32()),
+    _col("device", "episode", pa.string()),
+    _col("engine", "episode", pa.string()),
+)
+
 TURN_SCHEMA = pa.schema(
-    [
-        pa.field("run_id", pa.string(), nullable=False),
-        pa.field("batch_id", pa.int64(), nullable=False),
-        pa.field("group_id", pa.string(), nullable=False),
-        pa.field("group_index", pa.int64(), nullable=False),
-        pa.field("start_version", pa.int64(), nullable=False),  # trainer version when the group was admitted
-        pa.field("episode_id", pa.string(), nullable=False),
-        pa.field("task_id", pa.string(), nullable=False),  # "Name:seed"
-        pa.field("template", pa.string(), nullable=False),
-        pa.field("seed", pa.int64(), nullable=False),
-        pa.field("difficulty", pa.string(), nullable=False),
-        pa.field("goal", pa.string(), nullable=False),
-        pa.field("turn", pa.int32(), nullable=False),
-        pa.field("prompt_ids", pa.list_(pa.int32()), nullable=False),
-        pa.field("response_ids", pa.list_(pa.int32()), nullable=False),
-        pa.field("logprobs", pa.list_(pa.float32()), nullable=False),  # sampling logprob of each response id
-        pa.field("versions", pa.list_(pa.int32()), nullable=False),  # policy version of each response id
-        pa.field("finish_reason", pa.string(), nullable=False),
-        pa.field("action_text", pa.string(), nullable=False),  # the decoded response
-        pa.field("action", pa.string(), nullable=True),  # canonical action string; null when invalid
-        pa.field("valid", pa.bool_(), nullable=False),
-        pa.field("reason", pa.string(), nullable=True),  # why the action was invalid or refused
-        pa.field("app", pa.string(), nullable=False),  # foreground package the turn saw
-        pa.field("images", pa.list_(pa.string()), nullable=False),  # PNG paths relative to the Parquet file
-        pa.field("reward", pa.float64(), nullable=False),  # the episode's checker reward
-        pa.field("success", pa.bool_(), nullable=False),
-        pa.field("episode_length", pa.int32(), nullable=False),
-        pa.field("end_reason", pa.string(), nullable=False),
-        pa.field("attempts", pa.int32(), nullable=False),
-        pa.field("device", pa.string(), nullable=False),
-        pa.field("engine", pa.string(), nullable=False),
-    ],
+    [pa.field(c.name, c.type, nullable=c.nullable) for c in COLUMNS],
     metadata={"droidrl.schema": "turn", "droidrl.schema_version": SCHEMA_VERSION},
 )
+_TURN_FIELDS = {f.name for f in dataclasses.fields(Turn)}
 
 
 def groups_to_rows(groups: Sequence[Group], run_id: str, batch_id: int, image_dir: str) -> list[dict[str, Any]]:
     """One dict per turn, in TURN_SCHEMA's fields; images referenced under `image_dir` (relative)."""
+    run = {"run_id": run_id, "batch_id": batch_id}
     rows: list[dict[str, Any]] = []
     for group in groups:
         for episode in group.episodes:
             for turn in episode.turns:
-                rows.append(
-                    {
-                        "run_id": run_id,
-                        "batch_id": batch_id,
-                        "group_id": group.group_id,
-                        "group_index": group.index,
-                        "start_version": group.start_version,
-                        "episode_id": episode.episode_id,
-                        "task_id": episode.task,
-                        "template": episode.template,
-                        "seed": episode.seed,
-                        "difficulty": episode.difficulty,
-                        "goal": episode.goal,
-                        "turn": turn.index,
-                        "prompt_ids": turn.prompt_ids,
-                        "response_ids": turn.response_ids,
-                        "logprobs": turn.logprobs,
-                        "versions": turn.versions,
-                        "finish_reason": turn.finish_reason,
-                        "action_text": turn.action_text,
-                        "action": turn.action,
-                        "valid": turn.valid,
-                        "reason": turn.reason,
-                        "app": turn.app,
-                        "images": [_image_path(image_dir, episode.episode_id, i) for i in turn.image_turns],
-                        "reward": episode.reward,
-                        "success": episode.success,
-                        "episode_length": episode.length,
-                        "end_reason": episode.end_reason,
-                        "attempts": episode.attempts,
-                        "device": episode.device,
-                        "engine": episode.engine,
-                    }
-                )
+                objects = {"group": group, "episode": episode, "turn": turn}
+                row = {c.name: run[c.attr] if c.level == "run" else getattr(objects[c.level], c.attr) for c in COLUMNS}
+                row["images"] = [_image_path(image_dir, episode.episode_id, i) for i in turn.image_turns]
+                rows.append(row)
     return rows
+
+
+def turn_from_row(row: Any) -> Turn:
+    """The Turn a record row was written from (a DataFrame row or a dict); its timings are not recorded."""
+    values = {c.attr: row[c.name] for c in COLUMNS if c.level == "turn" and c.attr in _TURN_FIELDS}
+    for column in COLUMNS:  # pandas reads a null string as NaN
+        if column.nullable and column.attr in values and pd.isna(values[column.attr]):
+            values[column.attr] = None
+    for name in ("prompt_ids", "response_ids", "versions"):
+        values[name] = [int(v) for v in values[name]]
+    values["logprobs"] = [float(v) for v in values["logprobs"]]
+    values["index"] = int(values["index"])
+    values["valid"] = bool(values["valid"])
+    values["image_turns"] = [_screen_of(ref) for ref in row["images"]]
+    return Turn(**values)
+
+
+def _screen_of(ref: str) -> int:
+    """The screen index in an image path written by `_image_path` (".../screen-NNN.png")."""
+    return int(Path(ref).stem.removeprefix("screen-"))
 
 
 def _image_path(image_dir: str, episode_id: str, screen: int) -> str:

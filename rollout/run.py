@@ -16,11 +16,12 @@ from typing import Any
 
 from droidrl.envs.tasks.registry import suites
 from droidrl.rollout.agent import Agent, AgentConfig
-from droidrl.rollout.collector import Collector, CollectorConfig, Group, TaskInstance
+from droidrl.rollout.collector import Collector, CollectorConfig
 from droidrl.rollout.engines.base import Engine, SamplingParams
 from droidrl.rollout.envpool import EnvPool
 from droidrl.rollout.prompts import PromptConfig
 from droidrl.rollout.records import write_groups
+from droidrl.rollout.trajectory import Group, TaskInstance
 
 
 @dataclass

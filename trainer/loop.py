@@ -26,13 +26,14 @@ from droidrl.algorithms.adagrpo import PositiveReplay, prepare_batch
 from droidrl.checkpoints.run_state import find_latest
 from droidrl.curricula.config import resolve_tasks
 from droidrl.curricula.sampler import CurriculumSampler
-from droidrl.rollout.agent import Agent, AgentConfig, Episode
-from droidrl.rollout.collector import Collector, CollectorStats, Group
+from droidrl.rollout.agent import Agent, AgentConfig
+from droidrl.rollout.collector import Collector, CollectorStats
 from droidrl.rollout.engines.base import Engine, SamplingParams
 from droidrl.rollout.engines.weight_sync import FileWeightSync
 from droidrl.rollout.envpool import EnvPool
 from droidrl.rollout.prompts import PromptConfig
 from droidrl.rollout.records import write_groups
+from droidrl.rollout.trajectory import Episode, Group
 from droidrl.trainer.config import TrainConfig
 from droidrl.trainer.evaluation import EvalResult, evaluate
 from droidrl.trainer.protocols import Learner

@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from droidrl.rollout.agent import Episode, Turn
-from droidrl.rollout.collector import Group
+from droidrl.rollout.trajectory import Episode, Group, Turn
 
 
 @dataclass

@@ -22,12 +22,12 @@ from typing import Any
 from droidrl.envs.actions import format_action
 from droidrl.envs.env import AndroidEnv
 from droidrl.envs.tasks.expert import expert_action
-from droidrl.rollout.agent import Agent, AgentConfig, Episode
-from droidrl.rollout.collector import Group, TaskInstance
+from droidrl.rollout.agent import Agent, AgentConfig
 from droidrl.rollout.engines.base import Completion, SamplingParams
 from droidrl.rollout.envpool import LocalEnvPool
 from droidrl.rollout.prompts import ChatFormat, PromptConfig, Tokenizer
-from droidrl.trainer.samples import StepSample, samples_from_groups
+from droidrl.rollout.trajectory import Episode, Group, TaskInstance
+from droidrl.trainer.samples import StepSample, sample_from_turn, samples_from_groups
 
 EXPERT_ENGINE = "expert"  # the engine name demonstrations carry: their ids were not sampled by a model
 EXPERT_VERSION = -1  # the per-token policy version of demonstration tokens: no policy produced them
@@ -190,28 +190,19 @@ def load_demonstrations(
     successful_only keeps the turns of episodes whose `success` is true; valid_only drops turns whose
     action was invalid (cloning them would teach the mistake). Every sample has advantage 1.
     """
-    from droidrl.rollout.records import read_turns
+    from droidrl.rollout.records import load_images, read_turns, turn_from_row
 
     if isinstance(paths, str | Path):
         paths = [paths]
     samples: list[StepSample] = []
     for path in paths:
         frame = read_turns(path)
-        for row in frame.itertuples(index=False):
+        for _, row in frame.iterrows():
             if (successful_only and not row.success) or (valid_only and not row.valid) or len(row.response_ids) == 0:
                 continue
-            samples.append(
-                StepSample(
-                    prompt_ids=[int(i) for i in row.prompt_ids],
-                    response_ids=[int(i) for i in row.response_ids],
-                    rollout_logprobs=[float(v) for v in row.logprobs],
-                    advantage=1.0,
-                    versions=[int(v) for v in row.versions],
-                    episode_id=str(row.episode_id),
-                    task=str(row.task_id),
-                    turn=int(row.turn),
-                )
-            )
+            # The same Turn -> sample code as RL, with the screenshots the prompt showed.
+            turn = turn_from_row(row)
+            samples.append(sample_from_turn(turn, 1.0, str(row.episode_id), str(row.task_id), load_images(path, row)))
     if not samples:
         raise ValueError(
             f"no demonstration turns in {[str(p) for p in paths]} (successful_only={successful_only}, "
