@@ -293,3 +293,39 @@ def phone_screens() -> list:
         screens.append(Observation(app, device.ui_xml(), png.getvalue(), device.size))
     assert screens[0].screenshot_png != screens[1].screenshot_png
     return screens
+
+
+# ---- test tiers: `pytest -m "not slow"` for the quick loop; plain `pytest` (CI) runs everything -------------
+# Modules that start DeepSpeed, Ray, vLLM, whole training runs or emulator farms.
+SLOW_MODULES = {
+    "test_checkpoints",
+    "test_cli",
+    "test_farm",
+    "test_learner",
+    "test_learner_group",
+    "test_learner_kl_lora",
+    "test_learner_vision",
+    "test_report",
+    "test_rollout_farm",
+    "test_router",
+    "test_sft",
+    "test_train",
+    "test_vllm_engine",
+}
+
+
+def _has_cuda_gpu() -> bool:
+    """An NVIDIA GPU the driver lists (without importing torch, which takes seconds)."""
+    return Path("/proc/driver/nvidia/gpus").is_dir() and any(Path("/proc/driver/nvidia/gpus").iterdir())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    no_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("gpu") is not None:
+            if not _has_cuda_gpu():
+                item.add_marker(no_gpu)
+        elif item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.unit)
