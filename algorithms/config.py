@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from droidrl.typed_config import ConfigError, fail, from_dict  # noqa: F401  (re-exported)
+from droidrl.config.typed import ConfigError, fail, from_dict  # noqa: F401  (re-exported)
 
 
 def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from droidrl.config.typed import ConfigError, apply_overrides, from_dict, parse_override
 from droidrl.trainer.config import TrainConfig, load_config, read_yaml
-from droidrl.typed_config import ConfigError, apply_overrides, from_dict, parse_override
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -16,10 +16,10 @@ from typing import Any
 import yaml
 
 from droidrl.algorithms.config import AlgorithmConfig
+from droidrl.config.typed import ConfigError, apply_overrides, fail, from_dict, to_dict
 from droidrl.curricula.config import CurriculumConfig
 from droidrl.rollout.collector import CollectorConfig
 from droidrl.trainer.learner_config import LearnerConfig
-from droidrl.typed_config import ConfigError, apply_overrides, fail, from_dict, to_dict
 
 OBSERVATIONS = ("xml", "screenshot", "both")
 ENGINES = ("auto", "vllm", "transformers")

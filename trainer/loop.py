@@ -522,6 +522,6 @@ def _numbers(values: dict[str, Any]) -> dict[str, float]:
 
 
 def _plain(config: TrainConfig) -> dict[str, Any]:
-    from droidrl.typed_config import to_dict
+    from droidrl.config.typed import to_dict
 
     return to_dict(config)
