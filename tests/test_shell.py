@@ -825,3 +825,27 @@ def test_writes_onto_a_full_disk_fail_as_the_shell_and_toybox_report_them(phone)
     # A rename needs no space, and removing frees it.
     assert sh(phone, "mv /sdcard/big /sdcard/moved && rm /sdcard/out && echo hi > /sdcard/small").exit_code == 0
     assert phone.fs.read("/sdcard/small") == b"hi\n" and phone.fs.read("/sdcard/moved") == b"x" * 1000
+
+
+def test_df_reports_the_storage_the_vfs_holds(phone):
+    header, *rows = out(phone, "df").splitlines()
+    assert header.split() == ["Filesystem", "1K-blocks", "Used", "Available", "Use%", "Mounted", "on"]
+    table = {row.split()[5]: row.split() for row in rows}
+    assert {"/", "/data", "/storage/emulated", "/system_ext", "/vendor"} <= set(table)
+    assert table["/data"][0] == "/dev/block/dm-5" and table["/storage/emulated"][0] == "/dev/fuse"
+    assert table["/"][1:5] == [table["/"][1], table["/"][1], "0", "100%"]  # the read-only system image is full
+    assert int(table["/data"][1]) == phone.fs.capacity // 1024
+    before = int(table["/data"][2])
+    phone.fs.write("/sdcard/Download/blob", b"x" * (8 << 20))
+    device, size, used, avail, percent, mount = out(phone, "df /sdcard/Download/blob").splitlines()[1].split()
+    assert (device, mount) == ("/dev/fuse", "/storage/emulated") and int(used) == before + 8192
+    assert int(avail) == int(size) - int(used) and percent == f"{-(-int(used) * 100 // int(size))}%"
+    # Columns are as wide as their widest entry; -h prints toybox's three-digit sizes.
+    assert out(phone, "df -h /data") == (
+        "Filesystem      Size Used Avail Use% Mounted on\n"
+        "/dev/block/dm-5 2.0G 8.1M  1.9G   1% /data\n"
+    )
+    phone.fs.capacity = phone.fs.used()
+    assert out(phone, "df /data").splitlines()[1].split()[3:5] == ["0", "100%"]
+    result = sh(phone, "df /nope")
+    assert (result.stderr, result.exit_code) == (b"df: '/nope': No such file or directory\n", 1)

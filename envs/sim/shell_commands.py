@@ -29,6 +29,7 @@ from droidrl.envs.sim.shell_android import (
     _uiautomator,
     _wm,
 )
+from droidrl.envs.sim.shell_df import df
 from droidrl.envs.sim.shell_services import _ime
 from droidrl.envs.sim.shell_toybox import (
     _base64,
@@ -137,6 +138,7 @@ COMMANDS: dict[str, Callable[[Context, list[str]], int]] = {
     "[": _bracket,
     # system
     "date": _date,
+    "df": df,
     "sleep": _sleep,
     "whoami": _whoami,
     "id": _id,
