@@ -39,6 +39,9 @@ LIBRARIES = (
     "accelerate",
     "safetensors",
 )
+# Libraries whose warnings are advisories a user cannot act on (vLLM on a CPU: no Triton, no tcmalloc, eager
+# mode, ... about ten lines in each of its processes at every start): on the console only from ERROR up.
+CONSOLE_LEVELS = {"vllm": logging.ERROR, "py.warnings": logging.ERROR}
 LOG_FILE = "droidrl.log"  # this process's log (all libraries), in run_dir/logs/
 VLLM_LOG_FILE = "vllm.log"  # vLLM's, from this process and its engine-core process
 FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d]: %(message)s"
@@ -71,6 +74,8 @@ def child_env(log_dir: Path, verbose: bool = False) -> dict[str, str]:
         "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # transformers' "Loading weights" bars follow it too
         "WANDB_SILENT": "true",
         "RAY_DEDUP_LOGS": "1",
+        "TORCH_CPP_LOG_LEVEL": "ERROR",  # c10's "[W...] Warning: NUMA binding ..." in vLLM's engine process
+        "PYTHONWARNINGS": "ignore::FutureWarning,ignore::DeprecationWarning",  # child processes only
     }
 
 
@@ -82,7 +87,7 @@ def ray_init_options(verbose: bool = False) -> dict[str, Any]:
 
 
 def _vllm_config(log_dir: Path) -> Path:
-    """A logging dictConfig for vLLM (VLLM_LOGGING_CONFIG_PATH): INFO to vllm.log, WARNING to stderr."""
+    """A logging dictConfig for vLLM (VLLM_LOGGING_CONFIG_PATH): INFO to vllm.log, errors to stderr."""
     path = log_dir / "vllm-logging.json"
     config = {
         "version": 1,
@@ -99,7 +104,7 @@ def _vllm_config(log_dir: Path) -> Path:
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": "console",
-                "level": "WARNING",
+                "level": logging.getLevelName(CONSOLE_LEVELS["vllm"]),
             },
         },
         "loggers": {"vllm": {"handlers": ["file", "console"], "level": "INFO", "propagate": False}},
@@ -133,7 +138,7 @@ def setup_logging(run_dir: Path, verbose: bool = False, console: Any = None) -> 
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     logging.captureWarnings(True)  # warnings.warn from libraries: into the log, not onto the console
     if not verbose:
-        _quiet_imports(to_file.stream)
+        _quiet_imports(log_dir)
         tame_library_loggers()
     return log_dir
 
@@ -152,20 +157,28 @@ def _console_handler(console: Any, details: Path, verbose: bool) -> logging.Hand
         return handler
     handler.setLevel(logging.WARNING)
     handler.setFormatter(OneLine(details))
-    handler.addFilter(_no_library_warnings)
+    handler.addFilter(_console_worthy)
     if console is not None:
         handler.formatter = OneLine(details)  # RichHandler renders the formatted message
     return handler
 
 
-def _no_library_warnings(record: logging.LogRecord) -> bool:
-    """Python warnings (deprecations of libraries we call) stay in the file unless they are errors."""
-    return record.name != "py.warnings"
+def _console_worthy(record: logging.LogRecord) -> bool:
+    """Whether a record reaches the console: CONSOLE_LEVELS raises the bar for some libraries."""
+    top = "py.warnings" if record.name == "py.warnings" else record.name.split(".")[0]
+    return record.levelno >= CONSOLE_LEVELS.get(top, logging.WARNING)
 
 
-def _quiet_imports(stream: Any) -> None:
-    """Import the libraries that print at import time, with their output going to the log file."""
-    with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+_import_log: Any = None  # stays open for the process: handlers created at import may hold it
+
+
+def _quiet_imports(log_dir: Path) -> None:
+    """Import the libraries that print at import time, with that output going to logs/imports.log."""
+    global _import_log
+    if _import_log is None:
+        _import_log = open(log_dir / "imports.log", "a", encoding="utf-8")  # noqa: SIM115
+    # Console handlers the libraries create meanwhile capture this stream; tame_library_loggers drops them.
+    with contextlib.redirect_stdout(_import_log), contextlib.redirect_stderr(_import_log):
         for name in ("deepspeed", "transformers", "ray"):
             if importlib.util.find_spec(name) is not None:
                 with contextlib.suppress(Exception):
@@ -190,14 +203,9 @@ def tame_library_loggers() -> None:
             continue
         logger = logging.getLogger(name)
         for handler in list(logger.handlers):
-            stream = getattr(handler, "stream", None)
-            if not isinstance(handler, logging.FileHandler) and stream in (sys.stdout, sys.stderr, *_std()):
+            if not isinstance(handler, logging.FileHandler):  # a console handler of the library's own
                 logger.removeHandler(handler)
         if "." not in name:
             logger.propagate = True
             if logger.level in (logging.NOTSET,) or logger.level > logging.INFO:
                 logger.setLevel(logging.INFO)
-
-
-def _std() -> tuple[Any, ...]:
-    return (sys.__stdout__, sys.__stderr__)

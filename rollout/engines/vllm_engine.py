@@ -120,7 +120,11 @@ class VLLMEngine:
         args.update(config.engine_args)
         llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
         await llm.update_weight_version(str(version))
-        return cls(llm, config, name, version)
+        engine = cls(llm, config, name, version)
+        # A traceback vLLM's imports cache holds this frame: without the del, its locals keep the AsyncLLM
+        # alive until interpreter exit, where AsyncLLM.__del__ runs on torn-down modules (a TypeError).
+        del llm
+        return engine
 
     @property
     def version(self) -> int:
