@@ -17,8 +17,8 @@ from typing import Any
 
 from droidrl.rollout.engines.base import Engine
 from droidrl.rollout.envpool import EnvPool
-from droidrl.trainer.config import TrainConfig
-from droidrl.trainer.loop import Events, Run, TrainSummary, env_options
+from droidrl.trainer.config import TrainConfig, env_options
+from droidrl.trainer.loop import Events, Run, TrainSummary
 from droidrl.trainer.protocols import Learner
 
 ENGINE_NAMES = {"vllm": "vllm-0", "transformers": "hf-0"}  # an in-process engine's name in messages

@@ -18,7 +18,24 @@ import yaml
 
 
 class ConfigError(ValueError):
-    """A config value is wrong; the message starts with the dotted key."""
+    """One or more config values are wrong; each problem starts with its dotted key (all are in `problems`)."""
+
+    def __init__(self, problems: str | Sequence[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        if len(self.problems) == 1:
+            super().__init__(self.problems[0])
+        else:
+            listed = "\n".join(f"  {problem}" for problem in self.problems)
+            super().__init__(f"{len(self.problems)} problems:\n{listed}")
+
+
+def collect(problems: list[str], check: typing.Callable[[], Any]) -> Any:
+    """Run `check`; a ConfigError it raises joins `problems` (so every error is reported at once)."""
+    try:
+        return check()
+    except ConfigError as err:
+        problems.extend(err.problems)
+        return None
 
 
 def fail(key: str, message: str) -> typing.NoReturn:
@@ -107,21 +124,27 @@ def from_dict(cls: type, data: Any, key: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = settable_fields(cls)
     where = f"under {key}" if key else "at the top level"
+    problems: list[str] = []  # every wrong key of the tree, reported together
     for name in data:
         if name not in names:
             close = difflib.get_close_matches(str(name), names, n=1)
             hint = f"did you mean {_join(key, close[0])}? " if close else ""
-            fail(_join(key, name), f"unknown key; {hint}valid keys {where}: {', '.join(names)}")
+            problems.append(f"{_join(key, name)}: unknown key; {hint}valid keys {where}: {', '.join(names)}")
     defaults = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for name, value in data.items():
+        if name not in names:
+            continue
         # A partly given section keeps the defaults its parent chose for the rest of it.
         factory = defaults[name].default_factory
         if isinstance(value, dict) and factory is not dataclasses.MISSING:
             default = factory()
             if dataclasses.is_dataclass(default):
                 value = _merge(to_dict(default), value)
-        kwargs[name] = check_type(_join(key, name), value, hints[name])
+        checked = collect(problems, lambda name=name, value=value: check_type(_join(key, name), value, hints[name]))
+        kwargs[name] = checked
+    if problems:
+        raise ConfigError(problems)
     try:
         return cls(**kwargs)
     except ConfigError:

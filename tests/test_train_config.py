@@ -126,3 +126,23 @@ def test_the_cli_rejects_a_bad_config_in_under_a_second_before_starting_anything
     # Reported, not asserted (timing on a shared machine is not a unit-test property): the command
     # prints how long it took to refuse the config.
     print(f"refused in {elapsed:.2f} s (process start included)")
+
+
+def test_every_config_error_is_reported_at_once() -> None:
+    overrides = ["trainer.lr=fast", "env.phones=0", "rollout.nope=1", "sft.epochs=0", "model.observation=video"]
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, overrides)
+    problems = caught.value.problems
+    assert len(problems) == 5, problems
+    for key in ("trainer.lr", "env.phones", "rollout.nope", "sft.epochs", "model.observation"):
+        assert sum(p.startswith(f"{key}:") for p in problems) == 1, (key, problems)
+    assert str(caught.value).startswith("5 problems:\n  ")
+
+
+def test_a_bad_env_option_fails_in_the_config_not_in_an_actor() -> None:
+    with pytest.raises(ConfigError, match=r"^env: .*max_steps"):
+        from droidrl.trainer.config import check_env
+
+        config = load_config(None, [])
+        config.env.max_steps = 0  # past EnvConfig's own check: what the phones' EnvConfig refuses
+        check_env(config)

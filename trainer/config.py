@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from droidrl.algorithms.config import AlgorithmConfig
-from droidrl.config.typed import ConfigError, apply_overrides, fail, from_dict, to_dict
+from droidrl.config.typed import ConfigError, apply_overrides, collect, fail, from_dict, to_dict
 from droidrl.curricula.config import CurriculumConfig
 from droidrl.rollout.collector import CollectorConfig
 from droidrl.trainer.learner_config import LearnerConfig
@@ -267,9 +267,31 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     data = read_yaml(path) if path is not None else {}
     apply_overrides(data, overrides)
     config = from_dict(TrainConfig, data, "")
-    check_tasks(config)
-    check_resources(config)
+    problems: list[str] = []  # the checks across sections, all reported at once
+    collect(problems, lambda: check_tasks(config))
+    collect(problems, lambda: check_resources(config))
+    collect(problems, lambda: check_env(config))
+    if problems:
+        raise ConfigError(problems)
     return config
+
+
+def env_options(config: TrainConfig) -> dict[str, Any]:
+    """The AndroidEnv settings (envs.env.EnvConfig fields) every phone of the run gets."""
+    options: dict[str, Any] = {"interruptions": config.env.interruptions}
+    if config.env.max_steps is not None:
+        options["max_steps"] = config.env.max_steps
+    return options
+
+
+def check_env(config: TrainConfig) -> None:
+    """Build the phones' envs.env.EnvConfig here, so a bad env option fails before any actor starts."""
+    from droidrl.envs.env import EnvConfig as PhoneEnvConfig
+
+    try:
+        PhoneEnvConfig(**env_options(config), screenshots=config.model.observation != "xml")
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"env: {err}") from err
 
 
 def check_tasks(config: TrainConfig) -> None:

@@ -34,7 +34,7 @@ from droidrl.rollout.envpool import EnvPool
 from droidrl.rollout.prompts import PromptConfig
 from droidrl.rollout.records import write_groups
 from droidrl.rollout.trajectory import Episode, Group
-from droidrl.trainer.config import TrainConfig
+from droidrl.trainer.config import TrainConfig, env_options
 from droidrl.trainer.evaluation import EvalResult, evaluate
 from droidrl.trainer.protocols import Learner
 from droidrl.trainer.report import write_report
@@ -169,14 +169,6 @@ def agent_config(config: TrainConfig, temperature: float, seed: int) -> AgentCon
         temperature=temperature, top_p=config.rollout.top_p, max_tokens=config.rollout.max_tokens, seed=seed
     )
     return AgentConfig(prompt=prompt_config(config), sampling=sampling, max_steps=config.env.max_steps)
-
-
-def env_options(config: TrainConfig) -> dict[str, Any]:
-    """AndroidEnv settings every phone gets."""
-    options: dict[str, Any] = {"interruptions": config.env.interruptions}
-    if config.env.max_steps is not None:
-        options["max_steps"] = config.env.max_steps
-    return options
 
 
 def seed_everything(seed: int) -> None:
