@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,19 +49,35 @@ FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d]: %(message)s"
 
 
 class OneLine(logging.Formatter):
-    """The first line of a record's message, without traceback: where to read the rest is said once."""
+    """The first line of a record's message, cut to the console's width, without traceback.
 
-    def __init__(self, details: Path | None) -> None:
+    When something was left out, the line ends by saying which file has it in full.
+    """
+
+    def __init__(self, details: Path | None, width: Callable[[], int] | None = None) -> None:
         super().__init__("%(message)s")
-        self.details = details
+        self.details = _short_path(details) if details is not None else None
+        self.width = width
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        first = message.strip().splitlines()[0] if message.strip() else ""
-        cut = first != message.strip() or record.exc_info is not None
+        message = record.getMessage().strip()
+        first = message.splitlines()[0] if message else ""
         origin = "" if record.name.startswith("droidrl") else f"{record.name.split('.')[0]}: "
-        suffix = f" (details in {self.details})" if cut and self.details is not None else ""
-        return f"{origin}{first[:300]}{suffix}"
+        cut = first != message or record.exc_info is not None
+        suffix = f" (details: {self.details})" if self.details is not None else ""
+        text = origin + first
+        room = self.width() if self.width is not None else 200
+        if len(text) + (len(suffix) if cut else 0) > room:
+            text, cut = text[: max(20, room - len(suffix) - 1)] + "…", True
+        return text + (suffix if cut else "")
+
+
+def _short_path(path: Path) -> str:
+    """`path` relative to the working directory when it is below it (shorter on the console)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def child_env(log_dir: Path, verbose: bool = False) -> dict[str, str]:
@@ -156,10 +173,10 @@ def _console_handler(console: Any, details: Path, verbose: bool) -> logging.Hand
         handler.setLevel(logging.INFO)
         return handler
     handler.setLevel(logging.WARNING)
-    handler.setFormatter(OneLine(details))
+    # RichHandler puts the level (9 columns) before the message; keep the record on one console line.
+    width = (lambda: console.width - 10) if console is not None else None
+    handler.setFormatter(OneLine(details, width))
     handler.addFilter(_console_worthy)
-    if console is not None:
-        handler.formatter = OneLine(details)  # RichHandler renders the formatted message
     return handler
 
 

@@ -48,7 +48,7 @@ class Display:
 
     def evaluated(self, result) -> None:
         low, high = result.interval
-        console.log(
+        console.print(
             f"eval at step {result.step}: success {result.rate:.1%} (95% CI {low:.1%}-{high:.1%}, "
             f"{result.successes}/{result.episodes} episodes, {result.seconds:.0f} s)"
         )

@@ -45,6 +45,7 @@ def line_chart(
     rate: bool = False,
     x_label: str = "RL step",
     x_max: float = 1.0,
+    from_zero: bool = False,
 ) -> str:
     """An SVG line chart of named (x, y) series; `rate` fixes the y axis to 0-100%.
 
@@ -58,6 +59,8 @@ def line_chart(
         y_min, y_max = 0.0, 1.0
     else:
         y_min, y_max = min(y for _, y in points), max(y for _, y in points)
+        if from_zero:
+            y_min = min(0.0, y_min)
         if y_max - y_min < 1e-12:
             y_min, y_max = y_min - 1.0, y_max + 1.0
 
@@ -133,7 +136,7 @@ def time_chart(history: Sequence[dict[str, float]]) -> str:
         for key, value in row.items():
             if key.startswith("time/"):
                 series.setdefault(key, []).append((row["step"], value))
-    return line_chart("seconds per step, by phase", series)
+    return line_chart("seconds per step, by phase", series, from_zero=True)
 
 
 def task_chart(episodes: Sequence[EpisodeView]) -> str:
@@ -365,7 +368,8 @@ def episodes_html(episodes: Sequence[EpisodeView]) -> str:
     for source in dict.fromkeys(e.source for e in episodes):
         mine = [e for e in episodes if e.source == source]
         columns = "".join(
-            f'<div class="column"><h3>{title}</h3>{"".join(episode_html(e) for e in mine if e.success == won)}</div>'
+            f'<div class="column"><h3>{title}</h3>'
+            f"{''.join(episode_html(e) for e in mine if e.success == won) or '<p>none sampled</p>'}</div>"
             for title, won in (("successes", True), ("failures", False))
         )
         parts.append(f'<section><h3 class="source">{html.escape(source)}</h3><div class="sides">{columns}</div>')
