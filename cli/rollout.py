@@ -1,68 +1,83 @@
-"""`droidrl rollout`: a policy plays a task suite; Parquet records and a summary."""
+"""`droidrl rollout [CONFIG] [key=value ...]`: a policy plays tasks on simulated phones; Parquet records and a summary.
+
+The settings are `droidrl train`'s tree: model.*, rollout.* (engine, sampling), env.* (phones, Ray),
+curriculum.tasks (the templates drawn from), collector.batch_size (groups to play),
+collector.group_size, seed and run_dir (where turns.parquet goes). The flags below are spellings of
+those keys. One starting point differs from training's, and says so: curriculum.tasks=easy (BASE).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 from pathlib import Path
 
 from rich.progress import Progress
 from rich.table import Table
 
 from droidrl.cli.common import CliError, console
+from droidrl.cli.config_args import add_config_args, load
+
+FLAGS = {  # flag -> the config keys it sets
+    "model": ["model.path"],
+    "engine": ["rollout.engine"],
+    "suite": ["curriculum.tasks"],
+    "tasks": ["collector.batch_size"],
+    "group_size": ["collector.group_size"],
+    "phones": ["env.phones", "collector.max_concurrent_episodes"],
+    "ray": ["env.ray"],
+    "observation": ["model.observation"],
+    "temperature": ["rollout.temperature"],
+    "max_tokens": ["rollout.max_tokens"],
+    "seed": ["seed"],
+    "out": ["run_dir"],
+}
+
+
+BASE = ["curriculum.tasks=easy"]  # a quick look at a policy plays the easy suite unless told otherwise
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from droidrl.rollout.run import RolloutConfig
-
-    model = args.model
+    config = load(args, FLAGS, BASE)
+    model = config.model.path
     if model is None:
-        model = str(Path(args.out) / "tiny-text")
+        model = str(Path(config.run_dir) / "init")
         if not (Path(model) / "config.json").exists():
             from droidrl.models.presets import init_model
 
-            with console.status("no --model given: writing a tiny-text policy with random weights"):
-                init_model("tiny-text", Path(model))
-    try:
-        config = RolloutConfig(
-            model=model,
-            engine=args.engine,
-            suite=args.suite,
-            tasks=args.tasks,
-            group_size=args.group_size,
-            phones=args.phones,
-            ray=args.ray,
-            observation=args.observation,
-            temperature=args.temperature,
-            max_tokens=args.max_tokens,
-            seed=args.seed,
-            out=args.out,
-        )
-    except ValueError as err:
-        raise CliError(str(err)) from None
+            with console.status(f"no model.path given: writing a {config.model.preset} policy with random weights"):
+                init_model(config.model.preset, Path(model), seed=config.seed)
+    groups = config.collector.batch_size
     with Progress(console=console, transient=True) as progress:
-        bar = progress.add_task(f"{config.tasks} groups x {config.group_size} episodes", total=config.tasks)
-        summary = asyncio.run(_rollout(config, on_group=lambda group: progress.advance(bar)))
+        bar = progress.add_task(f"{groups} groups x {config.collector.group_size} episodes", total=groups)
+        summary = asyncio.run(_rollout(config, model, on_group=lambda group: progress.advance(bar)))
     _print_rollout(summary)
     return 0
 
 
-async def _rollout(config, on_group):
-    from droidrl.cluster.launch import build_engine, engine_kind, open_pool
-    from droidrl.rollout.run import run_rollout
+async def _rollout(config, model: str, on_group):
+    from droidrl.cluster.launch import started_rollout
+    from droidrl.rollout.run import draw_instances, run_rollout
+    from droidrl.trainer.loop import agent_config
 
-    kind = engine_kind(config.engine)
-    engine = await build_engine(kind, config.model, config.phones)
     try:
-        screenshots = config.observation != "xml"
-        pool = await open_pool(config.phones, screenshots, config.ray, 32, {}, health_interval_s=None)
-        try:
-            return await run_rollout(config, engine, kind, pool, on_group=on_group)
-        finally:
-            pool.close()
-    finally:
-        await engine.close()
+        names = config.curriculum.training_tasks()
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    instances = draw_instances(names, config.collector.batch_size, config.seed)
+    async with started_rollout(config, model) as parts:
+        return await run_rollout(
+            parts.engine,
+            parts.kind,
+            parts.pool,
+            model,
+            agent_config(config, config.rollout.temperature, config.seed),
+            config.collector,
+            instances,
+            Path(config.run_dir),
+            run_id=f"rollout-{config.seed}",
+            on_group=on_group,
+        )
 
 
 def _print_rollout(summary) -> None:
@@ -83,17 +98,21 @@ def _print_rollout(summary) -> None:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the command on the `droidrl` parser."""
-    rollout = sub.add_parser("rollout", help="a policy plays a task suite; writes Parquet records and a summary")
-    rollout.add_argument("--model", help="HF model directory (default: a tiny-text policy written under --out)")
-    rollout.add_argument("--engine", choices=["auto", "vllm", "transformers"], default="auto")
-    rollout.add_argument("--suite", default="easy", help="task suite (see droidrl tasks)")
-    rollout.add_argument("--tasks", type=int, default=8, help="task instances, one group each (default 8)")
-    rollout.add_argument("--group-size", type=int, default=2, help="episodes per task instance (default 2)")
-    rollout.add_argument("--phones", type=int, default=8, help="simulated phones, episodes in flight (default 8)")
-    rollout.add_argument("--ray", action="store_true", help="host the phones in Ray actors (local cluster)")
-    rollout.add_argument("--observation", choices=["xml", "screenshot", "both"], default="xml")
-    rollout.add_argument("--temperature", type=float, default=1.0)
-    rollout.add_argument("--max-tokens", type=int, default=64, help="response tokens per turn")
-    rollout.add_argument("--seed", type=int, default=0, help="draws the task instances")
-    rollout.add_argument("--out", default="runs/rollout", help="folder for turns.parquet (default runs/rollout)")
+    rollout = sub.add_parser(
+        "rollout",
+        help="a policy plays tasks; writes Parquet records and a summary ([CONFIG] [key=value ...] as for train)",
+    )
+    add_config_args(rollout)
+    rollout.add_argument("--model", help="HF model directory (model.path; default: a tiny model under run_dir/init)")
+    rollout.add_argument("--engine", choices=["auto", "vllm", "transformers"], help="rollout.engine")
+    rollout.add_argument("--suite", help="curriculum.tasks: a task suite (see droidrl tasks); default easy")
+    rollout.add_argument("--tasks", type=int, help="collector.batch_size: task instances, one group each")
+    rollout.add_argument("--group-size", type=int, help="collector.group_size: episodes per task instance")
+    rollout.add_argument("--phones", type=int, help="env.phones (and collector.max_concurrent_episodes)")
+    rollout.add_argument("--ray", action="store_const", const=True, help="env.ray=true: phones in Ray actors")
+    rollout.add_argument("--observation", choices=["xml", "screenshot", "both"], help="model.observation")
+    rollout.add_argument("--temperature", type=float, help="rollout.temperature")
+    rollout.add_argument("--max-tokens", type=int, help="rollout.max_tokens: response tokens per turn")
+    rollout.add_argument("--seed", type=int, help="seed: draws the task instances")
+    rollout.add_argument("--out", help="run_dir: the folder for turns.parquet")
     rollout.set_defaults(func=cmd_rollout)

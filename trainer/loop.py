@@ -193,8 +193,14 @@ def prepare_policy(config: TrainConfig, run_dir: Path, events: Events) -> tuple[
     return run_warm_start(config, policy, run_dir, events)
 
 
-def run_warm_start(config: TrainConfig, policy: Path, run_dir: Path, events: Events) -> tuple[Path, dict[str, Any]]:
-    """SFT: expert demonstrations recorded through the same agent loop as RL (same prompts), plus any files."""
+def run_warm_start(
+    config: TrainConfig, policy: Path, run_dir: Path, events: Events, out: Path | None = None
+) -> tuple[Path, dict[str, Any]]:
+    """SFT: expert demonstrations recorded through the same agent loop as RL (same prompts), plus any files.
+
+    Both `droidrl train` (out: run_dir/sft) and `droidrl sft` (out: its run_dir) run this: the expert's
+    episodes go to out/demonstrations.parquet, the cloned model to out/model.
+    """
     from transformers import AutoTokenizer
 
     from droidrl.trainer.sft import (
@@ -205,9 +211,10 @@ def run_warm_start(config: TrainConfig, policy: Path, run_dir: Path, events: Eve
         run_sft,
     )
 
+    out = run_dir / "sft" if out is None else out
     sft = config.sft
     samples: list[StepSample] = []
-    demos = 0
+    info: dict[str, Any] = {"demonstrations": 0, "episodes": 0, "records": None}
     if sft.seeds > 0:
         names = resolve_tasks(sft.tasks if sft.tasks is not None else config.curriculum.tasks, "tasks")
         events.emit("phase", "expert demonstrations", len(names) * sft.seeds)
@@ -230,9 +237,10 @@ def run_warm_start(config: TrainConfig, policy: Path, run_dir: Path, events: Eve
                 **env_options(config),
             )
         )
-        write_groups(groups, run_dir / "sft" / "demonstrations.parquet", run_id="sft", batch_id=0)
+        info["records"] = str(write_groups(groups, out / "demonstrations.parquet", run_id="sft", batch_id=0))
         samples += demonstration_samples(groups)
-        demos = sum(1 for g in groups for e in g.episodes if e.success)
+        info["demonstrations"] = sum(1 for g in groups for e in g.episodes if e.success)
+        info["episodes"] = sum(len(g.episodes) for g in groups)
     if sft.demos:
         samples += load_demonstrations(sft.demos)
     if not samples:
@@ -248,7 +256,7 @@ def run_warm_start(config: TrainConfig, policy: Path, run_dir: Path, events: Eve
 
     result = run_sft(
         policy,
-        run_dir / "sft" / "model",
+        out / "model",
         samples,
         epochs=sft.epochs,
         lr=sft.lr,
@@ -261,9 +269,9 @@ def run_warm_start(config: TrainConfig, policy: Path, run_dir: Path, events: Eve
         ),
         on_step=on_step,
     )
-    info = {
-        "demonstrations": demos,
+    info |= {
         "samples": result.samples,
+        "tokens": result.tokens,
         "steps": result.steps,
         "epoch_nll": result.epoch_losses,
         "seconds": result.seconds,
