@@ -57,12 +57,13 @@ def test_a_handled_failure_is_one_console_line_and_its_traceback_is_in_the_log(t
         raise RuntimeError("health check: actor env-1 unreachable\nmore detail")
     except RuntimeError:
         logging.getLogger("droidrl.cluster.farm").exception("health check failed")
-    collector.info("episode failure (device): local/3 is gone")  # INFO: the log only
+    collector.info("episode failure (device): local/3 is gone\nTraceback ...")  # retried: one line too
     lines = out.getvalue().splitlines()
-    assert len(lines) == 2, lines
+    assert len(lines) == 3, lines
     assert lines[0].startswith("WARNING  group t-g000003 (SystemWifiTurnOff:7) dropped: episode t-g0-e0 failed")
     assert lines[0].rstrip().endswith(f"(details: {log_dir / LOG_FILE})") and "Traceback" not in out.getvalue()
     assert lines[1].startswith("ERROR    health check failed (details: ")
+    assert lines[2].startswith("INFO     episode failure (device): local/3 is gone (details: ")
     logged = (log_dir / LOG_FILE).read_text()
     assert "ValueError: device local/3 is gone" in logged  # the remote traceback, in full
     assert 'raise RuntimeError("health check' in logged  # the local one too

@@ -42,7 +42,8 @@ LIBRARIES = (
 )
 # Libraries whose warnings are advisories a user cannot act on (vLLM on a CPU: no Triton, no tcmalloc, eager
 # mode, ... about ten lines in each of its processes at every start): on the console only from ERROR up.
-CONSOLE_LEVELS = {"vllm": logging.ERROR, "py.warnings": logging.ERROR}
+# droidrl's own INFO records are the handled failures (a retried episode): one line each, worth seeing.
+CONSOLE_LEVELS = {"droidrl": logging.INFO, "vllm": logging.ERROR, "py.warnings": logging.ERROR}
 LOG_FILE = "droidrl.log"  # this process's log (all libraries), in run_dir/logs/
 VLLM_LOG_FILE = "vllm.log"  # vLLM's, from this process and its engine-core process
 FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d]: %(message)s"
@@ -172,7 +173,7 @@ def _console_handler(console: Any, details: Path, verbose: bool) -> logging.Hand
     if verbose:
         handler.setLevel(logging.INFO)
         return handler
-    handler.setLevel(logging.WARNING)
+    handler.setLevel(logging.INFO)  # _console_worthy sets the bar per library
     # RichHandler puts the level (9 columns) before the message; keep the record on one console line.
     width = (lambda: console.width - 10) if console is not None else None
     handler.setFormatter(OneLine(details, width))
