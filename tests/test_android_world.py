@@ -53,7 +53,7 @@ VERIFY_TASKS = {
     "SystemWifiTurnOnVerify",
 }
 
-pytestmark = pytest.mark.adb
+pytestmark = [pytest.mark.adb, pytest.mark.slow]  # about 6 minutes
 
 # Tasks that cannot pass yet, and exactly why (each is re-checked: it shows as XPASS once it does).
 MARKOR_GLOB = (
@@ -223,22 +223,61 @@ def launcher_env(android_world: str, emulator: Emulator) -> Iterator[Any]:
 
 
 # ---- the env API -------------------------------------------------------------------------------------------------
+def _index(env: Any, text: str) -> int:
+    """The index of the first UI element whose text or content description is `text` (android_world's indices)."""
+    elements = env.get_state(wait_to_stabilize=True).ui_elements
+    for i, element in enumerate(elements):
+        if text in (element.text, element.content_description):
+            return i
+    raise AssertionError(f"no UI element {text!r} among {[e.text for e in elements if e.text]}")
+
+
+def _texts(env: Any) -> list[str]:
+    # android_world's own wait: the forwarder's trees arrive asynchronously, as from a real phone.
+    return [e.text for e in env.get_state(wait_to_stabilize=True).ui_elements if e.text]
+
+
 def test_launcher_env_observes_and_acts(launcher_env: Any, emulator: Emulator) -> None:
     from android_world.env import json_action
 
+    def act(**kwargs: Any) -> None:
+        launcher_env.execute_action(json_action.JSONAction(**kwargs))
+
     state = launcher_env.reset(go_home=True)
     width, height = launcher_env.logical_screen_size
+    assert (width, height) == (1080, 2400)
     assert state.pixels.shape == (height, width, 3)
-    state = launcher_env.get_state(wait_to_stabilize=False)
-    assert state.ui_elements, "no UI elements from the accessibility forwarder"
-    launcher_env.execute_action(json_action.JSONAction(action_type="open_app", app_name="settings"))
-    assert "com.android.settings" in launcher_env.foreground_activity_name
-    labels = [e.text for e in launcher_env.get_state().ui_elements]
-    assert "Network & internet" in labels
-    launcher_env.execute_action(json_action.JSONAction(action_type="scroll", direction="down"))
-    launcher_env.execute_action(json_action.JSONAction(action_type="navigate_back"))
-    launcher_env.execute_action(json_action.JSONAction(action_type="navigate_home"))
-    launcher_env.execute_action(json_action.JSONAction(action_type="answer", text="done"))
+    assert launcher_env.get_state().ui_elements, "no UI elements from the accessibility forwarder"
+
+    act(action_type="open_app", app_name="files")
+    assert "com.google.android.documentsui" in launcher_env.foreground_activity_name
+    act(action_type="long_press", index=_index(launcher_env, "Download"))
+    assert "1 selected" in _texts(launcher_env)
+    act(action_type="navigate_back")
+    assert "1 selected" not in _texts(launcher_env)
+
+    act(action_type="open_app", app_name="contacts")
+    act(action_type="click", index=_index(launcher_env, "Search contacts"))
+    act(action_type="input_text", text="Bob", index=_index(launcher_env, "Search contacts"))
+    texts = _texts(launcher_env)
+    assert "Bob" in texts and "Bob Martinez" in texts and "Alice Johnson" not in texts, texts
+    act(action_type="navigate_home")
+    assert "nexuslauncher" in launcher_env.foreground_activity_name
+
+    # A folder longer than the screen, to scroll.
+    files = " ".join(f"/sdcard/Download/scroll_{i:02d}.txt" for i in range(30))
+    adb = [ADB, "-P", str(DEFAULT_ADB_SERVER_PORT), "-s", emulator.serial, "shell"]
+    subprocess.run([*adb, f"touch {files}"], check=True, timeout=30)
+    act(action_type="open_app", app_name="files")
+    act(action_type="click", index=_index(launcher_env, "Download"))
+    top = _texts(launcher_env)
+    assert "scroll_00.txt" in top and "scroll_29.txt" not in top
+    act(action_type="scroll", direction="down")
+    assert "scroll_00.txt" not in _texts(launcher_env), "scrolling down did not move the list"
+    act(action_type="navigate_back")
+    assert "Download" in _texts(launcher_env)
+    subprocess.run([*adb, f"rm {files}"], check=True, timeout=30)
+    act(action_type="answer", text="done")
     assert launcher_env.interaction_cache == "done"
 
 
