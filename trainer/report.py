@@ -289,11 +289,12 @@ def attach_screens(
     from droidrl.envs.viewer import annotate, thumbnail_png
 
     for episode in episodes:
-        recorded = episode.records is not None and all(len(refs) == 1 for refs in episode.images)
+        # A turn's prompt shows its screens in order, the one it acted on last.
+        recorded = episode.records is not None and all(len(refs) >= 1 for refs in episode.images)
         screens: list[np.ndarray | None]
         if recorded:
             base = episode.records.parent
-            screens = [np.asarray(Image.open(base / refs[0]).convert("RGB")) for refs in episode.images]
+            screens = [np.asarray(Image.open(base / refs[-1]).convert("RGB")) for refs in episode.images]
         elif replay:
             screens = replay_screens(episode, env_options or {})
         else:
