@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import threading
 import time
@@ -102,7 +103,7 @@ def test_a_fast_client_is_throttled_not_buffered(emulator, adb_server, monkeypat
     """64 MiB piped into `adb shell` while the shell is busy: adbd withholds OKAYs instead of buffering it."""
     release = threading.Event()
 
-    def busy_shell(command):
+    def busy_shell(command, **_):
         release.wait(30)
         return SimpleNamespace(stdout=b"", stderr=b"", exit_code=0)
 
@@ -177,3 +178,64 @@ def test_android_world_set_root_if_needed(emulator, adb_server):
     assert (second.status, second.generic.output) == (adb_pb2.AdbResponse.Status.OK, b"root\n")
     whoami = adb_utils.issue_generic_request(["shell", "id"], env)
     assert whoami.generic.output.decode() == ROOT_ID + "\n"
+
+
+# ---- stdin and streaming output ---------------------------------------------------------------------------------
+@pytest.mark.adb
+def test_debian_adb_shell_and_exec_in_pass_stdin_to_the_command(emulator, adb_server, tmp_path):
+    adb = lambda *args, **kw: adb_server.adb("-s", emulator.serial, *args, **kw)  # noqa: E731
+    fs = emulator.phone.fs
+    assert adb("shell", "cat > /sdcard/hi.txt", input=b"hi\n").returncode == 0
+    assert fs.read("/sdcard/hi.txt") == b"hi\n"
+    blob = os.urandom(3 * 1024 * 1024 + 7)  # past the unread-input backlog: flow control, not buffering
+    done = adb("shell", "cat > /sdcard/blob.bin; echo $?", input=blob)
+    assert (done.stdout, fs.read("/sdcard/blob.bin") == blob) == (b"0\n", True)
+    assert adb("shell", "wc -l", input=b"a\nb\nc\n").stdout == b"3\n"
+    assert adb("exec-in", "cat > /sdcard/exec.bin", input=blob[:100_000]).returncode == 0
+    deadline = time.monotonic() + 10  # the client closes the stream once it has sent the data, not waiting
+    while not (fs.exists("/sdcard/exec.bin") and fs.read("/sdcard/exec.bin") == blob[:100_000]):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    # A command that does not read stdin runs at once, though the host never closes its input.
+    args = [adb_server.adb_path, "-P", str(adb_server.port), "-s", emulator.serial, "shell", "echo ran"]
+    proc = subprocess.Popen(args, env=adb_server.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"ran\n"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.adb
+def test_debian_adb_logcat_clears_dumps_and_streams(emulator, adb_server):
+    from droidrl.envs.sim import adbd
+
+    adb = lambda *args: adb_server.adb("-s", emulator.serial, *args)  # noqa: E731
+    assert adb("logcat", "-b", "all", "-c").returncode == 0  # android_env's AdbLogStream does this first
+    assert adb("logcat", "-d").stdout == b""
+    adb("shell", "am start -n com.android.settings/.Settings")
+    dumped = adb("logcat", "-d", "-v", "threadtime", "ActivityTaskManager:I", "*:S")
+    lines = dumped.stdout.decode().splitlines()
+    assert dumped.returncode == 0 and lines[0] == "--------- beginning of main"
+    assert re.fullmatch(
+        r"\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} +\d+ +\d+ I ActivityTaskManager: "
+        r"START u0 \{flg=0x10000000 cmp=com\.android\.settings/\.Settings\} from uid 2000",
+        lines[1],
+    ), lines
+    assert adb("logcat", "-c").returncode == 0 and adb("logcat", "-d").stdout == b""
+    # Without -d it streams: lines appear as activities start, until the host closes the stream.
+    args = [adb_server.adb_path, "-P", str(adb_server.port), "-s", emulator.serial, "logcat", "-v", "epoch"]
+    proc = subprocess.Popen([*args, "ActivityTaskManager:I", "*:S"], env=adb_server.env, stdout=subprocess.PIPE)
+    try:
+        time.sleep(1)  # logcat is waiting for lines by now
+        adb("shell", "am start -n com.google.android.deskclock/com.android.deskclock.DeskClock")
+        assert proc.stdout.readline() == b"--------- beginning of main\n"
+        line = proc.stdout.readline().decode()
+        assert re.fullmatch(r" +\d+\.\d{3} +\d+ +\d+ I ActivityTaskManager: START u0 .*deskclock.*\n", line), line
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 10  # the closed stream hangs logcat up on the phone
+    while adbd._shell_counts.get(id(emulator.phone)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not adbd._shell_counts.get(id(emulator.phone))

@@ -282,7 +282,7 @@ def test_host_data_is_acknowledged_only_as_the_service_reads_it(sim_phone_adbd, 
     """A host that writes faster than the service reads is held back by withheld OKAYs, not buffered."""
     release = threading.Event()
 
-    def slow_shell(command):
+    def slow_shell(command, **_):
         release.wait(20)
         return SimpleNamespace(stdout=b"", stderr=b"", exit_code=0)
 
@@ -386,7 +386,7 @@ def test_root_state_belongs_to_the_phone_and_a_new_phone_starts_unrooted(sim_pho
 def test_slow_command_does_not_block_other_connections(sim_phone_adbd, monkeypatch):
     release = threading.Event()
 
-    def slow_shell(command):
+    def slow_shell(command, **_):
         release.wait(10)
         return SimpleNamespace(stdout=b"done\n", stderr=b"", exit_code=0)
 

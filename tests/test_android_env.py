@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from android_env import loader
-from android_env.components import action_type, config_classes
+from android_env.components import action_type, config_classes, logcat_thread
 from android_env.proto import adb_pb2
 from android_env.wrappers import a11y_grpc_wrapper
 from apk_support import forwarder_apk
@@ -26,6 +28,7 @@ id: "droidrl_home"
 name: "Home screen of the simulated phone (no APK, no setup)"
 description: "Touch the screen; nothing is scored."
 max_episode_steps: 50
+log_parsing_config { filters: "ActivityTaskManager:I" }
 """
 
 
@@ -113,10 +116,15 @@ def test_android_env_launches_droidrl_emulator_resets_steps_and_closes(launched:
     assert pixels.shape == (2400, 1080, 3) and pixels.dtype == np.uint8
     assert pixels.std() > 0  # a drawn screen, not a blank frame
 
+    # android_env's LogcatThread reads `adb logcat -v epoch` as it streams: it sees the activity start.
+    started = threading.Event()
+    listener = logcat_thread.EventListener(re.compile(r"START u0 .*com\.android\.settings"), lambda *_: started.set())
+    env._coordinator._task_manager._logcat_thread.add_event_listener(listener)
     for kind in (action_type.ActionType.TOUCH, action_type.ActionType.LIFT):
         timestep = touch(env, kind, settings_icon())
         assert timestep.observation["pixels"].shape == (2400, 1080, 3)
     assert not np.array_equal(timestep.observation["pixels"], pixels)  # Settings opened
+    assert started.wait(10), "android_env's logcat thread never saw ActivityTaskManager's START line"
     current = env.execute_adb_call(adb_pb2.AdbRequest(get_current_activity=adb_pb2.AdbRequest.GetCurrentActivity()))
     assert current.get_current_activity.full_activity == "com.android.settings/com.android.settings.Settings"
 

@@ -849,3 +849,41 @@ def test_df_reports_the_storage_the_vfs_holds(phone):
     assert out(phone, "df /data").splitlines()[1].split()[3:5] == ["0", "100%"]
     result = sh(phone, "df /nope")
     assert (result.stderr, result.exit_code) == (b"df: '/nope': No such file or directory\n", 1)
+
+
+# ---- exec, stdin, logcat ------------------------------------------------------------------------------------
+def test_exec_replaces_the_shell_and_exec_redirections_stay(phone):
+    assert out(phone, "exec echo hi; echo not reached") == "hi\n"
+    assert sh(phone, "exec false; echo not reached") == ShellResult(b"", b"", 1)
+    result = sh(phone, "exec >/data/local/tmp/log 2>&1; echo a; ls /nope; echo b")
+    assert (result.stdout, result.stderr, result.exit_code) == (b"", b"", 0)
+    assert phone.fs.read("/data/local/tmp/log") == b"a\nls: /nope: No such file or directory\nb\n"
+    # What Debian's `adb logcat` runs on the device.
+    assert sh(phone, "export ANDROID_LOG_TAGS=\"''\" ; exec logcat -d") == ShellResult(b"", b"", 0)
+
+
+def test_commands_read_the_stdin_they_are_given(phone):
+    assert phone.shell("cat > /sdcard/in.txt; wc -c /sdcard/in.txt", stdin=b"abc\n").stdout == b"4 /sdcard/in.txt\n"
+    assert phone.shell("grep b | sh -c 'cat'", stdin=b"a\nb\nc\n").stdout == b"b\n"
+    assert phone.shell("echo no stdin read", stdin=b"x").stdout == b"no stdin read\n"
+
+
+def test_logcat_dumps_activity_starts_in_liblog_formats_and_clears(phone):
+    assert out(phone, "logcat -d") == ""
+    out(phone, "am start -n com.android.settings/.Settings")
+    first, start, displayed = out(phone, "logcat -d").splitlines()
+    assert first == "--------- beginning of main"
+    stamp = phone.now().strftime("%m-%d %H:%M:%S.") + f"{phone.state.clock_ms % 1000:03d}"
+    assert start == (
+        f"{stamp}   542  1830 I ActivityTaskManager: START u0 {{flg=0x10000000 cmp=com.android.settings/.Settings}}"
+        " from uid 2000"
+    )
+    assert displayed.endswith(" I ActivityTaskManager: Displayed com.android.settings/.Settings: +412ms")
+    epoch = out(phone, "logcat -d -v epoch -s ActivityTaskManager").splitlines()[1]
+    assert epoch.startswith(f"{phone.state.clock_ms // 1000:19d}.")  # what android_env's LogcatThread parses
+    assert out(phone, "logcat -d -v brief ActivityManager:I '*:S'") == ""
+    last = out(phone, "logcat -t 1 -v raw")
+    assert last == "--------- beginning of main\nDisplayed com.android.settings/.Settings: +412ms\n"
+    assert out(phone, "logcat -b all -c; logcat -d") == ""
+    result = sh(phone, "logcat -b nosuch")
+    assert result.exit_code == 1 and b"nosuch" in result.stderr

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from droidrl.envs.sim import limits
+from droidrl.envs.sim.shell_util import PendingInput
 
 if TYPE_CHECKING:
     from droidrl.envs.sim.phone import Phone
@@ -178,6 +179,10 @@ class Stream:
         return data
 
     # -- called by services
+    def unread(self) -> int:
+        """Bytes the host sent that the service has not read yet."""
+        return len(self._inbound)
+
     def ignore_input(self) -> None:
         """For services that never read: drop what the host sends instead of buffering it."""
         self._ignore_input = True
@@ -445,7 +450,11 @@ async def on_phone(phone: Phone, fn: Callable[..., Any], *args: Any) -> Any:
 
 
 async def run_command(
-    phone: Phone, command: str, hung_up: Callable[[], bool] | None = None
+    phone: Phone,
+    command: str,
+    hung_up: Callable[[], bool] | None = None,
+    stdin: AsyncIterator[bytes] | None = None,
+    output: Callable[[bytes], Awaitable[None]] | None = None,
 ) -> tuple[bytes, bytes, int]:
     """(stdout, stderr, exit code) of one command line; a crash of the simulated shell is exit code 1.
 
@@ -453,6 +462,8 @@ async def run_command(
     the phone's lock only around its steps, so a `sleep` blocks neither other connections nor other
     phones. If the caller is cancelled (the connection went away), or `hung_up()` turns true (the host
     closed the stream, e.g. `lambda: stream.closed`), the command line is killed as SIGHUP kills it.
+    `stdin` (the host's input) is what its commands read; with `output`, a command that streams
+    (`logcat`) has its stdout sent as it goes, and the returned stdout is what it left at the end.
     """
     key = id(phone)
     with _workers_lock:
@@ -462,6 +473,9 @@ async def run_command(
     loop = asyncio.get_running_loop()
     done: asyncio.Future[tuple[bytes, bytes, int]] = loop.create_future()
     budget = limits.Budget()
+    pending = PendingInput() if stdin is not None else b""
+    feeder = asyncio.ensure_future(_feed_stdin(stdin, pending)) if isinstance(pending, PendingInput) else None
+    sink = _streaming_sink(loop, budget, output) if output is not None else None
 
     def settle(outcome: tuple[bytes, bytes, int]) -> None:
         if not done.done():
@@ -470,7 +484,7 @@ async def run_command(
     def work() -> None:
         try:
             with limits.running(budget):  # the shell runs under the budget this thread holds
-                result = phone.shell(command)
+                result = phone.shell(command, stdin=pending, sink=sink)
             outcome = (result.stdout, result.stderr, result.exit_code)
         except Exception as err:
             log.exception("adbd: the simulated shell failed on %r", command)
@@ -487,13 +501,53 @@ async def run_command(
     try:
         while hung_up is not None and not done.done():
             await asyncio.wait([done], timeout=0.2)
-            if hung_up():
+            # Input the host sent before closing (`adb exec-in`) is still the command's to read.
+            if hung_up() and not (isinstance(pending, PendingInput) and pending.unread()):
                 budget.cancel()  # it ends at its next step; its output goes nowhere
                 break
         return await done
     except asyncio.CancelledError:
         budget.cancel()
         raise
+    finally:
+        if feeder is not None:
+            feeder.cancel()
+
+
+STDIN_BACKLOG = 1 << 20  # host input a command has not read yet; past it, the stream stops acknowledging
+
+
+async def _feed_stdin(chunks: AsyncIterator[bytes], pending: PendingInput) -> None:
+    """Pass the host's input to the command as it arrives; the end of it (or of the stream) is EOF."""
+    try:
+        async for chunk in chunks:
+            pending.feed(chunk)
+            while pending.backlog() > STDIN_BACKLOG:  # the command reads nothing for now: so do we
+                await asyncio.sleep(0.05)
+    finally:
+        pending.close()
+
+
+def _streaming_sink(
+    loop: asyncio.AbstractEventLoop, budget: limits.Budget, output: Callable[[bytes], Awaitable[None]]
+) -> Callable[[bytes], None]:
+    """A sink the shell thread calls with streamed stdout: it waits until the data went out (flow control)."""
+
+    def sink(data: bytes) -> None:
+        future = asyncio.run_coroutine_threadsafe(output(data), loop)
+        while True:
+            try:
+                future.result(timeout=0.2)
+                return
+            except concurrent.futures.TimeoutError:
+                if budget.cancelled():
+                    future.cancel()
+                    budget.check()
+            except Exception:  # the stream closed under it: the command is hung up
+                budget.cancel()
+                budget.check()
+
+    return sink
 
 
 def shell_service(args: list[str], command: str) -> Service:
@@ -510,13 +564,16 @@ def shell_service(args: list[str], command: str) -> Service:
         if use_v2:
             out = ShellV2Writer(stream, pty)
             if command:
-                stream.ignore_input()
-                await out.result(*await run_command(phone, command, lambda: stream.closed))
+                # stdin packets are the command's stdin (`echo hi | adb shell 'cat > f'`), as adbd pipes them.
+                result = await run_command(
+                    phone, command, lambda: stream.closed, shell_v2_input(stream), out.streamed_stdout
+                )
+                await out.result(*result)
             else:
                 await out.exit(await interactive_shell(phone, shell_v2_input(stream), out))
         elif command:
             stream.ignore_input()
-            stdout, stderr, _ = await run_command(phone, command, lambda: stream.closed)
+            stdout, stderr, _ = await run_command(phone, command, lambda: stream.closed, output=stream.write)
             await stream.write(stdout)  # merged, in that order, without copying both into one buffer
             await stream.write(stderr)
         else:
@@ -530,8 +587,11 @@ def exec_service(command: str) -> Service:
     """`exec:CMD`: raw, binary-clean output and no packet framing (adbd merges stderr here too)."""
 
     async def serve(stream: Stream, phone: Phone) -> None:
-        stream.ignore_input()
-        stdout, stderr, _ = await run_command(phone, command, lambda: stream.closed)
+        # What the host writes is the command's stdin (`adb exec-in`), ending when the host closes the
+        # stream; run_command hangs the command up only once no input it was sent waits unread.
+        stdin = shell_v1_input(stream)
+        hung_up = lambda: stream.closed and not stream.unread()  # noqa: E731
+        stdout, stderr, _ = await run_command(phone, command, hung_up, stdin, stream.write)
         await stream.write(stdout)
         await stream.write(stderr)
 
@@ -589,6 +649,10 @@ class ShellV2Writer:
     async def echo(self, typed: bytes) -> None:
         if self.pty:
             await self.packet(SHELL_STDOUT, pty_echo(typed))
+
+    async def streamed_stdout(self, data: bytes) -> None:
+        """Output a command streams while it runs (`logcat`), ahead of its result."""
+        await self.packet(SHELL_STDOUT, pty_output(data) if self.pty else data)
 
     async def result(self, stdout: bytes, stderr: bytes, exit_code: int) -> None:
         if self.pty:

@@ -51,6 +51,9 @@ class Budget:
     def cancel(self) -> None:
         self._cancelled.set()
 
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
     def check(self) -> None:
         """Raise ShellKilled once the budget is spent (and on every later check: a kill sticks)."""
         if self._killed is None:

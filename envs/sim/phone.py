@@ -17,17 +17,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from droidrl.envs.device import check_snapshot_name
-from droidrl.envs.sim import keyboard, selection, services, snapshot, systemui, uixml
+from droidrl.envs.sim import keyboard, logcat, selection, services, snapshot, systemui, uixml
 from droidrl.envs.sim.app import App, Ctx
 from droidrl.envs.sim.state import Activity, Focus, PhoneState
 from droidrl.envs.sim.ui import EDIT, SEEKBAR, Metrics, Node, Screen, layout_dialog, layout_screen
 from droidrl.envs.sim.vfs import VirtualFS
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from PIL import Image
 
     from droidrl.envs.sim.limits import Budget
     from droidrl.envs.sim.shell import ShellResult
+    from droidrl.envs.sim.shell_util import PendingInput
 
 # android_world freezes device time at this instant; we start from the same one.
 DEFAULT_CLOCK_MS = int(dt.datetime(2023, 10, 15, 15, 34, tzinfo=dt.UTC).timestamp() * 1000)
@@ -227,6 +230,7 @@ class Phone:
         self._touch_recents(package)
         systemui.maybe_interrupt(self, package)
         self.changed()
+        logcat.activity_started(self, package, self.state.tasks[package][-1].name, cold=stack is None)
 
     def start_activity(self, package: str, name: str, args: dict[str, Any]) -> None:
         app = self._app(package)
@@ -611,15 +615,22 @@ class Phone:
         return bool(self.state.system_dialog and self.state.system_dialog.get("cancelable", True))
 
     # ---- shell --------------------------------------------------------------------------------------------
-    def shell(self, command: str, budget: Budget | None = None) -> ShellResult:
+    def shell(
+        self,
+        command: str,
+        budget: Budget | None = None,
+        stdin: bytes | PendingInput = b"",
+        sink: Callable[[bytes], None] | None = None,
+    ) -> ShellResult:
         """Run one `sh -c` command line through the simulated device shell.
 
         Not under the lock as a whole: the shell takes it around each step that touches the phone, so
         a `sleep` or a long loop leaves other clients free. `budget` bounds its CPU time and memory.
+        `stdin` feeds its commands; `sink` takes a streaming command's output as it comes (`shell.run`).
         """
         from droidrl.envs.sim import shell
 
-        result = shell.run(self, command, budget)
+        result = shell.run(self, command, budget, stdin, sink)
         with self.lock:
             self.changed()
         return result

@@ -19,7 +19,7 @@ from typing import Any
 
 from droidrl.envs.sim import limits
 from droidrl.envs.sim.shell_commands import BIN_DIRS, COMMANDS
-from droidrl.envs.sim.shell_util import CommandError, Context, ShellExit, resolve_path
+from droidrl.envs.sim.shell_util import CommandError, Context, PendingInput, ShellExit, resolve_path
 
 SH = "/system/bin/sh"
 
@@ -51,17 +51,27 @@ class ShellResult:
     exit_code: int
 
 
-def run(phone: Any, command: str, budget: limits.Budget | None = None) -> ShellResult:
+def run(
+    phone: Any,
+    command: str,
+    budget: limits.Budget | None = None,
+    stdin: bytes | PendingInput = b"",
+    sink: Callable[[bytes], None] | None = None,
+) -> ShellResult:
     """Run one command line on `phone` the way adbd's `sh -c COMMAND` would.
 
     The caller need not hold the phone's lock: the shell takes it around each step that touches the
     phone (a command, a redirection, a glob), so a `sleep` or a long loop never blocks other clients.
     The command line runs under `budget` (a fresh `limits.Budget` if None); past it, it is killed.
+    `stdin` is what its commands read (bytes, or the host's input still arriving). With a `sink`, a
+    command that streams (`logcat`) hands it its stdout as it goes, and the result holds the rest.
     """
     shell = _Shell(phone)
+    if sink is not None:
+        shell.stdout = _SinkedStream(sink)
     with limits.running(budget):
         try:
-            status = shell.run_script(command, b"", shell.stdout, shell.stderr, top_level=True)
+            status = shell.run_script(command, stdin, shell.stdout, shell.stderr, top_level=True)
         except limits.ShellKilled as killed:
             status = killed.code
             if killed.message and len(shell.stderr) < limits.STREAM_LIMIT:
@@ -566,7 +576,7 @@ def parse(command: str) -> Sequence:
 class _Streams:
     """Where descriptors 0, 1 and 2 of one command point: stdin bytes and two output buffers."""
 
-    def __init__(self, stdin: bytes, out: bytearray, err: bytearray) -> None:
+    def __init__(self, stdin: bytes | PendingInput, out: bytearray, err: bytearray) -> None:
         self.stdin, self.out, self.err = stdin, out, err
 
     def copy(self) -> _Streams:
@@ -586,9 +596,12 @@ class _Shell:
     substitution_status: int | None = None  # status of the last $(...) in the command being expanded
     depth: int = 0  # how many `sh -c` / `eval` / `$(...)` levels this shell is nested in
     env_bytes: int = field(default_factory=lambda: sum(map(len, DEFAULT_ENV.values())))
+    exec_redirects: list[_Redirected] = field(default_factory=list)  # `exec >FILE`: in force until the end
 
     # ---- entry points ------------------------------------------------------------------------------
-    def run_script(self, script: str, stdin: bytes, out: bytearray, err: bytearray, top_level: bool = False) -> int:
+    def run_script(
+        self, script: str, stdin: bytes | PendingInput, out: bytearray, err: bytearray, top_level: bool = False
+    ) -> int:
         """Parse and run `script` with the given streams; `exit` ends it (and only it)."""
         if self.depth > limits.DEPTH_LIMIT:  # `sh x.sh` running itself: a real phone runs out of memory
             limits.check_size(self.depth, limits.DEPTH_LIMIT)
@@ -599,10 +612,14 @@ class _Shell:
             err += f"{SH}: syntax error: {e}\n".encode()
             self.status = 1 if top_level else 2
             return self.status
+        held = len(self.exec_redirects)
         try:
             self._sequence(tree, _Streams(stdin, out, err))
         except ShellExit as e:
             self.status = e.code
+        finally:
+            while len(self.exec_redirects) > held:  # files `exec >FILE` opened get what was written
+                self.exec_redirects.pop().flush()
         return self.status
 
     def subshell(self) -> _Shell:
@@ -646,7 +663,8 @@ class _Shell:
         status = 0
         for n, command in enumerate(node.commands):
             last = n == len(node.commands) - 1
-            streams = _Streams(stdin, io.out if last else limits.Stream(), io.err)
+            # A lone command gets the list's own streams, so `exec >FILE` can redirect the commands after it.
+            streams = io if len(node.commands) == 1 else _Streams(stdin, io.out if last else limits.Stream(), io.err)
             if last:
                 status = self._command(command, streams)
             else:
@@ -731,6 +749,11 @@ class _Shell:
         if streams is None:
             self.status = 1
             return 1
+        if argv == ["exec"]:  # `exec` with only redirections: they apply to the shell from now on
+            io.stdin, io.out, io.err = streams.io.stdin, streams.io.out, streams.io.err
+            self.exec_redirects.append(streams)
+            self.status = 0
+            return 0
         try:
             if not argv:  # only assignments: the status is that of the last command substitution
                 for name, value in values.items():
@@ -770,13 +793,15 @@ class _Shell:
 
         ctx = Context(
             phone=self.phone,
-            stdin=io.stdin,
+            input=io.stdin,
             stdout=io.out,
             stderr=io.err,
             cwd=self.cwd,
             env=self.env,
             run_script=lambda script: unlocked(lambda: self.subshell().run_script(script, io.stdin, io.out, io.err)),
             run_argv=lambda args: unlocked(lambda: self.run_argv(args, io)),
+            unlocked=unlocked,
+            flush=lambda: _send_streamed(io.out),
         )
         if command in _UNLOCKED_COMMANDS:  # `sleep` only waits: holding the phone would stall everyone
             lock = contextlib.nullcontext()
@@ -1070,6 +1095,32 @@ def _builtin_noop(shell: _Shell, args: list[str], io: _Streams) -> int:
     return 0
 
 
+def _builtin_exec(shell: _Shell, args: list[str], io: _Streams) -> int:
+    """`exec CMD ARGS`: the command replaces the shell, so its status ends the script."""
+    if not args:
+        return 0
+    raise ShellExit(shell.run_argv(args, io))
+
+
+class _SinkedStream(limits.Stream):
+    """The top-level stdout when the caller takes output as it comes (adbd streaming `logcat`)."""
+
+    def __init__(self, sink: Callable[[bytes], None]) -> None:
+        super().__init__()
+        self.sink = sink
+
+
+def _send_streamed(out: bytearray) -> bool:
+    """What a streaming command wrote so far goes to the host now, if its stdout is the shell's own."""
+    if not isinstance(out, _SinkedStream):
+        return False
+    if out:
+        data = bytes(out)
+        del out[:]
+        out.sink(data)
+    return True
+
+
 _UNLOCKED_COMMANDS = {COMMANDS["sleep"]}  # commands that never touch the phone and may wait long
 
 _BUILTINS: dict[str, Callable[[_Shell, list[str], _Streams], int]] = {
@@ -1079,6 +1130,7 @@ _BUILTINS: dict[str, Callable[[_Shell, list[str], _Streams], int]] = {
     "unset": _builtin_unset,
     "eval": _builtin_eval,
     "command": _builtin_command,
+    "exec": _builtin_exec,
     ":": _builtin_noop,
     "set": _builtin_noop,
     "trap": _builtin_noop,

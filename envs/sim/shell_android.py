@@ -1743,10 +1743,6 @@ def _svc(ctx: Context, args: list[str]) -> int:
     return 0
 
 
-def _logcat(ctx: Context, args: list[str]) -> int:
-    return 0  # the simulated phone logs nothing; streaming logcat returns at once
-
-
 def _cmd_input_method(ctx: Context, args: list[str]) -> int:
     """`cmd input_method ime ...` is what the `ime` command runs."""
     from droidrl.envs.sim.shell_services import _ime  # shell_services imports this module

@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from droidrl.envs.sim.content import content_command
+from droidrl.envs.sim.logcat import logcat
 from droidrl.envs.sim.shell_android import (
     _am,
     _cmd,
     _dumpsys,
     _getprop,
     _input,
-    _logcat,
     _monkey,
     _pm,
     _screencap,
@@ -106,7 +106,7 @@ COMMANDS: dict[str, Callable[[Context, list[str]], int]] = {
     "setprop": _setprop,
     "service": _service,
     "svc": _svc,
-    "logcat": _logcat,
+    "logcat": logcat,
     # files
     "ls": _ls,
     "cat": _cat,
