@@ -80,10 +80,6 @@ XFAIL: dict[str, str] = {
             "ExpenseAddMultipleFromMarkor",
         )
     },
-    "ContactsNewContactDraft": (
-        "the simulated Contacts editor has no phone-type spinner beside the Phone field (real: a Spinner showing "
-        "'Mobile', content-desc 'Mobile Phone', whose list sets 'Work'); the checker looks for 'Work' there"
-    ),
     "SimpleCalendarAddRepeatingEvent": (
         "the simulated Simple Calendar event editor has no Repeat row (real: 'Repeat' opens No repetition / Daily / "
         "Weekly / ... and writes repeat_interval and repeat_rule); no expert can set the rule"
@@ -346,3 +342,25 @@ def test_task_reaches_its_goal_through_the_ui(name: str, launcher_env: Any, emul
         _record(name, f"xfail: {reason}" if reason else f"fails: {type(error).__name__}: {str(error)[:200]}")
         raise
     _record(name, "passes")
+
+
+def test_contact_editor_phone_type_spinner_saves_the_type() -> None:
+    """The editor's phone-type Spinner (ContactsNewContactDraft reads it) shows 'Work Phone' and saves type 3."""
+    from droidrl.envs.sim_device import SimDevice
+    from droidrl.envs.tasks.screen import UiView
+
+    device = SimDevice()
+    device.launch("com.google.android.contacts")
+    device.tap(*UiView.of(device).find(desc="Create contact").center)
+    for rid, value in (("first_name", "Grace"), ("phone", "799-802-1530")):
+        device.tap(*UiView.of(device).find(rid=rid).center)
+        device.type_text(value)
+    spinner = UiView.of(device).find(rid="spinner_text")
+    assert (spinner.text, spinner.desc) == ("Mobile", "Mobile Phone")
+    device.tap(*spinner.center)
+    device.tap(*UiView.of(device).find(text="Work", rid="android:id/title").center)
+    spinner = UiView.of(device).find(rid="spinner_text")
+    assert (spinner.text, spinner.desc) == ("Work", "Work Phone")
+    device.tap(*UiView.of(device).find(text="Save").center)
+    out = device.shell("content query --uri content://contacts/phones/ --projection display_name:number:type")
+    assert "display_name=Grace, number=799-802-1530, type=3" in out, out

@@ -22,6 +22,7 @@ Step = Callable[[Device], Action]
 Builder = Callable[[Mapping[str, Any]], Step]
 
 SETTINGS = "com.android.settings"
+CONTACTS = "com.google.android.contacts"
 FILES = "com.google.android.documentsui"
 
 
@@ -113,6 +114,33 @@ def _contacts_add(p: Mapping[str, Any]) -> Step:
     return _template(
         "ContactsAddContact", {"first": first, "last": last, "name": p["name"], "phone": p["number"], "people": []}
     )
+
+
+def _contact_draft(p: Mapping[str, Any]) -> Step:
+    """Open the new-contact editor, fill first/last name and phone, set the phone type; do not save."""
+    fields = (("first_name", p["first"]), ("last_name", p["last"]), ("phone", p["phone"]))
+    label = p["phone_label"]
+
+    def step(device: Device) -> Action:
+        view = UiView.of(device)
+        if view.app != CONTACTS:
+            return Launch("Contacts")
+        chooser = view.find(text=label, rid="android:id/title")  # the phone-type list is open
+        if chooser is not None:
+            return view.tap(chooser)
+        if not view.has(rid="first_name"):
+            create = view.find(desc="Create contact")
+            return view.tap(create) if create is not None else Back()
+        for rid, value in fields:
+            action = view.fill(rid, value)
+            if action is not None:
+                return action
+        spinner = view.find(rid="spinner_text")
+        if spinner is not None and spinner.text != label:
+            return view.tap(spinner)
+        return Finish()
+
+    return step
 
 
 def _expense_row(row: Any) -> dict[str, Any]:
@@ -582,6 +610,7 @@ EXPERTS: dict[str, Builder] = {
     "ClockStopWatchPausedVerify": lambda p: _template("ClockStopWatchPausedVerify", {"elapsed_ms": 0}),
     "ClockTimerEntry": _timer_entry,
     "ContactsAddContact": _contacts_add,
+    "ContactsNewContactDraft": _contact_draft,
     "ExpenseAddSingle": _expense_add,
     "ExpenseAddMultiple": _expense_add,
     "ExpenseAddMultipleFromMarkor": lambda p: _markor_read_first("my_expenses.txt", _expense_add(p)),

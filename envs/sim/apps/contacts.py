@@ -356,7 +356,9 @@ def _put_item(conn: sqlite3.Connection, raw_id: int, mimetype: str, columns: dic
         conn.execute(sql, (*columns.values(), row[0]))
 
 
-def _save_contact(conn: sqlite3.Connection, raw_id: int | None, values: dict[str, str]) -> int:
+def _save_contact(
+    conn: sqlite3.Connection, raw_id: int | None, values: dict[str, str], phone_type: int = PHONE_TYPE_MOBILE
+) -> int:
     """Insert (raw_id None) or update a contact from editor values; returns its raw contact id."""
     display = _display_name(values)
     if raw_id is None:
@@ -371,7 +373,7 @@ def _save_contact(conn: sqlite3.Connection, raw_id: int | None, values: dict[str
     name = {"data1": " ".join(v for v in (first, last) if v), "data2": first or None, "data3": last or None}
     _put_item(conn, raw_id, NAME, name if first or last else None)
     number = values["phone"]
-    phone = {"data1": number, "data2": PHONE_TYPE_MOBILE, "data4": e164(number)}
+    phone = {"data1": number, "data2": phone_type, "data4": e164(number)}
     _put_item(conn, raw_id, PHONE, phone if number else None)
     email = values["email"]
     _put_item(conn, raw_id, EMAIL, {"data1": email, "data2": EMAIL_TYPE_HOME} if email else None)
@@ -565,6 +567,8 @@ def _editor_initial(ctx: Ctx) -> dict[str, str]:
             for key in ("first_name", "last_name", "company"):
                 values[key] = contact[key]
             values["phone"] = contact["phones"][0][0] if contact["phones"] else ""
+            if contact["phones"]:
+                ctx.extra["phone_label"] = contact["phones"][0][1]  # the spinner shows the saved type
             values["email"] = contact["emails"][0][0] if contact["emails"] else ""
         return values
     # Intents.Insert extras (`am start -a android.intent.action.INSERT -e name ... -e phone ...`).
@@ -572,6 +576,28 @@ def _editor_initial(ctx: Ctx) -> dict[str, str]:
     for key in ("phone", "email", "company"):
         values[key] = str(ctx.args.get(key, ""))
     return values
+
+
+def _phone_type(ctx: Ctx) -> int:
+    label = ctx.extra.get("phone_label", "Mobile")
+    return next(t for t, name in PHONE_LABELS.items() if name == label)
+
+
+def _phone_type_spinner(ctx: Ctx) -> Node:
+    """The Spinner beside the phone field: shows the type ("Mobile"), content-desc "Mobile Phone"."""
+    label = ctx.extra.get("phone_label", "Mobile")
+    row = item(label, on_click=lambda: ctx.extra.update(dialog="phone_type"), title_rid="spinner_text")
+    row.children[0].desc = f"{label} Phone"
+    return row
+
+
+def _phone_type_chooser(ctx: Ctx) -> Dialog:
+    def choose(label: str) -> None:
+        ctx.extra.update(phone_label=label, dialog=None)
+
+    close = lambda: ctx.extra.update(dialog=None)  # noqa: E731
+    rows = [item(label, on_click=lambda label=label: choose(label)) for label in PHONE_LABELS.values()]
+    return Dialog(rows=rows, on_cancel=close)
 
 
 def editor_screen(ctx: Ctx) -> Screen:
@@ -597,7 +623,7 @@ def editor_screen(ctx: Ctx) -> Screen:
                 ctx.toast("Couldn't save contact changes")
                 ctx.finish()
                 return
-            saved_id = _save_contact(conn, raw_id if editing else None, current)
+            saved_id = _save_contact(conn, raw_id if editing else None, current, _phone_type(ctx))
         ctx.toast("Contact saved")
         if editing:
             ctx.finish()
@@ -617,6 +643,8 @@ def editor_screen(ctx: Ctx) -> Screen:
     rows = [spacer(8)]
     for key, hint, rid in EDITOR_FIELDS:
         rows.append(edit(key, ctx.field(key), hint, rid, focused=ctx.focused(key)))
+        if key == "phone":
+            rows.append(_phone_type_spinner(ctx))
     save_button = Node(
         cls=BUTTON,
         text="Save",
@@ -628,6 +656,8 @@ def editor_screen(ctx: Ctx) -> Screen:
         size=16,
     )
     dialog = None
+    if ctx.extra.get("dialog") == "phone_type":
+        dialog = _phone_type_chooser(ctx)
     if ctx.extra.get("dialog") == "discard":
         dialog = Dialog(
             title="Discard changes?",
