@@ -222,7 +222,7 @@ def logcat(ctx: Context, args: list[str]) -> int:
         entries = entries[-opts.tail :] if opts.tail else []
     begun: set[str] = set()
     _print(ctx, entries, opts, begun)
-    if opts.dump or not ctx.flush():
+    if opts.dump or not ctx.unlocked(ctx.flush):  # a host slow to read holds up no one but this logcat
         # Dumped; or stdout goes into a pipe or file inside the shell, which a running logcat would
         # never hand on here: it stops after what is logged so far.
         return 0
