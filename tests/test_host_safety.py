@@ -216,7 +216,7 @@ def test_a_catastrophic_regex_is_cut_by_the_cpu_budget_and_stalls_no_one(sim_pho
         longest_gap, last = max(longest_gap, now - last), now
     thread.join(60)
     assert (box["r"].exit_code, box["r"].stderr) == (152, b"CPU time limit exceeded\n")
-    assert longest_gap < 1.0, f"other threads stalled {longest_gap:.1f}s while grep matched"
+    assert longest_gap < 2.5, f"other threads stalled {longest_gap:.1f}s while grep matched"  # `re`: about 6 s
     assert sim_phone.shell("echo aab | grep -E '(a|aa)+b'").stdout == b"aab\n"
 
 
