@@ -15,6 +15,7 @@ task's outcome for the closing-note table (`python tests/android_world_support.p
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import socket
@@ -80,10 +81,6 @@ XFAIL: dict[str, str] = {
             "ExpenseAddMultipleFromMarkor",
         )
     },
-    "SimpleCalendarAddRepeatingEvent": (
-        "the simulated Simple Calendar event editor has no Repeat row (real: 'Repeat' opens No repetition / Daily / "
-        "Weekly / ... and writes repeat_interval and repeat_rule); no expert can set the rule"
-    ),
     "SimpleSmsReplyMostRecent": (
         "initialize_task raises 'Unexpected initial state': texts from `adb emu sms send` all get the same date "
         "(the phone's clock does not run), so content://sms/inbox (date DESC) does not list the last one first"
@@ -364,3 +361,25 @@ def test_contact_editor_phone_type_spinner_saves_the_type() -> None:
     device.tap(*UiView.of(device).find(text="Save").center)
     out = device.shell("content query --uri content://contacts/phones/ --projection display_name:number:type")
     assert "display_name=Grace, number=799-802-1530, type=3" in out, out
+
+
+def test_calendar_editor_repeat_row_saves_interval_and_rule() -> None:
+    """The event editor's Repeat row (SimpleCalendarAddRepeatingEvent sets it): Weekly stores 604800 and the
+    start day's bit, as Simple Calendar Pro does."""
+    from droidrl.envs.sim_device import SimDevice
+    from droidrl.envs.tasks.screen import UiView
+
+    device = SimDevice()
+    device.launch("com.simplemobiletools.calendar.pro")
+    device.tap(*UiView.of(device).find(desc="New Event").center)
+    device.tap(*UiView.of(device).find(rid="event_title").center)
+    device.type_text("Standup")
+    assert UiView.of(device).find(rid="event_repetition").text == "No repetition"
+    device.tap(*UiView.of(device).find(rid="event_repetition").center)
+    device.tap(*UiView.of(device).find(text="Weekly", rid="android:id/title").center)
+    assert UiView.of(device).find(rid="event_repetition").text == "Weekly"
+    device.tap(*UiView.of(device).find(desc="Save").center)
+    db = "/data/data/com.simplemobiletools.calendar.pro/databases/events.db"
+    row = device.shell(f"sqlite3 {db} 'SELECT title, start_ts, repeat_interval, repeat_rule FROM events'").split("|")
+    weekday_bit = 1 << (dt.datetime.fromtimestamp(int(row[1]), tz=dt.UTC).isoweekday() - 1)
+    assert (row[0], int(row[2]), int(row[3])) == ("Standup", 604800, weekday_bit), row

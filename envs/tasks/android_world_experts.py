@@ -239,6 +239,25 @@ def _calendar_add(p: Mapping[str, Any]) -> Step:
     return _template("SimpleCalendarAddOneEvent", params)
 
 
+def _calendar_repeating(p: Mapping[str, Any]) -> Step:
+    """As adding one event, choosing the Repeat row's interval in the editor before saving."""
+    labels = {86400: "Daily", 604800: "Weekly", 2592000: "Monthly", 31536000: "Yearly"}
+    wanted = labels[p["row_objects"][0].repeat_interval]
+    add = _calendar_add(p)
+
+    def step(device: Device) -> Action:
+        view = UiView.of(device)
+        repeat = view.find(rid="event_repetition")
+        choice = view.find(text=wanted, rid="android:id/title")
+        if choice is not None and view.has(rid="event_title"):  # the Repeat list is open
+            return view.tap(choice)
+        if repeat is not None and repeat.text != wanted:
+            return view.tap(repeat)
+        return add(device)
+
+    return step
+
+
 def _calendar_delete(p: Mapping[str, Any]) -> Step:
     doomed = [_event(r) for r in p["row_objects"]]
 
@@ -623,6 +642,7 @@ EXPERTS: dict[str, Builder] = {
     "SimpleCalendarAddOneEventInTwoWeeks": _calendar_add,
     "SimpleCalendarAddOneEventRelativeDay": _calendar_add,
     "SimpleCalendarAddOneEventTomorrow": _calendar_add,
+    "SimpleCalendarAddRepeatingEvent": _calendar_repeating,
     "SimpleCalendarDeleteOneEvent": _calendar_delete,
     "SimpleCalendarDeleteEvents": _calendar_delete,
     "SimpleCalendarDeleteEventsOnRelativeDay": _calendar_delete,

@@ -3,8 +3,8 @@
 Events live where the real app keeps them, in databases/events.db, table `events` with the Room
 entity's columns (times are epoch seconds; android_world's SimpleCalendar checks read id, start_ts,
 end_ts, title, location, description). The views show each event on every day it overlaps; repeat
-rules are stored but not expanded (task setups write single events). The chosen view is kept in
-shared_prefs/Prefs.xml as the real app's `view` preference (1 monthly, 3 event list, 5 daily).
+rules (the editor's Repeat row) are stored but not expanded (task setups write single events). The
+chosen view is kept in shared_prefs/Prefs.xml as the real app's `view` preference (1 monthly, 3 event list, 5 daily).
 """
 
 from __future__ import annotations
@@ -489,6 +489,32 @@ def _new_event_times(ctx: Ctx) -> tuple[int, int]:
     return ts, ts + DEFAULT_DURATION_S
 
 
+# The Repeat row's choices: (label, repeat_interval in seconds), as the app's constants (DAY .. YEAR).
+REPEATS = [("No repetition", 0), ("Daily", 86400), ("Weekly", 604800), ("Monthly", 2592000), ("Yearly", 31536000)]
+
+
+def _repeat_rule(interval: int, start: int) -> int:
+    """Weekly: the start day's bit (Monday 1 .. Sunday 64); monthly/yearly: REPEAT_SAME_DAY (1); else 0."""
+    if interval == 604800:
+        return 1 << (to_datetime(start).isoweekday() - 1)
+    return 1 if interval in (2592000, 31536000) else 0
+
+
+def _repeat_row(ctx: Ctx) -> Node:
+    label = next(name for name, secs in REPEATS if secs == ctx.extra.get("repeat", 0))
+    open_dialog = lambda: ctx.extra.update(dialog="repeat")  # noqa: E731
+    return item(label, on_click=open_dialog, rid="event_repetition_holder", title_rid="event_repetition")
+
+
+def _repeat_dialog(ctx: Ctx) -> Dialog:
+    def choose(secs: int) -> None:
+        ctx.extra["repeat"] = secs
+        _close_dialog(ctx)
+
+    rows = [item(name, on_click=lambda secs=secs: choose(secs)) for name, secs in REPEATS]
+    return Dialog(rows=rows, on_cancel=lambda: _close_dialog(ctx))
+
+
 def _editor_init(ctx: Ctx) -> bool:
     """Fill the editor once, like onCreate; returns False when the event to edit does not exist."""
     if "initial" in ctx.extra:
@@ -520,6 +546,8 @@ def _editor_init(ctx: Ctx) -> bool:
     }
     ctx.extra["initial"] = initial
     ctx.extra.update(start=start, end=end, all_day=initial["all_day"], dialog=None)
+    if isinstance(event_id, int):
+        ctx.extra["repeat"] = ctx.query(DB, "SELECT repeat_interval FROM events WHERE id = ?", (event_id,))[0][0]
     for key in ("title", "location", "description"):
         ctx.set_field(key, initial[key])
     return True
@@ -583,6 +611,7 @@ def editor_screen(ctx: Ctx) -> Screen:
             time_label.on_click = lambda which=which: open_time(which)
         rows.append(_cells_row([date_label, time_label]))
     rows.append(item("UTC", rid="event_time_zone", title_rid="event_time_zone_text"))
+    rows.append(_repeat_row(ctx))
 
     actions = [icon_button("Save", lambda: _save(ctx, event_id if editing else None), "save", "✓")]
     if editing:
@@ -605,6 +634,8 @@ def _editor_dialog(ctx: Ctx, event_id: int | None) -> Dialog | None:
         return _date_dialog(ctx, lambda day: _set_date(ctx, kind, day), close)
     if kind == "time":
         return _time_dialog(ctx)
+    if kind == "repeat":
+        return _repeat_dialog(ctx)
     if kind == "delete":
 
         def delete() -> None:
@@ -698,6 +729,12 @@ def _save(ctx: Ctx, event_id: int | None) -> None:
             " reminder_1_minutes, time_zone, event_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'UTC', ?)",
             (*values, DEFAULT_REMINDER_MINUTES, REGULAR_EVENT_TYPE_ID),
         )
+        repeat = ctx.extra.get("repeat", 0)
+        ctx.execute(
+            DB,
+            "UPDATE events SET repeat_interval = ?, repeat_rule = ? WHERE id = (SELECT max(id) FROM events)",
+            (repeat, _repeat_rule(repeat, start)),
+        )
         ctx.toast("Event added successfully")
     else:
         if _load_event(ctx, event_id) is None:  # deleted while the editor was open: nothing to update
@@ -708,6 +745,12 @@ def _save(ctx: Ctx, event_id: int | None) -> None:
             "UPDATE events SET start_ts = ?, end_ts = ?, title = ?, location = ?, description = ?, flags = ?,"
             " last_updated = ? WHERE id = ?",
             (*values, event_id),
+        )
+        repeat = ctx.extra.get("repeat", 0)
+        ctx.execute(
+            DB,
+            "UPDATE events SET repeat_interval = ?, repeat_rule = ? WHERE id = ?",
+            (repeat, _repeat_rule(repeat, start), event_id),
         )
         ctx.toast("Event updated successfully")
     ctx.finish()
