@@ -29,13 +29,14 @@ from typing import Any
 
 import pytest
 from android_world_support import (
+    HARNESS_INSTALLS,
     TASK_SEED,
     import_android_world,
     missing_packages,
     phone_packages,
     task_census,
 )
-from apk_support import forwarder_apk
+from apk_support import build_apk, forwarder_apk
 
 from droidrl.envs.actions import Finish
 from droidrl.envs.adb_device import AdbDevice
@@ -198,7 +199,7 @@ def emulator(default_adb_server: dict[str, str], tmp_path_factory: pytest.TempPa
 
 
 @pytest.fixture(scope="module")
-def launcher_env(android_world: str, emulator: Emulator) -> Iterator[Any]:
+def launcher_env(android_world: str, emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """android_world's `env_launcher.load_and_setup_env(..., emulator_setup=False)` over the emulator."""
     from android_env.wrappers import a11y_grpc_wrapper
     from android_world.env import env_launcher
@@ -209,6 +210,13 @@ def launcher_env(android_world: str, emulator: Emulator) -> Iterator[Any]:
         env = env_launcher.load_and_setup_env(
             console_port=emulator.console_port, emulator_setup=False, adb_path=ADB, grpc_port=emulator.grpc_port
         )
+        # android_world's emulator_setup installs the clipper helper; emulator_setup=False expects it there.
+        for package in HARNESS_INSTALLS:
+            apk = tmp_path_factory.mktemp("apk") / f"{package}.apk"
+            apk.write_bytes(build_apk(package))
+            adb = [ADB, "-P", str(DEFAULT_ADB_SERVER_PORT), "-s", emulator.serial, "install", str(apk)]
+            installed = subprocess.run(adb, capture_output=True, text=True, timeout=60)
+            assert installed.returncode == 0, installed.stdout + installed.stderr
         yield env
         env.close()
     finally:

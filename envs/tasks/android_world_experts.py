@@ -459,8 +459,11 @@ def _files_move(p: Mapping[str, Any]) -> Step:
 
 
 # ---- Simple SMS Messenger ---------------------------------------------------------------------------------------
-def _sms_send(number: str, body: str, name: str = "") -> Step:
-    """Send `body` once to `number` (shown as `name` when it is a contact): open or start its thread, type, send."""
+def _sms_send(number: str, body: str, name: str = "", paste: bool = False) -> Step:
+    """Send `body` once to `number` (shown as `name` when it is a contact).
+
+    Opens or starts its thread, types the text (or pastes it, when `body` is on the clipboard), sends.
+    """
     from droidrl.envs.tasks import sms
 
     key = sms.digits_key(number)
@@ -480,7 +483,9 @@ def _sms_send(number: str, body: str, name: str = "") -> Step:
         if sms.in_thread(view):
             if not any(node.rid == "" and is_target(node.text) for node in view.nodes):
                 return view.tap(view.find(desc="Navigate up"))
-            fill = sms.fill(view, "thread_type_message", body)
+            fill = (
+                _paste_step(view, "thread_type_message", body) if paste else sms.fill(view, "thread_type_message", body)
+            )
             return fill if fill is not None else view.tap(view.find(rid="thread_send_message"))
         if view.has(rid="new_conversation_address"):
             fill = sms.fill(view, "new_conversation_address", number)
@@ -538,6 +543,25 @@ def _markor_rename(old: str, new: str) -> Step:
 
 def _markor_create(name: str, text: str) -> Step:
     return _template("MarkorCreateNote", {"file_name": name, "text": text})
+
+
+def _markor_from_clipboard(name: str, text: str) -> Step:
+    """A new note `name` whose text is pasted from the clipboard (long press in the editor, Paste), saved."""
+    from droidrl.envs.tasks import markor
+
+    def step(device: Device) -> Action:
+        if (markor.read_text(device, f"{markor.NOTEBOOK}/{name}") or "").strip() == text:
+            return Finish()
+        view = UiView.of(device)
+        if (start := markor._start(view)) is not None:
+            return start
+        if (create := markor._create_in_dialog(view, name, "OK")) is not None:
+            return create
+        if view.has(rid=markor.EDITOR):
+            return _paste_step(view, markor.EDITOR, text) or view.tap(view.find(desc="Save"))
+        return view.tap(view.find(desc=markor.FAB))
+
+    return step
 
 
 def _markor_newest(p: Mapping[str, Any]) -> Step:
@@ -609,6 +633,41 @@ def _markor_merge(p: Mapping[str, Any]) -> Step:
     return step
 
 
+# ---- the clipboard (the text-selection toolbar: long press, Copy / Paste) ------------------------------------
+def _paste_step(view: UiView, rid: str, expected: str) -> Action | None:
+    """Paste the clipboard into field `rid` (long press, then the toolbar's Paste); None once it shows `expected`."""
+    field = view.find(rid=rid)
+    if field is None or field.text == expected:
+        return None
+    paste = view.find(desc="Paste", cls="Button")
+    return view.tap(paste) if paste is not None else view.long_press(field)
+
+
+def _copy_to_clipboard(text: str) -> Step:
+    """Type `text` into Contacts' search field, long-press it (selecting it all) and press Copy."""
+    done: dict[str, bool] = {}
+    rid = "open_search_view_edit_text"
+
+    def step(device: Device) -> Action:
+        if done.get("copied"):
+            return Finish()
+        view = UiView.of(device)
+        if view.app != CONTACTS:
+            return Launch("Contacts")
+        copy = view.find(desc="Copy", cls="Button")
+        if copy is not None:
+            done["copied"] = True
+            return view.tap(copy)
+        field = view.find(rid=rid)
+        if field is None:
+            return Back()
+        if field.text != text:
+            return view.fill(rid, text) or Back()
+        return view.long_press(field)
+
+    return step
+
+
 EXPERTS: dict[str, Builder] = {
     "SystemWifiTurnOff": _wifi(False),
     "SystemWifiTurnOffVerify": _wifi(False),
@@ -664,6 +723,7 @@ EXPERTS: dict[str, Builder] = {
     "MarkorCreateFolder": lambda p: _template("MarkorCreateFolder", {"folder": p["folder_name"]}),
     "MarkorDeleteNote": lambda p: _template("MarkorDeleteNote", {"file_name": p["file_name"]}),
     "MarkorDeleteNewestNote": _markor_newest,
+    "MarkorCreateNoteFromClipboard": lambda p: _markor_from_clipboard(p["file_name"], p["file_content"]),
     "MarkorDeleteAllNotes": lambda p: _template("MarkorDeleteAllNotes", {}),
     "MarkorEditNote": _markor_edit,
     "MarkorMergeNotes": _markor_merge,
@@ -678,6 +738,8 @@ EXPERTS: dict[str, Builder] = {
     "MarkorCreateNoteAndSms": lambda p: _in_order(
         _markor_create(p["file_name"], p["text"]), _sms_send(p["number"], p["text"])
     ),
+    "SimpleSmsSendClipboardContent": lambda p: _sms_send(p["number"], p["message"], paste=True),
+    "SystemCopyToClipboard": lambda p: _copy_to_clipboard(p["clipboard_content"]),
     "SimpleSmsSend": lambda p: _sms_send(p["number"], p["message"]),
     "SimpleSmsReply": lambda p: _sms_send(p["number"], p["message"]),
     "SimpleSmsReplyMostRecent": lambda p: _sms_send(p["number"], p["message"]),
