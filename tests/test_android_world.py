@@ -4,7 +4,8 @@ android_world is installed from the pinned copy in ../shared/third_party when it
 launcher talks to the adb server on the default port 5037 (`get_controller` builds android_env's
 `AdbControllerConfig(adb_path=...)`, whose `adb_server_port` is 5037, and passes no port): these tests own that
 server for their duration and skip when another one runs there. The forwarder APK download is replaced by a
-locally built APK (android_env's `_get_accessibility_forwarder_apk`).
+locally built APK (android_env's `_get_accessibility_forwarder_apk`); the clipper helper APK is installed as
+android_world's emulator_setup would.
 
 The per-task tests run each task on that same env (UI elements from the accessibility forwarder):
 `initialize_task`, `is_successful` 0 before acting (1 for the System*Verify tasks, which start in the goal
@@ -55,7 +56,7 @@ VERIFY_TASKS = {
     "SystemWifiTurnOnVerify",
 }
 
-pytestmark = [pytest.mark.adb, pytest.mark.slow]  # about 6 minutes
+pytestmark = [pytest.mark.adb, pytest.mark.slow]  # 6-9 minutes: 66 tasks on one emulator
 
 # Tasks that cannot pass yet, and exactly why (each is re-checked: it shows as XPASS once it does).
 MARKOR_GLOB = (
