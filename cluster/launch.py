@@ -106,14 +106,14 @@ async def open_pool(
 ) -> EnvPool:
     """`phones` simulated phones, started, in Ray env actors of `per_actor` phones or in this process.
 
-    `farm`: further cluster.farm.FarmConfig fields for the Ray pool (e.g. health_interval_s).
+    `farm`: further cluster.env_pool.FarmConfig fields for the Ray pool (e.g. health_interval_s).
     """
     if not ray:
         from droidrl.rollout.envpool import LocalEnvPool
 
         pool: EnvPool = LocalEnvPool(phones, screenshots=screenshots, **env)
     else:
-        from droidrl.cluster.farm import RayEnvPool
+        from droidrl.cluster.env_pool import RayEnvPool
 
         ensure_ray(devices=phones)
         per_actor = min(per_actor, phones)

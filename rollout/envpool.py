@@ -1,7 +1,7 @@
 """Where episodes get devices: the `EnvPool` contract, its observation record, and an in-process pool.
 
 The collector leases a device, resets it to a task, steps it with the model's text, and hands it
-back. `cluster.farm.RayEnvPool` meets the same contract with devices in Ray actors.
+back. `cluster.env_pool.RayEnvPool` meets the same contract with devices in Ray actors.
 """
 
 from __future__ import annotations

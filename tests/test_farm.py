@@ -11,7 +11,7 @@ import pytest
 import ray
 
 from droidrl.cluster.env_actor import EnvActor
-from droidrl.cluster.farm import AdbHost, FarmError, RayEnvPool
+from droidrl.cluster.env_pool import AdbHost, FarmError, RayEnvPool
 from droidrl.envs.tasks.registry import suites
 from droidrl.rollout.envpool import DeviceFailure
 

@@ -67,8 +67,8 @@ def _learner_update_keys() -> set[str]:
 
 
 def _ray_pool_keys() -> set[str]:
-    """The keys of RayEnvPool.stats(): its dict literal and its counters (read from cluster/farm.py)."""
-    tree = ast.parse((ROOT / "cluster" / "farm.py").read_text())
+    """The keys of RayEnvPool.stats(): its dict literal and its counters (read from cluster/env_pool.py)."""
+    tree = ast.parse((ROOT / "cluster" / "env_pool.py").read_text())
     pool = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "RayEnvPool")
     keys: set[str] = set()
     for node in ast.walk(pool):

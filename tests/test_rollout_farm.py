@@ -12,7 +12,7 @@ import ray
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from droidrl.cluster.farm import RayEnvPool
+from droidrl.cluster.env_pool import RayEnvPool
 from droidrl.models.scoring import score_batch
 from droidrl.rollout.agent import Agent, AgentConfig
 from droidrl.rollout.collector import Collector, CollectorConfig, Group, TaskInstance

@@ -90,7 +90,7 @@ METRICS: dict[str, str] = {
     "collector/prompt_tokens": "prompt tokens sent",
     "collector/response_tokens": "response tokens sampled",
     "collector/failures/{kind}": "episode failures by kind: device, engine, timeout, error",
-    # pool: the phones (rollout.envpool.LocalEnvPool / cluster.farm.RayEnvPool stats)
+    # pool: the phones (rollout.envpool.LocalEnvPool / cluster.env_pool.RayEnvPool stats)
     "pool/devices": "devices in service",
     "pool/free": "devices free now",
     "pool/busy": "devices leased now (Ray pool)",

@@ -1,8 +1,8 @@
 """The emulator-process farm: a private adb server plus `droidrl-emulator` processes serving simulated phones.
 
 `start_farm(count, workdir)` boots `count` phones that real adb clients reach as `emulator-PORT`
-(`droidrl farm` checks them; benchmarks use them as a library). Ray env actors are another kind
-of farm: cluster/farm.py.
+(`droidrl farm` checks them; benchmarks use them as a library). Phones in Ray env actors are
+cluster/env_pool.py's RayEnvPool.
 """
 
 from __future__ import annotations
