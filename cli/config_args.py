@@ -33,9 +33,7 @@ def override(key: str, value: Any) -> str:
     return f"{key}={json.dumps(value)}"  # JSON is YAML: strings stay strings, lists stay lists
 
 
-def load(
-    args: argparse.Namespace, flags: Mapping[str, Sequence[str]], base: Sequence[str] = ()
-) -> TrainConfig:
+def load(args: argparse.Namespace, flags: Mapping[str, Sequence[str]], base: Sequence[str] = ()) -> TrainConfig:
     """The config from the positional arguments and the given flags (`flags`: flag dest -> the keys it sets).
 
     `base`: overrides the command applies before the user's (its documented starting point).
