@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,8 @@ def line_chart(
     def sy(y: float) -> float:
         return HEIGHT - PAD - (HEIGHT - 2 * PAD) * (y - y_min) / (y_max - y_min)
 
+    # Enough significant digits that neighbouring ticks differ (a ratio near 1.0 moves in the 4th digit).
+    digits = 3 + max(0, int(math.log10(max(abs(y_min), abs(y_max), 1e-12) / (y_max - y_min))))
     parts = [
         f'<svg class="chart" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" '
         f'xmlns="http://www.w3.org/2000/svg" font-size="11" font-family="sans-serif">',
@@ -78,7 +81,7 @@ def line_chart(
     for i in range(5):
         value = y_min + (y_max - y_min) * i / 4
         y = sy(value)
-        label = f"{value:.0%}" if rate else f"{value:.3g}"
+        label = f"{value:.0%}" if rate else f"{value:.{digits}g}"
         parts.append(f'<line x1="{PAD}" x2="{WIDTH - LEGEND}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e4e4e4"/>')
         parts.append(f'<text x="2" y="{y + 4:.1f}">{label}</text>')
     for step in sorted({round(x_max * i / 4) for i in range(5)}):
