@@ -95,7 +95,15 @@ def test_library_logs_go_to_the_file_and_only_their_errors_to_the_console(tmp_pa
     assert child_env(log_dir)["TRANSFORMERS_VERBOSITY"] == "warning"
 
 
-def test_verbose_keeps_info_and_tracebacks_on_the_console(tmp_path: Path, restore_logging) -> None:
+def test_verbose_keeps_info_and_tracebacks_on_the_console(
+    tmp_path: Path, restore_logging, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An earlier test in the same process may have started Ray, which gives its logger its own stderr
+    # handler and stops propagation; --verbose leaves library loggers as the library set them.
+    ray_logger = logging.getLogger("ray")
+    monkeypatch.setattr(ray_logger, "handlers", [])
+    monkeypatch.setattr(ray_logger, "propagate", True)
+    monkeypatch.setattr(ray_logger, "level", logging.NOTSET)
     console, out = _console()
     setup_logging(tmp_path, verbose=True, console=console)
     logging.getLogger("ray").info("Started a local Ray instance.")
