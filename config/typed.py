@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Sequence
@@ -99,7 +100,11 @@ def _convert(key: str, value: Any, option: Any) -> Any:
     if option is float:
         if isinstance(value, str):  # YAML 1.1 reads 1e-6 (no dot) as text
             value = _number(value)
-        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else _NO_MATCH
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return _NO_MATCH
+        if not math.isfinite(value):  # nan passes every range check (all comparisons are false)
+            fail(key, f"must be a finite number; got {value!r}")
+        return float(value)
     if option is str:
         return value if isinstance(value, str) else _NO_MATCH
     return _NO_MATCH
@@ -178,6 +183,35 @@ def to_dict(config: Any) -> Any:
     return config
 
 
+def load_yaml(text: str) -> Any:
+    """YAML text as plain data (safe types only); a key given twice is a ConfigError naming it and its lines.
+
+    Plain PyYAML silently keeps the last of duplicate keys, so a stray second `lr:` would win unseen.
+    """
+    problems: list[str] = []
+    _find_duplicates(yaml.compose(text, Loader=yaml.SafeLoader), "", problems)
+    if problems:
+        raise ConfigError(problems)
+    return yaml.safe_load(text)
+
+
+def _find_duplicates(node: yaml.Node | None, key: str, problems: list[str]) -> None:
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _find_duplicates(item, f"{key}[{i}]", problems)
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        name = _join(key, key_node.value) if isinstance(key_node, yaml.ScalarNode) else key
+        line = key_node.start_mark.line + 1
+        if isinstance(key_node, yaml.ScalarNode):
+            if name in seen:
+                problems.append(f"{name}: given twice, on lines {seen[name]} and {line}; keep one")
+            seen.setdefault(name, line)
+        _find_duplicates(value_node, name, problems)
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """`a.b.c=VALUE` -> (["a", "b", "c"], VALUE parsed as YAML: 1e-6, true, null, [easy, medium], 'text')."""
     if "=" not in text:
@@ -188,7 +222,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"{key}: not a dotted key (e.g. trainer.lr)")
     try:
         # YAML reads 1e-6 as a string (no dot); numbers in either spelling are numbers here.
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw) if raw.strip() else ""
         if isinstance(value, str) and raw.strip()[:1] not in ("'", '"'):
             value = _number(value)
     except yaml.YAMLError as err:

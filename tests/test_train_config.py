@@ -146,3 +146,52 @@ def test_a_bad_env_option_fails_in_the_config_not_in_an_actor() -> None:
         config = load_config(None, [])
         config.env.max_steps = 0  # past EnvConfig's own check: what the phones' EnvConfig refuses
         check_env(config)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.lr=nan", r"^trainer\.lr: must be a finite number; got nan"),
+        ("trainer.lr=inf", r"^trainer\.lr: must be a finite number; got inf"),
+        ("trainer.lr=.inf", r"^trainer\.lr: must be a finite number; got inf"),
+        ("trainer.grad_clip=nan", r"^trainer\.grad_clip: must be a finite number; got nan"),
+        ("trainer.adam_eps=-1e-8", r"^trainer\.adam_eps must be > 0, got -1e-08"),
+        ("trainer.betas=[2,-1]", r"^trainer\.betas must be two numbers in \[0, 1\), got \[2\.0, -1\.0\]"),
+        ("trainer.betas=[0.9,nan]", r"^trainer\.betas\[1\]: must be a finite number; got nan"),
+        ("trainer.warmup_steps=-1", r"^trainer\.warmup_steps must be >= 0, got -1"),
+        ("trainer.weight_decay=-0.1", r"^trainer\.weight_decay must be >= 0"),
+        ("trainer.min_lr_ratio=2", r"^trainer\.min_lr_ratio must be in \[0, 1\]"),
+        ("trainer.total_steps=0", r"^trainer\.total_steps must be >= 1 or null"),
+        ("trainer.max_rows_per_micro_batch=0", r"^trainer\.max_rows_per_micro_batch must be >= 1 or null"),
+        ("sft.lr=nan", r"^sft\.lr: must be a finite number; got nan"),
+        ("sft.max_tokens_per_micro_batch=0", r"^sft\.max_tokens_per_micro_batch: must be >= 1"),
+        ("rollout.temperature=inf", r"^rollout\.temperature: must be a finite number"),
+        ("env.interruptions=nan", r"^env\.interruptions: must be a finite number"),
+        ("algorithm.loss.clip_low=nan", r"^algorithm\.loss\.clip_low: must be a finite number"),
+        ("curriculum.success_threshold=nan", r"^curriculum\.success_threshold: must be a finite number"),
+    ],
+)
+def test_non_finite_and_out_of_range_numbers_are_refused_naming_the_key(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_every_wrong_trainer_value_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, ["trainer.adam_eps=-1", "trainer.betas=[2,-1]", "trainer.warmup_steps=-1"])
+    keys = sorted(p.split(" ")[0].rstrip(":") for p in caught.value.problems)
+    assert keys == ["trainer.adam_eps", "trainer.betas", "trainer.warmup_steps"], caught.value.problems
+
+
+def test_a_duplicate_yaml_key_is_refused_naming_it_and_its_lines(tmp_path: Path) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text("trainer:\n  lr: 1e-5\n  grad_clip: 1.0\n  lr: 1e-3\nsteps: 3\n")
+    with pytest.raises(ConfigError, match=r"dup\.yaml: trainer\.lr: given twice, on lines 2 and 4; keep one"):
+        load_config(path)
+    path.write_text("steps: 3\nenv:\n  phones: 2\nsteps: 4\n")
+    with pytest.raises(ConfigError, match=r"dup\.yaml: steps: given twice, on lines 1 and 4"):
+        read_yaml(path)
+    path.write_text("steps: 3\nenv:\n  phones: 2\ntrainer:\n  phones: 2\n")  # same name, other sections: fine
+    assert read_yaml(path)["trainer"] == {"phones": 2}
+    with pytest.raises(ConfigError, match=r"a: given twice"):
+        parse_override("x={a: 1, a: 2}")

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from droidrl.algorithms.config import AlgorithmConfig
-from droidrl.config.typed import ConfigError, apply_overrides, collect, fail, from_dict, to_dict
+from droidrl.config.typed import ConfigError, apply_overrides, collect, fail, from_dict, load_yaml, to_dict
 from droidrl.curricula.config import CurriculumConfig
 from droidrl.rollout.collector import CollectorConfig
 from droidrl.trainer.learner_config import LearnerConfig
@@ -111,6 +111,7 @@ class SFTSection:
         _at_least("sft.seeds", self.seeds, 0)
         _at_least("sft.epochs", self.epochs, 1)
         _at_least("sft.batch_size", self.batch_size, 1)
+        _at_least("sft.max_tokens_per_micro_batch", self.max_tokens_per_micro_batch, 1)
         if self.lr <= 0:
             fail("sft.lr", f"must be > 0; got {self.lr!r}")
         for path in self.demos:
@@ -254,9 +255,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file (the YAML files live in configs/)")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    except ConfigError as err:  # a duplicate key: say in which file
+        raise ConfigError([f"{path}: {problem}" for problem in err.problems]) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file is a mapping of sections, got {type(data).__name__}")
     return data

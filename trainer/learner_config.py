@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from droidrl.algorithms.config import LossConfig
+from droidrl.config.typed import ConfigError
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
 # The attention and MLP projections of Qwen2-style (and Llama-style) decoder layers.
@@ -58,29 +59,67 @@ class LearnerConfig:
     lora_target_modules: tuple[str, ...] = LORA_TARGETS
 
     def __post_init__(self) -> None:
-        if self.zero_stage not in (0, 1, 2, 3):
-            raise ValueError(f"trainer.zero_stage must be 0, 1, 2 or 3, got {self.zero_stage}")
-        if self.lr <= 0:
-            raise ValueError(f"trainer.lr must be > 0, got {self.lr}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"trainer.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
-        if self.lr_schedule != "constant" and not self.total_steps:
-            raise ValueError(f"trainer.lr_schedule={self.lr_schedule!r} needs trainer.total_steps (the decay length)")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"trainer.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.grad_clip < 0:
-            raise ValueError(f"trainer.grad_clip must be >= 0 (0: no clipping), got {self.grad_clip}")
-        if self.max_tokens_per_micro_batch < 1:
-            raise ValueError(f"trainer.max_tokens_per_micro_batch must be >= 1, got {self.max_tokens_per_micro_batch}")
-        if self.lora_rank < 0:
-            raise ValueError(f"trainer.lora_rank must be >= 0 (0: no LoRA), got {self.lora_rank}")
+        problems = self.problems()
+        if problems:  # every wrong value at once, each naming its key
+            raise ConfigError(problems)
+
+    def problems(self) -> list[str]:
+        """What is wrong with this config, one message per key (nan and inf are refused: nan passes `<`)."""
+        problems: list[str] = []
+
+        def check(ok: bool, message: str) -> None:
+            if not ok:
+                problems.append(message)
+
+        for name in ("lr", "weight_decay", "adam_eps", "min_lr_ratio", "grad_clip", "lora_alpha", "lora_dropout"):
+            value = getattr(self, name)
+            check(math.isfinite(value), f"trainer.{name} must be a finite number, got {value!r}")
+        if problems:
+            return problems
+        check(self.zero_stage in (0, 1, 2, 3), f"trainer.zero_stage must be 0, 1, 2 or 3, got {self.zero_stage}")
+        check(self.lr > 0, f"trainer.lr must be > 0, got {self.lr}")
+        check(self.weight_decay >= 0, f"trainer.weight_decay must be >= 0, got {self.weight_decay}")
+        check(self.adam_eps > 0, f"trainer.adam_eps must be > 0, got {self.adam_eps}")
+        check(
+            len(self.betas) == 2 and all(math.isfinite(b) and 0 <= b < 1 for b in self.betas),
+            f"trainer.betas must be two numbers in [0, 1), got {list(self.betas)!r}",
+        )
+        check(
+            self.lr_schedule in LR_SCHEDULES,
+            f"trainer.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}",
+        )
+        check(self.warmup_steps >= 0, f"trainer.warmup_steps must be >= 0, got {self.warmup_steps}")
+        check(
+            self.total_steps is None or self.total_steps >= 1,
+            f"trainer.total_steps must be >= 1 or null, got {self.total_steps}",
+        )
+        check(
+            self.lr_schedule == "constant" or bool(self.total_steps),
+            f"trainer.lr_schedule={self.lr_schedule!r} needs trainer.total_steps (the decay length)",
+        )
+        check(0 <= self.min_lr_ratio <= 1, f"trainer.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        check(
+            self.precision in PRECISIONS,
+            f"trainer.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}",
+        )
+        check(self.grad_clip >= 0, f"trainer.grad_clip must be >= 0 (0: no clipping), got {self.grad_clip}")
+        check(
+            self.max_tokens_per_micro_batch >= 1,
+            f"trainer.max_tokens_per_micro_batch must be >= 1, got {self.max_tokens_per_micro_batch}",
+        )
+        check(
+            self.max_rows_per_micro_batch is None or self.max_rows_per_micro_batch >= 1,
+            f"trainer.max_rows_per_micro_batch must be >= 1 or null, got {self.max_rows_per_micro_batch}",
+        )
+        check(self.lora_rank >= 0, f"trainer.lora_rank must be >= 0 (0: no LoRA), got {self.lora_rank}")
         if self.lora_rank > 0:
-            if self.lora_alpha <= 0:
-                raise ValueError(f"trainer.lora_alpha must be > 0, got {self.lora_alpha}")
-            if not 0 <= self.lora_dropout < 1:
-                raise ValueError(f"trainer.lora_dropout must be in [0, 1), got {self.lora_dropout}")
-            if not self.lora_target_modules:
-                raise ValueError("trainer.lora_target_modules must name at least one module (e.g. q_proj)")
+            check(self.lora_alpha > 0, f"trainer.lora_alpha must be > 0, got {self.lora_alpha}")
+            check(0 <= self.lora_dropout < 1, f"trainer.lora_dropout must be in [0, 1), got {self.lora_dropout}")
+            check(
+                bool(self.lora_target_modules),
+                "trainer.lora_target_modules must name at least one module (e.g. q_proj)",
+            )
+        return problems
 
     @property
     def lora(self) -> bool:
