@@ -28,7 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "args", nargs="*", metavar="[CONFIG] [KEY=VALUE ...]", help="a YAML config file, then dotted overrides"
     )
-    parser.add_argument("--resume", action="store_true", help="continue run_dir from its newest checkpoint")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue run_dir from its newest checkpoint that verifies"
+    )
+    parser.add_argument(
+        "--resume-from", type=int, metavar="STEP", help="continue run_dir from the checkpoint of this RL step"
+    )
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.add_argument(
         "--verbose", action="store_true", help="every library's log on the console too (always in run_dir/logs/)"
@@ -69,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     from droidrl.trainer.logs import setup_logging
 
     setup_logging(config.run_dir, args.verbose, console)  # before vLLM, DeepSpeed and Ray are imported
+    from droidrl.checkpoints.run_dir import RunDirBusy
     from droidrl.cluster.launch import train
     from droidrl.trainer.loop import Events
 
@@ -76,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     events = Events(phase=display.phase, advance=display.advance, step=display.step, evaluated=display.evaluated)
     try:
         with display.progress:
-            summary = train(config, resume=args.resume, events=events)
-    except (FileExistsError, FileNotFoundError) as err:
+            summary = train(config, resume=args.resume, events=events, resume_from=args.resume_from)
+    except (FileExistsError, FileNotFoundError, RunDirBusy) as err:
         errors.print(f"[red]error[/]: {err}", soft_wrap=True)
         return 2
     print_summary(summary)

@@ -213,6 +213,84 @@ def find_latest(root: Path | str) -> Path | None:
     return steps[-1][1] if steps else None
 
 
+class NoUsableCheckpoint(FileNotFoundError):
+    """A resume found no checkpoint it can load (none at all, the named step is missing, or all are damaged)."""
+
+
+def _step_dirs(root: Path) -> list[tuple[int, Path]]:
+    """Every step-N directory under `root`, complete or not, oldest step first."""
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), child) for child in root.iterdir() if (m := _STEP_DIR.match(child.name))]
+    return sorted(found)
+
+
+def _damage(path: Path, verify: str) -> str | None:
+    """Why checkpoint `path` cannot be loaded (None: it verifies)."""
+    try:
+        manifest = verify_checkpoint(path, verify)
+        manifest["files"].items()
+    except (OSError, ValueError, KeyError, AttributeError) as err:
+        return str(err) or type(err).__name__
+    return None
+
+
+def select_checkpoint(root: Path | str, step: int | None = None, verify: str = "sha256") -> tuple[Path, list[str]]:
+    """The checkpoint a resume loads, checked with `verify`; returns it and a warning per damaged one skipped.
+
+    step None: the newest one that verifies (the one `latest` names first, then the highest steps), so
+    a damaged newest checkpoint costs the steps since the one before it, not the run. step N: exactly
+    `step-N`. NoUsableCheckpoint when there is nothing to load, saying what was found.
+    """
+    root = Path(root)
+    steps = _step_dirs(root)
+    available = ", ".join(str(n) for n, _ in steps) or "none"
+    if step is not None:
+        path = root / f"step-{step}"
+        if not path.is_dir():
+            raise NoUsableCheckpoint(
+                f"--resume-from {step}: there is no checkpoint step-{step} under {root} (steps there: {available})"
+            )
+        damage = _damage(path, verify)
+        if damage is not None:
+            raise NoUsableCheckpoint(f"--resume-from {step}: checkpoint step-{step} is damaged: {damage}")
+        return path, []
+    pointer = root / LATEST
+    named = root / pointer.read_text().strip() if pointer.is_file() else None
+    candidates = [path for _, path in reversed(steps)]
+    if named is not None and named in candidates:  # `latest` first: the pointer is what the last save meant
+        candidates.remove(named)
+        candidates.insert(0, named)
+    warnings = []
+    for path in candidates:
+        damage = _damage(path, verify)
+        if damage is None:
+            return path, [f"{warning}; resuming from {path.name} instead" for warning in warnings]
+        warnings.append(f"checkpoint {path.name} is damaged ({damage})")
+    if not candidates:
+        raise NoUsableCheckpoint(f"--resume: no checkpoint under {root}; start the run without --resume")
+    raise NoUsableCheckpoint(f"--resume: no checkpoint under {root} can be loaded: " + "; ".join(warnings))
+
+
+def set_aside_newer(root: Path | str, step: int) -> list[Path]:
+    """Rename every step-N directory with N > `step` to `step-N.set-aside` (kept for inspection, never loaded).
+
+    A resume from an older step starts a new history from there; newer checkpoints of the old one
+    (damaged, or skipped with --resume-from) must not be mistaken for its future.
+    """
+    moved = []
+    for number, path in _step_dirs(Path(root)):
+        if number > step:
+            target = path.with_name(f"{path.name}.set-aside")
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(path, target)
+            moved.append(target)
+    if moved:
+        _fsync_path(Path(root))
+    return moved
+
+
 # -- save -----------------------------------------------------------------------------------------------
 
 

@@ -165,14 +165,26 @@ async def started_rollout(config: TrainConfig, model_dir: str | Path) -> AsyncIt
             pool.close()
 
 
-def train(config: TrainConfig, resume: bool = False, events: Events | None = None) -> TrainSummary:
+def train(
+    config: TrainConfig, resume: bool = False, events: Events | None = None, resume_from: int | None = None
+) -> TrainSummary:
     """Run `config` to `config.steps` RL steps (SFT first when enabled): starts the parts, hands them to the loop.
 
-    `resume` continues run_dir from its newest checkpoint.
+    `resume` continues run_dir from its newest valid checkpoint, `resume_from` from that step's. The run
+    holds run_dir's lock throughout (checkpoints.run_dir.RunDirBusy when another run has it) and first
+    removes what crashed writers left there.
     """
-    run = Run(config, resume, events)
-    policy = run.prepare()
-    return asyncio.run(_run(run, config, policy))
+    from droidrl.checkpoints.run_dir import clean_leftovers, lock_run_dir
+    from droidrl.checkpoints.run_state import NoUsableCheckpoint
+
+    resume = resume or resume_from is not None
+    if resume and not Path(config.run_dir).is_dir():
+        raise NoUsableCheckpoint(f"--resume: there is no run directory {config.run_dir}; start the run without it")
+    with lock_run_dir(config.run_dir):
+        clean_leftovers(config.run_dir)
+        run = Run(config, resume, events, resume_from)
+        policy = run.prepare()
+        return asyncio.run(_run(run, config, policy))
 
 
 async def _run(run: Run, config: TrainConfig, policy: Path) -> TrainSummary:

@@ -125,8 +125,8 @@ def write_groups(groups: Sequence[Group], path: Path | str, run_id: str, batch_i
     """Write `groups` as Parquet at `path`, and the screenshots their prompts showed as PNGs beside it.
 
     Images go to `<stem>-images/<episode_id>/screen-NNN.png` next to the file; rows reference them by
-    that relative path. The Parquet file is written to a temporary name and renamed, so a reader never
-    sees half a file.
+    that relative path. The Parquet file is written to a temporary name, fsynced and renamed, so a reader
+    never sees half a file and a crash never leaves a named but empty one.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,12 +143,30 @@ def write_groups(groups: Sequence[Group], path: Path | str, run_id: str, batch_i
                     )
                 target = path.parent / _image_path(image_dir, episode.episode_id, screen)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(png)
+                _write_durably(target, png)
     table = pa.Table.from_pylist(groups_to_rows(groups, run_id, batch_id, image_dir), schema=TURN_SCHEMA)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     pq.write_table(table, tmp, compression="zstd")
+    _fsync(tmp)  # on disk before the rename makes it count: a crash leaves the old file or the whole new one
     tmp.replace(path)
+    _fsync(path.parent)  # the rename itself
     return path
+
+
+def _fsync(path: Path) -> None:
+    """fsync a file or a directory (for a directory: the names created or renamed in it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 class TrajectoryWriter:

@@ -259,3 +259,81 @@ def test_zero3_resume_gives_the_same_next_step(model_dir, learner, samples, tmp_
     for name, tensor in expected.items():
         torch.testing.assert_close(resumed.state_dict()[name], tensor, rtol=0, atol=0)
     resumed.close()
+
+
+def _damage(path: Path, name: str = "run_state.pkl") -> None:
+    """Flip one byte of a file in checkpoint `path` (same size: only the sha256 can tell)."""
+    blob = path / name
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.write_bytes(bytes(data))
+
+
+def _resumable_run(model_dir: Path, learner: Learner, tmp_path: Path, steps: int = 3):
+    """A run directory with checkpoints step-1..steps (as `droidrl train` leaves it) and its config."""
+    from droidrl.trainer.config import load_config
+
+    run_dir = tmp_path / "run"
+    for step in range(1, steps + 1):
+        save_checkpoint(run_dir / "checkpoints", step, learner, counters={"accepted": step}, keep=None)
+    (run_dir / "start.json").write_text(json.dumps({"policy": str(model_dir), "sft": None}))
+    return run_dir, load_config(None, [f"run_dir={run_dir}", "logging.wandb=disabled"])
+
+
+def test_resume_falls_back_to_the_newest_valid_checkpoint_with_a_warning(model_dir, learner, tmp_path, caplog) -> None:
+    from droidrl.trainer.loop import Run
+
+    run_dir, config = _resumable_run(model_dir, learner, tmp_path)
+    root = run_dir / "checkpoints"
+    _damage(root / "step-3")  # the newest: a sha256 mismatch
+    (root / "step-2" / "buffered_groups.pkl").unlink()  # the one before: a missing file
+    run = Run(config, resume=True)
+    with caplog.at_level("WARNING", logger="droidrl"):
+        assert run.prepare() == model_dir
+    assert run.resume_path == root / "step-1"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(
+        w.startswith("checkpoint step-3 is damaged (")
+        and "run_state.pkl does not match its sha256" in w
+        and w.endswith("resuming from step-1 instead")
+        for w in warnings
+    ), warnings
+    assert any(w.startswith("checkpoint step-2 is damaged (") and "missing buffered_groups.pkl" in w for w in warnings)
+    # The damaged newer checkpoints are kept for inspection but never loaded again.
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "step-1", "step-2.set-aside", "step-3.set-aside"]
+    state = load_checkpoint(run.resume_path, learner)
+    assert state.step == 1 and state.counters == {"accepted": 1}
+
+
+def test_resume_from_picks_a_step_and_refuses_a_missing_or_damaged_one(model_dir, learner, tmp_path) -> None:
+    from droidrl.checkpoints.run_state import NoUsableCheckpoint
+    from droidrl.train import build_parser
+    from droidrl.trainer.loop import Run
+
+    assert build_parser().parse_args(["--resume-from", "2"]).resume_from == 2
+    run_dir, config = _resumable_run(model_dir, learner, tmp_path)
+    root = run_dir / "checkpoints"
+    with pytest.raises(
+        NoUsableCheckpoint, match=r"--resume-from 7: there is no checkpoint step-7 .*steps there: 1, 2, 3"
+    ):
+        Run(config, resume=False, resume_from=7).prepare()
+    _damage(root / "step-1", "manifest.json")
+    with pytest.raises(NoUsableCheckpoint, match=r"--resume-from 1: checkpoint step-1 is damaged"):
+        Run(config, resume=False, resume_from=1).prepare()
+    run = Run(config, resume=False, resume_from=2)
+    run.prepare()
+    assert run.resume and run.resume_path == root / "step-2"
+    assert (root / "step-3.set-aside").is_dir() and not (root / "step-3").exists()  # a new history from step 2
+    assert load_checkpoint(run.resume_path, learner).step == 2
+
+
+def test_resume_with_every_checkpoint_damaged_says_so(model_dir, learner, tmp_path) -> None:
+    from droidrl.checkpoints.run_state import NoUsableCheckpoint, select_checkpoint
+
+    run_dir, _ = _resumable_run(model_dir, learner, tmp_path, steps=2)
+    root = run_dir / "checkpoints"
+    for step in (1, 2):
+        _damage(root / f"step-{step}")
+    with pytest.raises(NoUsableCheckpoint, match=r"no checkpoint under .* can be loaded: checkpoint step-2 is damaged"):
+        select_checkpoint(root)
+    assert select_checkpoint(root, verify="size")[0] == root / "step-2"  # size checks cannot see a flipped byte

@@ -132,3 +132,31 @@ def test_reader_refuses_files_that_are_not_turn_records(tmp_path: Path) -> None:
     pq.write_table(pa.table({"x": [1, 2]}), other)
     with pytest.raises(ValueError, match="not a droidrl turn-records file"):
         read_table(other)
+
+
+def test_the_parquet_file_is_fsynced_before_its_rename_makes_it_count(
+    groups: list[Group], tmp_path: Path, monkeypatch
+) -> None:
+    import os
+
+    events: list[tuple[str, str]] = []  # ("fsync" | "rename", path) in the order they happened
+    real_fsync, real_replace = os.fsync, Path.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(self: Path, target: Path) -> Path:
+        events.append(("rename", str(self)))
+        return real_replace(self, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(Path, "replace", replace)
+    path = TrajectoryWriter(tmp_path / "records", run_id="run").write(groups, batch_id=3)
+    (rename,) = [i for i, (kind, _) in enumerate(events) if kind == "rename"]
+    tmp = events[rename][1]
+    assert Path(tmp).parent == path.parent and Path(tmp).name.startswith(".batch-000003.parquet.tmp")
+    assert ("fsync", tmp) in events[:rename]  # the data is on disk before the name says it is there
+    assert ("fsync", str(path.parent)) in events[rename:]  # and so is the rename
+    pngs = {p for kind, p in events[:rename] if kind == "fsync" and p.endswith(".png")}
+    assert pngs == {str(p) for p in path.parent.glob("batch-000003-images/*/*.png")} and pngs

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from droidrl.algorithms.adagrpo import PositiveReplay, prepare_batch
-from droidrl.checkpoints.run_state import find_latest
+from droidrl.checkpoints.run_state import NoUsableCheckpoint, find_latest, select_checkpoint, set_aside_newer
 from droidrl.curricula.config import resolve_tasks
 from droidrl.curricula.sampler import CurriculumSampler
 from droidrl.rollout.agent import Agent, AgentConfig
@@ -40,6 +41,8 @@ from droidrl.trainer.protocols import Learner
 from droidrl.trainer.report import write_report
 from droidrl.trainer.samples import StepSample, samples_from_episode
 from droidrl.trainer.tracking import Tracker
+
+log = logging.getLogger(__name__)
 
 START_FILE = "start.json"  # which policy the learner was built from: a resume must build it the same way
 
@@ -285,9 +288,13 @@ def run_warm_start(
 class Run:
     """The live parts of one training run and the loop over them."""
 
-    def __init__(self, config: TrainConfig, resume: bool, events: Events | None = None) -> None:
+    def __init__(
+        self, config: TrainConfig, resume: bool, events: Events | None = None, resume_from: int | None = None
+    ) -> None:
         self.config = config
-        self.resume = resume
+        self.resume = resume or resume_from is not None
+        self.resume_from = resume_from  # a checkpoint step to resume from; None: the newest valid one
+        self.resume_path: Path | None = None
         self.events = events or Events()
         self.run_dir = Path(config.run_dir)
         self.checkpoints = self.run_dir / "checkpoints"
@@ -305,8 +312,15 @@ class Run:
         latest = find_latest(self.checkpoints)
         start_file = self.run_dir / START_FILE
         if self.resume:
-            if latest is None or not start_file.exists():
-                raise FileNotFoundError(f"--resume: no checkpoint under {self.checkpoints}; start the run without it")
+            if not start_file.exists():
+                raise NoUsableCheckpoint(f"--resume: no checkpoint under {self.checkpoints}; start the run without it")
+            self.resume_path, warnings = select_checkpoint(
+                self.checkpoints, self.resume_from, self.config.checkpoint.verify
+            )
+            for warning in warnings:
+                log.warning(warning)
+            for moved in set_aside_newer(self.checkpoints, int(self.resume_path.name.removeprefix("step-"))):
+                log.warning(f"{moved.name}: newer than the checkpoint this run resumes from, set aside (never loaded)")
             start = json.loads(start_file.read_text())
             self.sft = start.get("sft")
             return Path(start["policy"])
@@ -334,7 +348,9 @@ class Run:
         replay = PositiveReplay(config.algorithm.replay)
         state = None
         if self.resume:  # every learner rank loads its DeepSpeed state
-            state = learner.load_checkpoint(self.checkpoints, sampler, replay, verify=config.checkpoint.verify)
+            # prepare() chose resume_path and verified its files just now
+            verify = "none" if self.resume_path else config.checkpoint.verify
+            state = learner.load_checkpoint(self.resume_path or self.checkpoints, sampler, replay, verify=verify)
             self.step = state.step
             if "loop_rng" in state.counters:
                 self.rng.setstate(state.counters["loop_rng"])
