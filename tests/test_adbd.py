@@ -624,3 +624,16 @@ def test_streams_per_connection_are_bounded(raw_host):
     raw_host.send(CLSE, 1, replies[0][1])  # one closes: there is room again
     assert raw_host.recv() == (CLSE, replies[0][1], 1, b"")
     assert raw_host.open(5001, "sync:")
+
+
+@pytest.mark.adb
+def test_shared_storage_names_over_sync_and_shell(adb, sim_phone_adbd, tmp_path):
+    sim_phone_adbd.phone.fs.write("/sdcard/Music/shared/notes.txt", b"hello")
+    assert adb("shell", "ls /storage/emulated/0/Music/shared").stdout == b"notes.txt\n"
+    echo = adb("shell", "echo /storage/emulated/0/Music/shared/*").stdout
+    assert echo == b"/storage/emulated/0/Music/shared/notes.txt\n"
+    names = [line.split()[-1] for line in adb("ls", "/storage").stdout.decode().splitlines()]
+    assert sorted(names) == [".", "..", "emulated", "self"]
+    pull = adb("pull", "/storage/emulated/0/Music/shared/notes.txt", str(tmp_path / "n.txt"))
+    assert pull.returncode == 0, pull.stderr
+    assert (tmp_path / "n.txt").read_bytes() == b"hello"

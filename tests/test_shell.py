@@ -887,3 +887,53 @@ def test_logcat_dumps_activity_starts_in_liblog_formats_and_clears(phone):
     assert out(phone, "logcat -b all -c; logcat -d") == ""
     result = sh(phone, "logcat -b nosuch")
     assert result.exit_code == 1 and b"nosuch" in result.stderr
+
+
+# ==== shared storage's names: /sdcard -> /storage/self/primary -> /storage/emulated/0 (API 33) ====================
+def test_glob_expands_under_every_name_of_shared_storage(phone):
+    out(phone, "mkdir -p /sdcard/Documents/Markor && echo a > /sdcard/Documents/Markor/a.md && echo b > /sdcard/x.txt")
+    for root in ("/sdcard", "/storage/emulated/0", "/storage/self/primary"):
+        assert out(phone, f"echo {root}/Documents/*") == f"{root}/Documents/Markor\n"
+        assert f"{root}/x.txt" in out(phone, f"echo {root}/*").split()
+    assert out(phone, "echo /storage/*/0/x.txt") == "/storage/emulated/0/x.txt\n"
+    # android_world's file_utils.clear_directory before every Markor task
+    assert sh(phone, "rm -r /storage/emulated/0/Documents/Markor/*").exit_code == 0
+    assert phone.fs.listdir("/sdcard/Documents/Markor") == []
+
+
+def test_storage_lists_emulated_and_self_with_their_modes_and_links(phone):
+    assert out(phone, "ls /storage") == "emulated\nself\n"
+    assert out(phone, "ls /storage/emulated") == "0\n"
+    rows = [line.split() for line in out(phone, "ls -l /storage").splitlines()[1:]]
+    assert [(r[0], r[2], r[3], r[-1]) for r in rows] == [
+        ("drwx--x--x", "root", "everybody", "emulated"),
+        ("drwxr-xr-x", "root", "root", "self"),
+    ]
+    assert out(phone, "ls -l /storage/self").splitlines()[1].split()[::7] == ["lrwxrwxrwx", "primary"]
+    assert out(phone, "ls -l /storage/self").rstrip().endswith("primary -> /mnt/user/0/primary")
+    link = out(phone, "ls -l /sdcard").split()
+    assert (link[0], link[4], link[-3:]) == ("lrwxrwxrwx", "21", ["/sdcard", "->", "/storage/self/primary"])
+    assert "Download" in out(phone, "ls /sdcard").split()  # without -l the link is followed
+    assert out(phone, "ls -ld /sdcard/").startswith("d")
+
+
+def test_readlink_and_realpath_resolve_shared_storage(phone):
+    assert out(phone, "readlink /sdcard") == "/storage/self/primary\n"
+    assert out(phone, "readlink -f /sdcard") == "/storage/emulated/0\n"
+    assert out(phone, "realpath /storage/self/primary/Download") == "/storage/emulated/0/Download\n"
+    assert out(phone, "readlink -f /data/local/tmp") == "/data/local/tmp\n"
+    result = sh(phone, "readlink /data/local/tmp")
+    assert (result.exit_code, result.stdout) == (1, b"")
+    assert sh(phone, "realpath /nope").stderr == b"realpath: /nope: No such file or directory\n"
+
+
+def test_cd_find_and_stat_through_storage_names(phone):
+    out(phone, "echo a > /sdcard/Download/f.txt")
+    assert out(phone, "cd /storage/emulated/0/Download && pwd && ls") == "/storage/emulated/0/Download\nf.txt\n"
+    assert out(phone, "cd /storage && ls") == "emulated\nself\n"
+    assert out(phone, "find /storage/emulated/0 -name f.txt") == "/storage/emulated/0/Download/f.txt\n"
+    # links met on the way down are not followed: the file shows once, under the real directory
+    assert out(phone, "find / -name f.txt") == "/storage/emulated/0/Download/f.txt\n"
+    assert out(phone, "stat -c '%A %n' /storage /storage/emulated/0/Download") == (
+        "drwxr-xr-x /storage\ndrwxrwx--x /storage/emulated/0/Download\n"
+    )

@@ -240,6 +240,22 @@ def test_incoming_sms_lands_in_the_inbox_in_its_thread(phone):
     assert rows[0][4] == rows[1][4]  # one thread for the sender
 
 
+def test_texts_received_on_a_frozen_clock_are_newest_first_in_the_inbox(phone):
+    from droidrl.envs.sim.shell import run
+
+    frozen = phone.state.clock_ms
+    for body in ("first", "second", "third"):
+        services.receive_sms(phone, "5551234", body)
+    assert phone.state.clock_ms == frozen  # the phone's clock itself stays where it was set
+    conn = sqlite3.connect(":memory:")
+    conn.deserialize(phone.fs.read(sms.DB_PATH))
+    dates = [d for (d,) in conn.execute("SELECT date FROM sms WHERE type = 1 ORDER BY _id")][-3:]
+    assert dates[0] >= frozen and dates[0] < dates[1] < dates[2]
+    # android_world's SimpleSmsReplyMostRecent reads row 0 of the inbox's default order (date DESC)
+    first = run(phone, "content query --uri content://sms/inbox --projection body").stdout.decode().splitlines()[0]
+    assert first == "Row: 0 body=third"
+
+
 def test_call_state_follows_the_modem(phone):
     env = ShellEnv(phone)
     assert adb_utils.get_call_state(env) == "IDLE"

@@ -103,3 +103,19 @@ def test_storage_is_finite_and_a_write_beyond_it_fails_with_enospc(fs):
     assert fs.free() == 1000
     fs.restore(saved)
     assert fs.free() == 300
+
+
+def test_storage_parents_are_directories_and_sdcard_is_a_link(fs):
+    assert fs.is_dir("/storage") and fs.is_dir("/storage/emulated") and fs.is_dir("/storage/self")
+    assert [name for name, _ in fs.listdir("/storage")] == ["emulated", "self"]
+    (zero,) = fs.listdir("/storage/emulated")
+    assert zero[0] == "0" and zero[1].is_dir
+    (primary,) = fs.listdir("/storage/self")
+    assert primary[0] == "primary" and stat.S_ISLNK(primary[1].mode)
+    assert stat.S_ISLNK(dict(fs.listdir("/"))["sdcard"].mode)
+    assert fs.lstat("/sdcard").size == len("/storage/self/primary") and fs.lstat("/sdcard/").is_dir
+    assert fs.readlink("/sdcard") == "/storage/self/primary" and fs.readlink("/sdcard/Download") is None
+    assert fs.realpath("/storage/self/primary/Download") == "/storage/emulated/0/Download"
+    files, nodes = fs.state()
+    fs.restore((files, {k: v for k, v in nodes.items() if not k.startswith("/storage")}))  # an older state
+    assert fs.is_dir("/storage/emulated")

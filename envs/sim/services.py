@@ -348,6 +348,12 @@ def receive_sms(phone: Any, sender: str, body: str) -> None:
     phone.fs.makedirs(f"{sms.PROVIDER_DIR}/databases")
     with phone.fs.sqlite(sms.DB_PATH) as conn:
         conn.executescript(sms.SCHEMA)
+        # On a real phone time runs between two deliveries (a modem delivery takes milliseconds at least), so
+        # each text is newer than the last one received even when the clock is frozen here: `date DESC` lists
+        # the latest first, as android_world's SimpleSmsReplyMostRecent expects.
+        (newest,) = conn.execute("SELECT MAX(date) FROM sms WHERE type = ?", (sms.TYPE_INBOX,)).fetchone()
+        if newest is not None and newest >= now_ms:
+            now_ms = newest + 1
         # The SMSC timestamp has whole-second precision; the provider stamps `date` on arrival.
         conn.execute(
             "INSERT INTO sms (address, date, date_sent, read, seen, type, body, protocol, reply_path_present,"

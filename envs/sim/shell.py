@@ -1048,7 +1048,8 @@ def _builtin_cd(shell: _Shell, args: list[str], io: _Streams) -> int:
     if not is_dir:
         io.err += f"{SH}: cd: {path}: Not a directory\n".encode()
         return 2
-    shell.cwd = path
+    # The shell keeps the path as spelled (`cd /storage/emulated/0; pwd`), as sh's logical cwd does.
+    shell.cwd = posixpath.normpath("/" + (target if target.startswith("/") else f"{shell.cwd}/{target}").lstrip("/"))
     return 0
 
 

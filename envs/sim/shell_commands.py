@@ -50,6 +50,8 @@ from droidrl.envs.sim.shell_toybox import (
     _mv,
     _printf,
     _pwd,
+    _readlink,
+    _realpath,
     _restorecon,
     _rm,
     _rmdir,
@@ -124,6 +126,8 @@ COMMANDS: dict[str, Callable[[Context, list[str]], int]] = {
     "sha256sum": _checksum("sha256"),
     "find": _find,
     "pwd": _pwd,
+    "readlink": _readlink,
+    "realpath": _realpath,
     # text
     "echo": _echo,
     "printf": _printf,

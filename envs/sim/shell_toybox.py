@@ -58,8 +58,19 @@ def _walk(fs: Any, top: str) -> Iterator[str]:
 # ==== files =============================================================================================
 
 
+# vold's tmpfs and its links are root's; /storage/emulated (the FUSE mount) is group everybody (AID 9997).
+_STORAGE_OWNERS = {
+    "/storage": ("root", "root"),
+    "/storage/self": ("root", "root"),
+    "/storage/emulated": ("root", "everybody"),
+    "/storage/self/primary": ("root", "root"),
+}
+
+
 def _owner(path: str) -> tuple[str, str]:
     """Owner and group `ls -l` shows; only the column positions matter to parsers."""
+    if path in _STORAGE_OWNERS:
+        return _STORAGE_OWNERS[path]
     if path.startswith(("/sdcard", "/storage")):
         return "root", "media_rw"
     m = re.match(r"/data/data/([^/]+)", path)
@@ -81,7 +92,9 @@ def _ls(ctx: Context, args: list[str]) -> int:
     status = 0
     files, dirs = [], []
     for name in names or ["."]:
-        st = ctx.fs.stat(ctx.path(name))
+        # As toybox: a symbolic link named on the command line is followed unless -l, -n, -d or -F.
+        follow = not ({"l", "n", "d", "F"} & opts.keys())
+        st = ctx.fs.stat(ctx.path(name)) if follow else ctx.fs.lstat(ctx.raw_path(name))
         if st is None:
             ctx.err(f"ls: {name}: No such file or directory")
             status = 1
@@ -135,17 +148,18 @@ def _ls_entries(ctx: Context, entries: list[tuple[str, str, Any]], opts: dict[st
     rows = []
     for name, path, st in entries:
         when = dt.datetime.fromtimestamp(st.mtime, tz)
+        is_link = statmod.S_ISLNK(st.mode)
+        target = f" -> {ctx.fs.readlink(path)}" if is_link else ""
         stamp = when.strftime("%Y-%m-%d %H:%M:%S.000000000 %z") if full_time else when.strftime("%Y-%m-%d %H:%M")
         user, group = _owner(path)
         rows.append(
             (
                 statmod.filemode(st.mode),
                 "2" if st.is_dir else "1",
-                user,
-                group,
+                *(("root", "root") if is_link else (user, group)),
                 str(st.size),
                 stamp,
-                name + suffix(st),
+                name + suffix(st) + target,
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
@@ -552,8 +566,11 @@ def _find_visit(ctx: Context, spec: _FindSpec, path: str, shown: str, depth: int
     if not spec.depth_first:
         status |= _find_match(ctx, spec, path, shown, depth)
     if is_dir and depth < spec.max_depth and ctx.fs.is_dir(path):
-        for name, _ in ctx.fs.listdir(path):
+        for name, st in ctx.fs.listdir(path):
             child = posixpath.join(path, name)
+            if statmod.S_ISLNK(st.mode):  # a link met on the way down is not followed (/sdcard under /)
+                status |= _find_match(ctx, spec, child, shown.rstrip("/") + "/" + name, depth + 1)
+                continue
             status |= _find_visit(ctx, spec, child, shown.rstrip("/") + "/" + name, depth + 1)
     if spec.depth_first:
         status |= _find_match(ctx, spec, path, shown, depth)
@@ -658,6 +675,47 @@ def _find_exec(ctx: Context, command: list[str], names: list[str]) -> int:
     for arg in command:
         argv += names if arg == "{}" else [arg]
     return ctx.run_argv(argv)
+
+
+def _readlink(ctx: Context, args: list[str]) -> int:
+    """toybox `readlink [-efmnqsz] FILE...`: a link's target, or with -f/-e/-m the path with links resolved.
+
+    Quietly exits 1 for a file that is not a link (without -f) or a path that does not resolve.
+    """
+    opts, names = getopt("readlink", args, "efmnqsvz")
+    if not names:
+        raise CommandError('readlink: Needs 1 argument (see "readlink --help")')
+    status = 0
+    for name in names:
+        if {"f", "e", "m"} & opts.keys():
+            path = ctx.path(name)
+            # -f: all but the last component must exist, -e: all of it, -m: none of it
+            need = path if "e" in opts else posixpath.dirname(path) if "f" in opts else None
+            found = need is None or ctx.fs.is_dir(need) or (need == path and ctx.fs.exists(path))
+            text = ctx.fs.realpath(path) if found else None
+        else:
+            text = ctx.fs.readlink(ctx.raw_path(name))
+        if text is None:
+            status = 1
+            continue
+        ctx.out(text, end="" if "n" in opts else "\0" if "z" in opts else "\n")
+    return status
+
+
+def _realpath(ctx: Context, args: list[str]) -> int:
+    """toybox `realpath FILE...`: each path with `.`, `..` and links resolved; it must exist."""
+    _, names = getopt("realpath", args, "")
+    if not names:
+        raise CommandError('realpath: Needs 1 argument (see "realpath --help")')
+    status = 0
+    for name in names:
+        path = ctx.path(name)
+        if not ctx.fs.exists(path):
+            ctx.err(f"realpath: {name}: No such file or directory")
+            status = 1
+        else:
+            ctx.out(ctx.fs.realpath(path))
+    return status
 
 
 def _pwd(ctx: Context, args: list[str]) -> int:

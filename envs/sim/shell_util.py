@@ -126,6 +126,14 @@ class Context:
     def path(self, name: str) -> str:
         return resolve_path(self.cwd, name)
 
+    def raw_path(self, name: str) -> str:
+        """`name` made absolute without going through shared storage's links (for lstat and readlink).
+
+        A trailing slash is kept: it makes a link's directory count, not the link.
+        """
+        full = posixpath.normpath(name if name.startswith("/") else posixpath.join(self.cwd, name))
+        return full + "/" if name.endswith("/") and full != "/" else full
+
 
 def resolve_path(cwd: str, name: str) -> str:
     """An absolute, normalised path for `name` as seen from directory `cwd`."""

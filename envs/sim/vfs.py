@@ -61,6 +61,17 @@ class FileStat:
 # Android's shared storage has several names; the phone keeps files under the shortest one.
 STORAGE_ALIASES = ("/storage/emulated/0", "/storage/self/primary", "/mnt/sdcard")
 
+# The directories above shared storage (vold's tmpfs and the FUSE mount on API 33): path -> permission bits.
+# Each has one child that is a name of /sdcard, which listdir shows (STORAGE_CHILDREN).
+STORAGE_DIRS = {"/storage": 0o755, "/storage/emulated": 0o711, "/storage/self": 0o755}
+STORAGE_CHILDREN = {"/storage/emulated": "0", "/storage/self": "primary"}
+
+# Symbolic links of a stock API 33 image (path -> what readlink prints); /mnt/user/0/primary in turn
+# points at /storage/emulated/0, the one real directory (REAL_STORAGE).
+SYMLINKS = {"/sdcard": "/storage/self/primary", "/storage/self/primary": "/mnt/user/0/primary"}
+REAL_STORAGE = "/storage/emulated/0"
+LINK_MODE = statmod.S_IFLNK | 0o777
+
 
 def normpath(path: str) -> str:
     """Absolute, normalised path; `sdcard/x`, `/sdcard//x/` and `/storage/emulated/0/x` all become `/sdcard/x`."""
@@ -85,6 +96,11 @@ class VirtualFS:
         self._nodes: dict[str, tuple[int, int]] = {"/": (DIR_MODE, 0)}  # path -> (mode, mtime)
         for d in BASE_DIRS:
             self.makedirs(d)
+        self._add_storage_dirs()
+
+    def _add_storage_dirs(self) -> None:
+        for d, mode in STORAGE_DIRS.items():
+            self._nodes.setdefault(d, (statmod.S_IFDIR | mode, self._clock()))
 
     # ---- snapshots -------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, bytes], dict[str, tuple[int, int]]]:
@@ -95,6 +111,7 @@ class VirtualFS:
         files, nodes = state
         self._files, self._nodes = dict(files), dict(nodes)
         self._used = sum(map(len, self._files.values()))
+        self._add_storage_dirs()  # a state saved before /storage was a directory
 
     # ---- queries -----------------------------------------------------------------------------
     def stat(self, path: str) -> FileStat | None:
@@ -105,6 +122,25 @@ class VirtualFS:
         mode, mtime = node
         size = len(self._files[path]) if path in self._files else 4096
         return FileStat(mode, size, mtime)
+
+    def lstat(self, path: str) -> FileStat | None:
+        """As `stat`, but a symbolic link (`/sdcard`, `/storage/self/primary`, no trailing slash) is itself."""
+        raw = posixpath.normpath("/" + path.lstrip("/"))
+        if raw in SYMLINKS and not path.endswith("/"):
+            _mode, mtime = self._nodes["/sdcard"]
+            return FileStat(LINK_MODE, len(SYMLINKS[raw]), mtime)
+        return self.stat(path)
+
+    def readlink(self, path: str) -> str | None:
+        """The target of the symbolic link at `path`, None when it is not one."""
+        return None if path.endswith("/") else SYMLINKS.get(posixpath.normpath("/" + path.lstrip("/")))
+
+    def realpath(self, path: str) -> str:
+        """`path` with every link resolved: shared storage's names all become /storage/emulated/0."""
+        path = normpath(path)
+        if path == "/sdcard" or path.startswith("/sdcard/"):
+            return REAL_STORAGE + path[len("/sdcard") :]
+        return path
 
     def exists(self, path: str) -> bool:
         return normpath(path) in self._nodes
@@ -128,7 +164,10 @@ class VirtualFS:
         children = []
         for p in self._nodes:
             if p != path and p.startswith(prefix) and "/" not in p[len(prefix) :]:
-                children.append((p[len(prefix) :], self.stat(p)))
+                children.append((p[len(prefix) :], self.lstat(p)))
+        if path in STORAGE_CHILDREN:
+            name = STORAGE_CHILDREN[path]
+            children.append((name, self.lstat(f"{path}/{name}")))
         return sorted(children)
 
     def read(self, path: str) -> bytes:
