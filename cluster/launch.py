@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,8 +36,43 @@ def ensure_ray(devices: int) -> None:
         return
     if os.environ.get("RAY_ADDRESS"):
         ray.init(log_to_driver=False)
-    else:
-        ray.init(resources={"android": devices}, include_dashboard=False, log_to_driver=False)
+        return
+    with _loopback_node():
+        ray.init(
+            resources={"android": devices},
+            include_dashboard=False,
+            dashboard_host="127.0.0.1",
+            _node_ip_address="127.0.0.1",
+            log_to_driver=False,
+        )
+
+
+# Ray's single-machine switch: off, a node is 127.0.0.1 (Ray's default on macOS and Windows).
+_SINGLE_MACHINE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextlib.contextmanager
+def _loopback_node() -> Iterator[None]:
+    """While a private cluster starts: its node is 127.0.0.1, so every Ray server listens on loopback only.
+
+    On Linux Ray names a node by its routable address and its servers (GCS, raylet, workers, agents)
+    listen on all interfaces; `_node_ip_address="127.0.0.1"` alone is turned back into that address.
+    The processes the start spawns keep the setting (it is in their environment); this process gets its
+    own back afterwards, so a later `ray.init` that joins a real cluster finds its node as before.
+    """
+    from ray._private import ray_constants
+
+    saved_env, saved_flag = os.environ.get(_SINGLE_MACHINE), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[_SINGLE_MACHINE] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False  # read when the node's address is chosen, after import
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        if saved_env is None:
+            os.environ.pop(_SINGLE_MACHINE, None)
+        else:
+            os.environ[_SINGLE_MACHINE] = saved_env
 
 
 def engine_kind(requested: str) -> str:
