@@ -238,9 +238,9 @@ def _damage(path: Path, verify: str) -> str | None:
 def select_checkpoint(root: Path | str, step: int | None = None, verify: str = "sha256") -> tuple[Path, list[str]]:
     """The checkpoint a resume loads, checked with `verify`; returns it and a warning per damaged one skipped.
 
-    step None: the newest one that verifies (the one `latest` names first, then the highest steps), so
-    a damaged newest checkpoint costs the steps since the one before it, not the run. step N: exactly
-    `step-N`. NoUsableCheckpoint when there is nothing to load, saying what was found.
+    step None: the highest step that verifies, so a damaged newest checkpoint costs the steps since the
+    one before it, not the run. step N: exactly `step-N`. NoUsableCheckpoint when there is nothing to
+    load, saying what was found.
     """
     root = Path(root)
     steps = _step_dirs(root)
@@ -255,12 +255,9 @@ def select_checkpoint(root: Path | str, step: int | None = None, verify: str = "
         if damage is not None:
             raise NoUsableCheckpoint(f"--resume-from {step}: checkpoint step-{step} is damaged: {damage}")
         return path, []
-    pointer = root / LATEST
-    named = root / pointer.read_text().strip() if pointer.is_file() else None
+    # Highest step first, whatever `latest` says: a crash between a save's rename and its pointer update
+    # leaves a complete newer checkpoint that the pointer does not name yet.
     candidates = [path for _, path in reversed(steps)]
-    if named is not None and named in candidates:  # `latest` first: the pointer is what the last save meant
-        candidates.remove(named)
-        candidates.insert(0, named)
     warnings = []
     for path in candidates:
         damage = _damage(path, verify)

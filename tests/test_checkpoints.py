@@ -332,6 +332,8 @@ def test_resume_with_every_checkpoint_damaged_says_so(model_dir, learner, tmp_pa
 
     run_dir, _ = _resumable_run(model_dir, learner, tmp_path, steps=2)
     root = run_dir / "checkpoints"
+    (root / "latest").write_text("step-1\n")  # a crash between step-2's rename and its pointer update
+    assert select_checkpoint(root) == (root / "step-2", [])
     for step in (1, 2):
         _damage(root / f"step-{step}")
     with pytest.raises(NoUsableCheckpoint, match=r"no checkpoint under .* can be loaded: checkpoint step-2 is damaged"):
