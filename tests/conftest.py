@@ -296,8 +296,12 @@ def phone_screens() -> list:
 
 
 # ---- test tiers: `pytest -m "not slow"` for the quick loop; plain `pytest` (CI) runs everything -------------
-# Modules that start DeepSpeed, Ray, vLLM, whole training runs or emulator farms.
+# Modules that start DeepSpeed, Ray, vLLM, whole training runs, emulator farms, droidrl-emulator processes under
+# android_env or android_world, or record whole episodes. Slow tests in otherwise quick modules carry
+# `@pytest.mark.slow` themselves (expert/random runs over every task, fuzzing, CPU-budget and timing tests).
 SLOW_MODULES = {
+    "test_android_env",
+    "test_android_world",
     "test_checkpoints",
     "test_cli",
     "test_farm",
@@ -307,6 +311,7 @@ SLOW_MODULES = {
     "test_learner_vision",
     "test_report",
     "test_rollout_farm",
+    "test_rollout_vision",
     "test_router",
     "test_sft",
     "test_train",

@@ -792,6 +792,7 @@ action_types = st.sampled_from(
 
 @given(action_types, st.dictionaries(json_keys, json_values, max_size=5))
 @settings(max_examples=600, deadline=None)
+@pytest.mark.slow
 def test_parse_json_never_raises_on_random_objects(action_type: str, fields: dict) -> None:
     import json
 

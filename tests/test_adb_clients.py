@@ -99,6 +99,7 @@ def test_a_push_is_written_as_it_arrives(emulator, adb_server, tmp_path):
 
 
 @pytest.mark.adb
+@pytest.mark.slow
 def test_a_fast_client_is_throttled_not_buffered(emulator, adb_server, monkeypatch):
     """64 MiB piped into `adb shell` while the shell is busy: adbd withholds OKAYs instead of buffering it."""
     release = threading.Event()

@@ -174,6 +174,7 @@ def test_eta_0_is_synchronous(engine, tokenizer) -> None:
     assert seen == [(0, 0), (0, 0), (1, 1), (1, 1)]
 
 
+@pytest.mark.slow
 def test_eta_2_runs_two_versions_ahead_and_no_further(engine, tokenizer) -> None:
     collector = Collector(
         make_agent(engine, tokenizer),
@@ -239,6 +240,7 @@ def test_an_engine_error_and_a_hung_engine_are_retried(engine, tokenizer) -> Non
     assert "agent.step_timeout_s=0.5" in collector.stats.last_error
 
 
+@pytest.mark.slow
 def test_a_group_is_dropped_after_the_retry_budget_and_the_rest_go_on(engine, tokenizer) -> None:
     # Every attempt of episode 0 of the second group crashes the engine.
     failing = FailingEngine(engine, fails=lambda call, session: "-g000001-e0-" in session)

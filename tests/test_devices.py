@@ -207,6 +207,7 @@ def test_snapshot_errors(pair: tuple[SimDevice, AdbDevice]) -> None:
 
 
 @pytest.mark.adb
+@pytest.mark.slow
 def test_snapshots_through_the_droidrl_emulator_command(
     adb_server: AdbServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -369,6 +370,7 @@ def test_the_corpus_is_large_and_needs_chunking() -> None:
 
 
 @pytest.mark.adb
+@pytest.mark.slow
 def test_injection_corpus_arrives_verbatim_and_runs_nothing(
     pair: tuple[SimDevice, AdbDevice], emulator: ThreadedEmulator
 ) -> None:
@@ -479,6 +481,7 @@ def test_sim_device_is_a_device_and_validates_arguments() -> None:
 
 # ---- timings (printed with -s; not asserted beyond sanity) ---------------------------------------
 @pytest.mark.adb
+@pytest.mark.slow
 def test_step_and_restore_timings(pair: tuple[SimDevice, AdbDevice]) -> None:
     for device in pair:
         device.save_snapshot("timing")

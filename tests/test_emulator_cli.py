@@ -111,6 +111,7 @@ def adb_ok(server: AdbServer, *args: str) -> bytes:
 
 # ---- with the real adb ----------------------------------------------------------------------------------
 @pytest.mark.adb
+@pytest.mark.slow
 def test_adb_discovers_the_emulator_and_adb_emu_drives_its_snapshots(
     adb_server: AdbServer, standard_ports: None, emulators: list[EmulatorProcess], tmp_path: Path
 ) -> None:
@@ -141,6 +142,7 @@ def test_adb_discovers_the_emulator_and_adb_emu_drives_its_snapshots(
 
 
 @pytest.mark.adb
+@pytest.mark.slow
 def test_adb_emu_kill_exits_and_quickboot_restores_the_state(
     adb_server: AdbServer, standard_ports: None, emulators: list[EmulatorProcess], tmp_path: Path
 ) -> None:
@@ -168,6 +170,7 @@ def test_adb_emu_kill_exits_and_quickboot_restores_the_state(
 
 
 # ---- processes without adb ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_second_emulator_on_the_same_avd_needs_read_only(tmp_path: Path, emulators: list[EmulatorProcess]) -> None:
     env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "ANDROID_ADB_SERVER_PORT": str(free_port())}
     first = start(emulators, ["-avd", "shared", "-ports", f"{free_port()},{free_port()}"], env)

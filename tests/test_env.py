@@ -220,6 +220,7 @@ def _one_template_per_app() -> list[str]:
 
 
 @pytest.mark.adb
+@pytest.mark.slow
 def test_sim_and_adb_devices_give_identical_episodes(home, adb_server: AdbServer) -> None:
     emulator = ThreadedEmulator(Phone(), home)
     try:

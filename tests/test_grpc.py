@@ -423,6 +423,7 @@ def emulator_script() -> str:
     return str(Path(sys.executable).parent / "droidrl-emulator")
 
 
+@pytest.mark.slow
 def test_droidrl_emulator_takes_android_envs_launch_flags_and_serves_grpc(tmp_path: Path) -> None:
     console, grpc_port = free_port(), free_port()
     env = dict(os.environ, HOME=str(tmp_path), ANDROID_AVD_HOME=str(tmp_path / "avd"))

@@ -158,6 +158,7 @@ def test_apps_databases_are_confined_by_the_same_opener(sim_phone: Phone, tmp_pa
     assert not host.exists()
 
 
+@pytest.mark.slow
 def test_a_runaway_query_is_killed_and_the_phone_answers(sim_phone: Phone, small_budget: None) -> None:
     sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c;"
     result = run_bounded(sim_phone, f'sqlite3 {DB} "{sql}"')
@@ -192,6 +193,7 @@ def test_sqlite3_over_real_adb_cannot_write_the_host(emulator: ThreadedEmulator,
     ],
     ids=["while-true", "counter", "nested-for", "in-sh-c"],
 )
+@pytest.mark.slow
 def test_endless_loops_are_killed_like_a_process_past_its_cpu_limit(
     sim_phone: Phone, small_budget: None, script: str
 ) -> None:
@@ -202,6 +204,7 @@ def test_endless_loops_are_killed_like_a_process_past_its_cpu_limit(
     answers(sim_phone)
 
 
+@pytest.mark.slow
 def test_a_catastrophic_regex_is_cut_by_the_cpu_budget_and_stalls_no_one(sim_phone: Phone, small_budget: None) -> None:
     """`(a|aa)+b` backtracks exponentially on a run of a's; Python's `re` would hold the GIL for seconds."""
     sim_phone.fs.write("/data/local/tmp/as", b"a" * 35 + b"\n")
@@ -240,6 +243,7 @@ def test_arithmetic_is_mksh_32_bit_so_shifts_cannot_grow(sim_phone: Phone) -> No
     ],
     ids=["doubling", "doubling-export", "endless-output", "printf-width", "one-huge-word"],
 )
+@pytest.mark.slow
 def test_memory_blow_ups_end_with_out_of_memory(sim_phone: Phone, small_budget: None, script: str) -> None:
     from droidrl.envs.sim import limits
 
@@ -262,6 +266,7 @@ def test_a_script_that_runs_itself_ends_without_a_traceback(sim_phone: Phone) ->
     answers(sim_phone)
 
 
+@pytest.mark.slow
 def test_sleep_does_not_hold_the_phone(sim_phone: Phone) -> None:
     """In-process clients (SimDevice, the gRPC server, the console) keep working during a `sleep`."""
     sleeper = threading.Thread(target=sim_phone.shell, args=("sleep 3",), daemon=True)
@@ -275,6 +280,7 @@ def test_sleep_does_not_hold_the_phone(sim_phone: Phone) -> None:
 
 
 @pytest.mark.adb
+@pytest.mark.slow
 def test_sleep_on_one_adb_connection_does_not_stall_another(emulator: ThreadedEmulator, adb_server: AdbServer):
     adb = [adb_server.adb_path, "-P", str(adb_server.port), "-s", emulator.serial]
     script = "touch /data/local/tmp/asleep; sleep 5; echo slept"
@@ -292,6 +298,7 @@ def test_sleep_on_one_adb_connection_does_not_stall_another(emulator: ThreadedEm
 
 
 @pytest.mark.adb
+@pytest.mark.slow
 def test_a_busy_loop_on_one_connection_leaves_other_connections_answering(
     emulator: ThreadedEmulator, adb_server: AdbServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -342,6 +349,7 @@ def two_phones_one_loop(adb_server: AdbServer) -> Iterator[tuple[Phone, str, Pho
 
 
 @pytest.mark.adb
+@pytest.mark.slow
 def test_sleeping_connections_do_not_starve_other_phones(two_phones_one_loop, adb_server: AdbServer) -> None:
     _, busy_serial, _, other_serial = two_phones_one_loop
     adb = [adb_server.adb_path, "-P", str(adb_server.port)]
@@ -467,6 +475,7 @@ def _emulator_command() -> list[str]:
 
 
 @pytest.mark.parametrize("how", ["quickboot", "named"])
+@pytest.mark.slow
 def test_droidrl_emulator_cold_boots_from_a_foreign_snapshot_file(tmp_path: Path, how: str) -> None:
     marker = tmp_path / "code-ran"
     avd_home = tmp_path / "avd-home"

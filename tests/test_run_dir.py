@@ -58,6 +58,7 @@ def test_a_second_run_on_a_locked_run_dir_is_refused_naming_the_holder(holder) -
     assert process.poll() is None
 
 
+@pytest.mark.slow
 def test_the_cli_refuses_a_resume_on_a_busy_run_dir_at_once(holder) -> None:
     run_dir, process = holder
     result = subprocess.run(

@@ -43,6 +43,7 @@ def test_suite_is_large_enough() -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow
 def test_expert_solves_every_seed(device: SimDevice, name: str) -> None:
     low, high = DIFFICULTY_STEPS[templates()[name].difficulty]
     for seed in SEEDS:
@@ -58,6 +59,7 @@ def test_expert_solves_every_seed(device: SimDevice, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow
 def test_expert_dismisses_interruptions(device: SimDevice, name: str) -> None:
     for seed in range(3):
         task = _fresh(device, name, seed, interruptions=1.0)
@@ -66,6 +68,7 @@ def test_expert_dismisses_interruptions(device: SimDevice, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow
 def test_doing_nothing_fails(device: SimDevice, name: str) -> None:
     for seed in SEEDS:
         task = _fresh(device, name, seed)
@@ -73,6 +76,7 @@ def test_doing_nothing_fails(device: SimDevice, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow
 def test_random_policy_almost_never_succeeds(device: SimDevice, name: str) -> None:
     rng = random.Random(name)
     wins = 0
@@ -92,6 +96,7 @@ def test_random_policy_almost_never_succeeds(device: SimDevice, name: str) -> No
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow
 def test_setup_is_deterministic(device: SimDevice, name: str) -> None:
     for seed in (0, 7):
         first = _fresh(device, name, seed)
