@@ -59,35 +59,8 @@ VERIFY_TASKS = {
 pytestmark = [pytest.mark.adb, pytest.mark.slow]  # 6-9 minutes: 66 tasks on one emulator
 
 # Tasks that cannot pass yet, and exactly why (each is re-checked: it shows as XPASS once it does).
-MARKOR_GLOB = (
-    "android_world clears Markor's folder with `rm -r /storage/emulated/0/Documents/Markor/*`; the simulated "
-    "shell does not expand that glob (/storage is only a path alias in vfs), so rm exits 1 while files are there"
-)
 NO_EXPERT = "no expert for this task yet in envs/tasks/android_world_experts.py"
-XFAIL: dict[str, str] = {
-    **{
-        name: MARKOR_GLOB
-        for name in (
-            "MarkorAddNoteHeader",
-            "MarkorChangeNoteContent",
-            "MarkorCreateFolder",
-            "MarkorCreateNote",
-            "MarkorCreateNoteFromClipboard",
-            "MarkorDeleteAllNotes",
-            "MarkorDeleteNewestNote",
-            "MarkorDeleteNote",
-            "MarkorEditNote",
-            "MarkorMergeNotes",
-            "MarkorMoveNote",
-            "MarkorCreateNoteAndSms",
-            "ExpenseAddMultipleFromMarkor",
-        )
-    },
-    "SimpleSmsReplyMostRecent": (
-        "initialize_task raises 'Unexpected initial state': texts from `adb emu sms send` all get the same date "
-        "(the phone's clock does not run), so content://sms/inbox (date DESC) does not list the last one first"
-    ),
-}
+XFAIL: dict[str, str] = {}
 
 
 # ---- android_world, the adb server on 5037, the emulator -------------------------------------------------------
@@ -134,7 +107,12 @@ def default_adb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
     env.pop("ANDROID_ADB_SERVER_PORT", None)
     env.pop("ANDROID_SERIAL", None)
     subprocess.run([ADB, "-P", str(DEFAULT_ADB_SERVER_PORT), "start-server"], env=env, check=True, timeout=30)
-    yield env
+    # `adb emu` (android_world's text_emulator) authenticates with the token in the adb client's
+    # ~/.emulator_console_auth_token, which the emulator writes in its own $HOME: the adb that android_env runs
+    # from this process must see the same HOME as the emulator, as on a user's machine.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(home))
+        yield env
     subprocess.run([ADB, "-P", str(DEFAULT_ADB_SERVER_PORT), "kill-server"], env=env, timeout=30)
 
 
