@@ -72,8 +72,10 @@ def test_kl_starts_at_zero_and_pulls_toward_the_reference(model_dir, samples) ->
     assert free[0] == 0.0 and pulled[0] == 0.0  # policy == reference at the first step
     assert free[-1] > 1e-4
     # k3's gradient is zero at the reference, so the first updates are the same; from then on the KL pulls back.
+    # After one pulled Adam step the two KLs are still within noise of each other (which is smaller depends on
+    # the tiny model, whose tokenizer is trained on the simulated apps' text); the pull shows from the next on.
     assert pulled[1] == pytest.approx(free[1], rel=1e-5)
-    assert pulled[2] < free[2] and pulled[-1] < 0.5 * free[-1], (free, pulled)
+    assert all(p < f for p, f in zip(pulled[3:], free[3:], strict=True)) and pulled[-1] < 0.5 * free[-1], (free, pulled)
 
 
 def test_lora_trains_adapters_only_and_starts_at_the_base_model(model_dir, samples) -> None:
