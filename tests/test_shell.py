@@ -842,8 +842,7 @@ def test_df_reports_the_storage_the_vfs_holds(phone):
     assert int(avail) == int(size) - int(used) and percent == f"{-(-int(used) * 100 // int(size))}%"
     # Columns are as wide as their widest entry; -h prints toybox's three-digit sizes.
     assert out(phone, "df -h /data") == (
-        "Filesystem      Size Used Avail Use% Mounted on\n"
-        "/dev/block/dm-5 2.0G 8.1M  1.9G   1% /data\n"
+        "Filesystem      Size Used Avail Use% Mounted on\n/dev/block/dm-5 2.0G 8.1M  1.9G   1% /data\n"
     )
     phone.fs.capacity = phone.fs.used()
     assert out(phone, "df /data").splitlines()[1].split()[3:5] == ["0", "100%"]
