@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -17,7 +19,7 @@ class Display:
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=20),  # leaves room for the step line on an 80-column terminal
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TextColumn("{task.fields[info]}"),
@@ -39,9 +41,12 @@ class Display:
 
     def step(self, step: int, metrics: dict[str, float]) -> None:
         get = metrics.get
+        loss = get("train/loss")
+        # A batch without signal is not trained on (its loss is missing or nan): say so instead of "nan".
+        trained = f"loss {loss:.3f}" if loss is not None and math.isfinite(loss) else "no update"
         info = (
             f"success {get('rollout/success_rate', 0):.0%}  reward {get('rollout/reward_mean', 0):.2f}"
-            f"  loss {get('train/loss', float('nan')):.3f}  invalid {get('rollout/invalid_rate', 0):.0%}"
+            f"  {trained}  invalid {get('rollout/invalid_rate', 0):.0%}"
         )
         if self.current is not None:
             self.progress.update(self.current, info=info)
