@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -322,6 +323,18 @@ SLOW_MODULES = {
 def _has_cuda_gpu() -> bool:
     """An NVIDIA GPU the driver lists (without importing torch, which takes seconds)."""
     return Path("/proc/driver/nvidia/gpus").is_dir() and any(Path("/proc/driver/nvidia/gpus").iterdir())
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Make android_world importable before any test runs (it is not on PyPI).
+
+    Its pinned copy in ../shared/third_party is installed once per checkout into build/android_world, so the
+    tests that use android_world's own helpers run whatever their order; where the copy is absent they skip.
+    """
+    from android_world_support import import_android_world
+
+    with contextlib.suppress(FileNotFoundError):
+        import_android_world(Path(__file__).resolve().parent.parent / "build" / "android_world")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

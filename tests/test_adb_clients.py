@@ -163,8 +163,8 @@ def test_adbutils_root(emulator, adb_server, monkeypatch):
 def test_android_world_set_root_if_needed(emulator, adb_server):
     from android_env.components import adb_call_parser, adb_controller, config_classes
     from android_env.proto import adb_pb2
-    from android_world.env import adb_utils
 
+    adb_utils = pytest.importorskip("android_world.env.adb_utils")
     config = config_classes.AdbControllerConfig(
         adb_path=adb_server.adb_path, adb_server_port=adb_server.port, device_name=emulator.serial
     )
