@@ -448,12 +448,23 @@ def _find_call(text: str) -> tuple[int, bool] | Invalid:
 # Model output is parsed as this pseudo-file, and Python's warnings about its oddities (invalid
 # escapes, `1if`) are silenced: they are the model's problem, reported through Invalid reasons.
 _SOURCE_NAME = "<droidrl action>"
-warnings.filterwarnings("ignore", module=_SOURCE_NAME)
+
+
+def _ast_parse(source: str) -> ast.Expression:
+    """ast.parse of model output with Python's syntax warnings about it silenced.
+
+    The filter is (re)installed on each call because test runners, Ray workers and `-W` options reset
+    the process's filters after import or put others first; catch_warnings() is avoided since it is not thread-safe.
+    """
+    first = warnings.filters[0] if warnings.filters else None
+    if not (first and first[0] == "ignore" and first[3] is not None and first[3].pattern == _SOURCE_NAME):
+        warnings.filterwarnings("ignore", module=_SOURCE_NAME)  # first in the list, so it wins
+    return ast.parse(source, filename=_SOURCE_NAME, mode="eval")
 
 
 def _literal_source(source: str) -> object:
     """The value of a Python literal written in model output (ast, never eval)."""
-    return ast.literal_eval(ast.parse(source, filename=_SOURCE_NAME, mode="eval").body)
+    return ast.literal_eval(_ast_parse(source).body)
 
 
 # Raw characters that cannot stand in a Python string literal -> their escapes.
@@ -523,7 +534,7 @@ _DIGITS = "0123456789"
 def _read_call(source: str) -> tuple[str, dict[str, Any]] | Invalid:
     """The call's name and its keyword arguments as Python values, via ast (never eval)."""
     try:
-        tree = ast.parse(source, filename=_SOURCE_NAME, mode="eval")
+        tree = _ast_parse(source)
     except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
         message = exc.msg if isinstance(exc, SyntaxError) else str(exc)
         return Invalid(f"malformed action ({_snippet(message, 120, quote=False)}): {_snippet(source)}")

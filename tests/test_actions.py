@@ -494,6 +494,21 @@ assert not {"torch", "ray", "vllm"} & set(sys.modules)
     assert result.returncode == 0 and result.stderr == "", result.stderr
 
 
+def test_parse_stays_quiet_after_the_warning_filters_are_reset() -> None:
+    # pytest and Ray workers reset or prepend warning filters after droidrl is imported; a filter set at
+    # import time alone let "SyntaxWarning: invalid decimal literal" reach the console then.
+    code = r"""
+import warnings
+from droidrl.envs.actions import parse
+warnings.resetwarnings()
+warnings.simplefilter("default")
+print(parse('do(action="Tap", element=[1a, 2])'))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert "invalid decimal literal" in result.stdout  # reported as the invalid action's reason instead
+
+
 def test_overlong_action_is_refused_with_a_reason() -> None:
     result = parse('do(action="Type", text="' + "a" * MAX_ACTION_CHARS + '")')
     assert isinstance(result, Invalid)
