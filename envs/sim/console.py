@@ -423,24 +423,23 @@ async def do_gsm_call(session: ConsoleSession, args: str | None) -> bool:
     return True
 
 
-async def do_gsm_accept(session: ConsoleSession, args: str | None) -> bool:
+async def _gsm_set_call(session: ConsoleSession, args: str | None, verb: str, state: str) -> bool:
+    """`gsm accept|hold <number>`: move that call to `state`, with the console's KO lines."""
     if args is None:
-        session.write("KO: missing argument, try 'gsm accept <phonenumber>'\r\n")
+        session.write(f"KO: missing argument, try 'gsm {verb} <phonenumber>'\r\n")
         return False
-    if not await session.run_on_phone(services.update_call, session.console.phone, args, "active"):
+    if not await session.run_on_phone(services.update_call, session.console.phone, args, state):
         session.write(f"KO: no current call to/from number '{args}'\r\n")
         return False
     return True
+
+
+async def do_gsm_accept(session: ConsoleSession, args: str | None) -> bool:
+    return await _gsm_set_call(session, args, "accept", "active")
 
 
 async def do_gsm_hold(session: ConsoleSession, args: str | None) -> bool:
-    if args is None:
-        session.write("KO: missing argument, try 'gsm hold <phonenumber>'\r\n")
-        return False
-    if not await session.run_on_phone(services.update_call, session.console.phone, args, "held"):
-        session.write(f"KO: no current call to/from number '{args}'\r\n")
-        return False
-    return True
+    return await _gsm_set_call(session, args, "hold", "held")
 
 
 async def do_gsm_cancel(session: ConsoleSession, args: str | None) -> bool:

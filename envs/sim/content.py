@@ -19,7 +19,7 @@ import sqlite3
 import struct
 import urllib.parse
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from droidrl.envs.sim import vfs
@@ -415,6 +415,11 @@ class Route:
     fixed: tuple[tuple[str, Any], ...] = ()  # values an insert through this route always gets
     strict_columns: bool = True  # a projection map: unknown columns are "Invalid column"
     view_name: str = ""  # the AOSP view a projection map reads, as error messages name it
+
+
+def _list_and_item(route: Route) -> tuple[Route, Route]:
+    """A directory route and its `/#` item route, which reads the same source restricted to one id."""
+    return route, replace(route, pattern=(*route.pattern, "#"))
 
 
 def _cols(names: str, prefix: str = "") -> tuple[tuple[str, str], ...]:
@@ -839,23 +844,16 @@ class ContactsProvider(Provider):
         (("contacts", "#"), "vnd.android.cursor.item/contact"),
     )
     routes = (
-        Route(
-            ("raw_contacts",),
-            "raw_contacts JOIN accounts ON (accounts._id = raw_contacts.account_id)",
-            _RAW_CONTACTS,
-            "raw_contacts",
-            "raw_contacts.deleted = 0",
-            id_column="_id",
-            view_name="view_raw_contacts",
-        ),
-        Route(
-            ("raw_contacts", "#"),
-            "raw_contacts JOIN accounts ON (accounts._id = raw_contacts.account_id)",
-            _RAW_CONTACTS,
-            "raw_contacts",
-            "raw_contacts.deleted = 0",
-            id_column="_id",
-            view_name="view_raw_contacts",
+        *_list_and_item(
+            Route(
+                ("raw_contacts",),
+                "raw_contacts JOIN accounts ON (accounts._id = raw_contacts.account_id)",
+                _RAW_CONTACTS,
+                "raw_contacts",
+                "raw_contacts.deleted = 0",
+                id_column="_id",
+                view_name="view_raw_contacts",
+            )
         ),
         Route(
             ("data", "phones"),
@@ -875,23 +873,16 @@ class ContactsProvider(Provider):
             id_column="_id",
             view_name="view_data data",
         ),
-        Route(("data",), _DATA_SOURCE, _DATA, "data", id_column="_id", view_name="view_data data"),
-        Route(("data", "#"), _DATA_SOURCE, _DATA, "data", id_column="_id", view_name="view_data data"),
-        Route(
-            ("contacts",),
-            "contacts JOIN raw_contacts ON (raw_contacts._id = contacts.name_raw_contact_id)",
-            _CONTACTS,
-            "contacts",
-            id_column="_id",
-            view_name="view_contacts",
-        ),
-        Route(
-            ("contacts", "#"),
-            "contacts JOIN raw_contacts ON (raw_contacts._id = contacts.name_raw_contact_id)",
-            _CONTACTS,
-            "contacts",
-            id_column="_id",
-            view_name="view_contacts",
+        *_list_and_item(Route(("data",), _DATA_SOURCE, _DATA, "data", id_column="_id", view_name="view_data data")),
+        *_list_and_item(
+            Route(
+                ("contacts",),
+                "contacts JOIN raw_contacts ON (raw_contacts._id = contacts.name_raw_contact_id)",
+                _CONTACTS,
+                "contacts",
+                id_column="_id",
+                view_name="view_contacts",
+            )
         ),
     )
 
@@ -1002,42 +993,28 @@ class LegacyContactsProvider(ContactsProvider):
         (("people", "#", "phones"), "vnd.android.cursor.dir/phone"),
     )
     routes = (
-        Route(
-            ("people",),
-            "raw_contacts" + _PEOPLE_JOINS,
-            _PEOPLE,
-            "raw_contacts",
-            f"raw_contacts.deleted = 0 AND {_LOCAL_ACCOUNT}",
-            id_column="_id",
-            view_name="view_v1_people people",
+        *_list_and_item(
+            Route(
+                ("people",),
+                "raw_contacts" + _PEOPLE_JOINS,
+                _PEOPLE,
+                "raw_contacts",
+                f"raw_contacts.deleted = 0 AND {_LOCAL_ACCOUNT}",
+                id_column="_id",
+                view_name="view_v1_people people",
+            )
         ),
-        Route(
-            ("people", "#"),
-            "raw_contacts" + _PEOPLE_JOINS,
-            _PEOPLE,
-            "raw_contacts",
-            f"raw_contacts.deleted = 0 AND {_LOCAL_ACCOUNT}",
-            id_column="_id",
-            view_name="view_v1_people people",
-        ),
-        Route(
-            ("phones",),
-            _PHONES_SOURCE,
-            _PHONES,
-            "data",
-            _PHONES_WHERE,
-            sort="_id",
-            id_column="_id",
-            view_name="view_v1_phones phones",
-        ),
-        Route(
-            ("phones", "#"),
-            _PHONES_SOURCE,
-            _PHONES,
-            "data",
-            _PHONES_WHERE,
-            id_column="_id",
-            view_name="view_v1_phones phones",
+        *_list_and_item(
+            Route(
+                ("phones",),
+                _PHONES_SOURCE,
+                _PHONES,
+                "data",
+                _PHONES_WHERE,
+                sort="_id",
+                id_column="_id",
+                view_name="view_v1_phones phones",
+            )
         ),
         Route(
             ("people", "#", "phones"),
