@@ -32,10 +32,13 @@ def ensure_ray(devices: int) -> None:
     """
     import ray
 
+    from droidrl.trainer.logs import ray_init_options, verbose_requested
+
     if ray.is_initialized():
         return
+    quiet = ray_init_options(verbose_requested())  # --verbose: the actors' output on the console too
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=False)
+        ray.init(**quiet)
         return
     with _loopback_node():
         ray.init(
@@ -43,7 +46,7 @@ def ensure_ray(devices: int) -> None:
             include_dashboard=False,
             dashboard_host="127.0.0.1",
             _node_ip_address="127.0.0.1",
-            log_to_driver=False,
+            **quiet,
         )
 
 

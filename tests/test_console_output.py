@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from droidrl.trainer.logs import LOG_FILE, child_env, setup_logging
+from droidrl.trainer.logs import (
+    LOG_FILE,
+    VERBOSE_ENV,
+    child_env,
+    ray_init_options,
+    setup_logging,
+    verbose_requested,
+)
 
 REMOTE_TRACEBACK = (
     "episode t-g0-e0 failed 3 times; last: ray.exceptions.RayTaskError(ValueError): "
@@ -93,6 +100,7 @@ def test_library_logs_go_to_the_file_and_only_their_errors_to_the_console(tmp_pa
         assert text in logged
     assert os.environ["VLLM_LOGGING_CONFIG_PATH"] == str(log_dir / "vllm-logging.json")
     assert child_env(log_dir)["TRANSFORMERS_VERBOSITY"] == "warning"
+    assert ray_init_options(verbose_requested())["log_to_driver"] is False
 
 
 def test_verbose_keeps_info_and_tracebacks_on_the_console(
@@ -104,8 +112,11 @@ def test_verbose_keeps_info_and_tracebacks_on_the_console(
     monkeypatch.setattr(ray_logger, "handlers", [])
     monkeypatch.setattr(ray_logger, "propagate", True)
     monkeypatch.setattr(ray_logger, "level", logging.NOTSET)
+    monkeypatch.delenv(VERBOSE_ENV, raising=False)  # restored after the test
     console, out = _console()
     setup_logging(tmp_path, verbose=True, console=console)
+    # Ray actors' own output reaches the console too (it was off even under --verbose).
+    assert ray_init_options(verbose_requested()) == {}
     logging.getLogger("ray").info("Started a local Ray instance.")
     logging.getLogger("droidrl.rollout.collector").warning("dropped: %s", REMOTE_TRACEBACK)
     text = out.getvalue()

@@ -81,10 +81,18 @@ def _short_path(path: Path) -> str:
         return str(path)
 
 
+VERBOSE_ENV = "DROIDRL_VERBOSE"
+
+
+def verbose_requested() -> bool:
+    """Whether this process (or the `droidrl` command that started it) runs with --verbose."""
+    return os.environ.get(VERBOSE_ENV) == "1"
+
+
 def child_env(log_dir: Path, verbose: bool = False) -> dict[str, str]:
     """Environment variables that quiet the libraries in processes started from here (and in this one)."""
-    if verbose:
-        return {"TRANSFORMERS_VERBOSITY": "info"}
+    if verbose:  # DROIDRL_VERBOSE: cluster.launch.ensure_ray keeps Ray's actor output on the console then
+        return {"TRANSFORMERS_VERBOSITY": "info", VERBOSE_ENV: "1"}
     return {
         "VLLM_CONFIGURE_LOGGING": "1",
         "VLLM_LOGGING_CONFIG_PATH": str(_vllm_config(log_dir)),
@@ -142,6 +150,8 @@ def setup_logging(run_dir: Path, verbose: bool = False, console: Any = None) -> 
     log_dir.mkdir(parents=True, exist_ok=True)
     for key, value in child_env(log_dir, verbose).items():
         os.environ.setdefault(key, value)  # the user's own setting wins
+    if not verbose:
+        os.environ.pop(VERBOSE_ENV, None)  # a second call in one process (tests) must not stay verbose
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "_droidrl", False)]:
         root.removeHandler(handler)  # a second call (tests, a second command) replaces, never doubles
