@@ -22,7 +22,7 @@ def test_lease_reset_step_give_text_only_observations():
     first, step, stats = asyncio.run(main())
     assert first.info["goal"] == "Turn off Wi-Fi." and first.observation.screenshot_png is None
     assert step.observation.app == "com.android.settings" and step.info["valid"] and "parsed" not in step.info
-    assert stats == {"devices": 2, "free": 2, "replaced": 0, "failures": 0}
+    assert stats == {"devices": 2, "free": 2, "replaced": 0, "failures": 0, "call_timeouts": 0, "lease_timeouts": 0}
 
 
 def test_a_failed_phone_is_replaced_by_a_fresh_one():
