@@ -291,6 +291,40 @@ def set_aside_newer(root: Path | str, step: int) -> list[Path]:
 # -- save -----------------------------------------------------------------------------------------------
 
 
+class StateSnapshot:
+    """`source.state_dict()` as it was when made, held as pickled bytes: later changes to the source cannot reach it.
+
+    A checkpoint written in another thread while the event loop runs on (trainer/loop.py) saves these
+    in place of the live sampler and replay buffer, so what it writes is the state at its step.
+    """
+
+    def __init__(self, source: Any) -> None:
+        self._blob = pickle.dumps(source.state_dict(), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def state_dict(self) -> Any:
+        return pickle.loads(self._blob)
+
+
+def snapshot_parts(
+    sampler: Any = None,
+    replay: Any = None,
+    buffered_groups: Sequence[Any] = (),
+    counters: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`save_checkpoint`'s run parts captured now (sampler, replay, groups, counters, global RNGs), to save later.
+
+    Finished groups are never changed, so the list is copied, not its groups; everything else that
+    the loop goes on changing is copied whole.
+    """
+    return {
+        "sampler": None if sampler is None else StateSnapshot(sampler),
+        "replay": None if replay is None else StateSnapshot(replay),
+        "buffered_groups": list(buffered_groups),
+        "counters": pickle.loads(pickle.dumps(dict(counters or {}), protocol=pickle.HIGHEST_PROTOCOL)),
+        "rng_states": capture_rng_states(),
+    }
+
+
 def save_checkpoint(
     dir_root: Path | str,
     step: int,

@@ -24,7 +24,13 @@ from typing import Any
 import numpy as np
 
 from droidrl.algorithms.adagrpo import PositiveReplay, prepare_batch
-from droidrl.checkpoints.run_state import NoUsableCheckpoint, find_latest, select_checkpoint, set_aside_newer
+from droidrl.checkpoints.run_state import (
+    NoUsableCheckpoint,
+    find_latest,
+    select_checkpoint,
+    set_aside_newer,
+    snapshot_parts,
+)
 from droidrl.curricula.config import resolve_tasks
 from droidrl.curricula.sampler import CurriculumSampler
 from droidrl.rollout.agent import Agent, AgentConfig
@@ -304,6 +310,7 @@ class Run:
         self.sft: dict[str, Any] | None = None
         self.step = 0
         self.rng = random.Random(config.seed)
+        self._saving: asyncio.Task[float] | None = None  # the checkpoint being written in a thread
 
     # -- set-up ------------------------------------------------------------------------------------
 
@@ -414,36 +421,40 @@ class Run:
         self.events.emit("phase", "rl", config.steps)
         self.events.emit("advance", "rl", self.step)
         stream = collector.stream(sampler.instances(batch_size))
-        async with contextlib.aclosing(stream):
-            while self.step < config.steps:
-                waited = time.perf_counter()
-                discarded = await self._fill(buffered, stream, collector, sampler)
-                batch, buffered[:] = buffered[:batch_size], buffered[batch_size:]
-                metrics = {"time/collect": time.perf_counter() - waited, "batch/refilled_groups": float(discarded)}
-                metrics |= await self._step(learner, sampler, replay, batch, sync)
-                for name in ("collect", "train", "weight_sync"):
-                    self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + metrics[f"time/{name}"]
-                self.step += 1
-                metrics |= sampler.metrics()
-                stats = collector.stats.as_dict()
-                metrics |= {f"collector/{k}": float(v) for k, v in _numbers(stats).items()}
-                metrics |= {f"collector/failures/{k}": float(v) for k, v in stats["failures"].items()}
-                metrics |= {f"pool/{k}": float(v) for k, v in _numbers(pool.stats()).items()}
-                metrics["version"] = float(learner.version)
-                self.history.append(metrics)
-                tracker.log(metrics, self.step)
-                self.events.emit("step", self.step, metrics)
-                self.events.emit("advance", "rl", self.step)
-                last = self.step == config.steps
-                if last or (config.checkpoint.every and self.step % config.checkpoint.every == 0):
-                    # Before the collector may admit the next groups: the sampler state then holds every
-                    # instance not started yet, and a resume draws exactly what this run draws next.
-                    self._checkpoint(learner, sampler, replay, collector, buffered)
-                if last:  # admitting more groups now would only start episodes to cancel
-                    break
-                collector.set_trainer_version(learner.version)
-                if config.eval.every and self.step % config.eval.every == 0:
-                    await self._evaluate(eval_agent, pool, sampler, tracker)
+        try:
+            async with contextlib.aclosing(stream):
+                while self.step < config.steps:
+                    waited = time.perf_counter()
+                    discarded = await self._fill(buffered, stream, collector, sampler)
+                    batch, buffered[:] = buffered[:batch_size], buffered[batch_size:]
+                    metrics = {"time/collect": time.perf_counter() - waited, "batch/refilled_groups": float(discarded)}
+                    metrics |= await self._step(learner, sampler, replay, batch, sync)
+                    for name in ("collect", "train", "weight_sync"):
+                        self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + metrics[f"time/{name}"]
+                    self.step += 1
+                    metrics |= sampler.metrics()
+                    stats = collector.stats.as_dict()
+                    metrics |= {f"collector/{k}": float(v) for k, v in _numbers(stats).items()}
+                    metrics |= {f"collector/failures/{k}": float(v) for k, v in stats["failures"].items()}
+                    metrics |= {f"pool/{k}": float(v) for k, v in _numbers(pool.stats()).items()}
+                    metrics["version"] = float(learner.version)
+                    self.history.append(metrics)
+                    tracker.log(metrics, self.step)
+                    self.events.emit("step", self.step, metrics)
+                    self.events.emit("advance", "rl", self.step)
+                    last = self.step == config.steps
+                    if last or (config.checkpoint.every and self.step % config.checkpoint.every == 0):
+                        # Captured before the collector may admit the next groups: the sampler state then
+                        # holds every instance not started yet, and a resume draws exactly what this run
+                        # draws next. Written in a thread: episodes in flight and the next batch go on.
+                        self._start_checkpoint(learner, sampler, replay, collector, buffered)
+                    if last:  # admitting more groups now would only start episodes to cancel
+                        break
+                    collector.set_trainer_version(learner.version)
+                    if config.eval.every and self.step % config.eval.every == 0:
+                        await self._evaluate(eval_agent, pool, sampler, tracker)
+        finally:  # a checkpoint still being written completes (or raises) before the run goes on or ends
+            await self._checkpoint_written()
 
     async def _fill(
         self, buffered: list[Group], stream: AsyncIterator[Group], collector: Collector, sampler: CurriculumSampler
@@ -483,6 +494,7 @@ class Run:
         sampler.update(batch, step=self.step)
         samples, algo = build_batch(batch, self.config, replay, self.rng)
         metrics |= algo
+        await self._checkpoint_written()  # the learner's state is being saved: it must not move until it is
         started = time.perf_counter()
         if samples:
             # In a thread: the event loop keeps serving episodes still running (max_staleness > 0).
@@ -514,10 +526,17 @@ class Run:
         write_report(self.run_dir, self.evals)
         self.events.emit("evaluated", result)
 
-    def _checkpoint(
+    def _start_checkpoint(
         self, learner: Learner, sampler: CurriculumSampler, replay: PositiveReplay, collector: Collector, buffered: list
     ) -> None:
-        started = time.perf_counter()
+        """Capture the run's state at this step now, and write the checkpoint in a thread (`_checkpoint_written`).
+
+        Everything the loop goes on changing (sampler, replay buffer, buffered groups, counters, RNGs)
+        is copied here, on the loop, with no await in between, so the checkpoint holds this step's state
+        whatever the loop does while the files are written. The learner's weights and optimizer are
+        not copied: they do not move until `_checkpoint_written` (the next learner call waits for it).
+        The write keeps all of save_checkpoint's guarantees (temporary dir, fsync, rename, manifest, latest).
+        """
         counters = {
             "accepted": collector.accepted,
             "next_index": collector.next_index,
@@ -527,10 +546,23 @@ class Run:
             "collector_stats": collector.stats.as_dict(),
             "phase_seconds": dict(self.phase_seconds),
         }
-        parts = dict(sampler=sampler, replay=replay, buffered_groups=buffered, counters=counters)
-        # every learner rank writes its optimizer partition
-        learner.save_checkpoint(self.checkpoints, self.step, keep=self.config.checkpoint.keep, **parts)
-        self.phase_seconds["checkpoint"] = self.phase_seconds.get("checkpoint", 0.0) + time.perf_counter() - started
+        parts = snapshot_parts(sampler=sampler, replay=replay, buffered_groups=buffered, counters=counters)
+        root, step, keep = self.checkpoints, self.step, self.config.checkpoint.keep
+
+        def write() -> float:
+            started = time.perf_counter()
+            # every learner rank writes its optimizer partition (a LearnerGroup waits for its Ray actors)
+            learner.save_checkpoint(root, step, keep=keep, **parts)
+            return time.perf_counter() - started
+
+        self._saving = asyncio.ensure_future(asyncio.to_thread(write))
+
+    async def _checkpoint_written(self) -> None:
+        """Wait for the checkpoint being written, if any; its error, if it failed, is raised here."""
+        saving, self._saving = self._saving, None
+        if saving is not None:
+            seconds = await saving
+            self.phase_seconds["checkpoint"] = self.phase_seconds.get("checkpoint", 0.0) + seconds
 
 
 def _numbers(values: dict[str, Any]) -> dict[str, float]:
