@@ -36,7 +36,7 @@ from droidrl.curricula.sampler import CurriculumSampler
 from droidrl.rollout.agent import Agent, AgentConfig
 from droidrl.rollout.collector import Collector, CollectorStats
 from droidrl.rollout.engines.base import Engine, SamplingParams
-from droidrl.rollout.engines.weight_sync import FileWeightSync
+from droidrl.rollout.engines.weight_sync import FileWeightSync, WeightSyncFailed
 from droidrl.rollout.envpool import EnvPool
 from droidrl.rollout.prompts import PromptConfig
 from droidrl.rollout.records import write_groups
@@ -503,7 +503,16 @@ class Run:
         else:  # nothing to learn from (every group silent): the policy version still moves on
             learner.skip_step()
         metrics["time/train"] = time.perf_counter() - started
-        metrics["time/weight_sync"] = await learner.sync_weights(sync)
+        # Bounded: the engines get sync.timeout_s, gathering and writing the weights as long again. A replica that
+        # failed is reported (engine/* metrics) and serves again only at this version; WeightSyncFailed stops the run.
+        try:
+            async with asyncio.timeout(2 * sync.timeout_s):
+                metrics["time/weight_sync"] = await learner.sync_weights(sync)
+        except TimeoutError:
+            raise WeightSyncFailed(
+                f"publishing policy version {learner.version} took over {2 * sync.timeout_s:g}s"
+            ) from None
+        metrics |= sync.metrics()
         return metrics
 
     async def _evaluate(self, agent: Agent, pool: EnvPool, sampler: CurriculumSampler, tracker: Tracker) -> None:

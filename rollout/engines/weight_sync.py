@@ -5,7 +5,8 @@ Both paths have the same shape: `await sync.update_weights(weights, version)` pu
 every engine reports `version`.
 
 - `FileWeightSync` writes safetensors in Hugging Face names to /dev/shm (`write_weights`, atomic) and calls
-  `engine.update_weights(dir, version)` (a `Router` fans it out). It runs anywhere, CPU included.
+  `engine.update_weights(dir, version)` (a `Router` fans it out, tolerating failed replicas). It runs
+  anywhere, CPU included; `timeout_s` bounds one publish (`WeightSyncFailed` past it).
 - `NcclWeightBroadcaster` broadcasts packed fixed-size buckets from trainer rank 0 to the vLLM workers over a
   dedicated NCCL group, using vLLM's own weight-transfer engines on both sides (the receiver is enabled by
   `VLLMConfig.weight_transfer_backend="nccl"`). It needs GPUs; this module stays importable without CUDA.
@@ -134,32 +135,69 @@ def _copy_model_files(source: Path, directory: Path) -> None:
             shutil.copy2(path, directory / path.name)
 
 
+class WeightSyncFailed(RuntimeError):
+    """Publishing a policy version did not finish in time: no engine can be trusted to hold it."""
+
+
 class FileWeightSync:
     """One node: write the weights to shared memory, then every engine reloads them in place.
 
-    `engine` is any `Engine`; pass a `Router` to update all of its engines. Each version gets its own
-    directory under `root`; the newest `keep` are kept (an engine may still be reading the previous one).
+    `engine` is any `Engine`; pass a `Router` to update all of its engines (one that fails is reported in
+    `metrics()` and brought to the version before it serves again). Each version gets its own directory
+    under `root`; the newest `keep` are kept (an engine may still be reading the previous one, and a
+    restarted engine loads the newest). `timeout_s` bounds the engine update of one publish.
     """
 
-    def __init__(self, engine: Engine, root: Path | None = None, keep: int = 2, copy_from: Path | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        root: Path | None = None,
+        keep: int = 2,
+        copy_from: Path | None = None,
+        timeout_s: float = 900.0,
+    ):
         if keep < 1:
             raise ValueError(f"weight_sync.keep must be >= 1, got {keep}")
+        if not timeout_s > 0:
+            raise ValueError(f"weight_sync.timeout_s must be > 0, got {timeout_s}")
         self.engine = engine
         self.root = Path(root) if root is not None else shm_root()
         self.keep = keep
         self.copy_from = copy_from
+        self.timeout_s = timeout_s
+        self.last_report: Any = None  # what the engine's update_weights returned (a Router's WeightUpdateReport)
 
     async def update_weights(self, weights: torch.nn.Module | Mapping[str, torch.Tensor], version: int) -> float:
-        """Publish `weights` as `version` to the engine; returns the seconds it took."""
+        """Publish `weights` as `version` to the engine; returns the seconds it took.
+
+        Raises WeightSyncFailed when the engine did not take them within `timeout_s`.
+        """
         start = time.perf_counter()
         path = self.root / f"v{version:08d}"
         if path.exists():  # a retried step: its files are complete (the rename is atomic)
             shutil.rmtree(path)
         # In a thread: serializing a large model takes seconds, and the event loop keeps serving rollouts.
         await asyncio.to_thread(write_weights, weights, path, copy_from=self.copy_from)
-        await self.engine.update_weights(path, version)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                self.last_report = await self.engine.update_weights(path, version)
+        except TimeoutError:
+            raise WeightSyncFailed(
+                f"engine {self.engine.name} did not load policy version {version} within {self.timeout_s:g}s; "
+                "it is stuck or far too slow (check its log), so the run stops rather than train on stale rollouts"
+            ) from None
         self._prune()
         return time.perf_counter() - start
+
+    def metrics(self) -> dict[str, float]:
+        """engine/* counters of a Router (failures, restarts, sessions moved, ...); empty for a single engine."""
+        stats = getattr(self.engine, "stats", None)  # a Router's RouterStats; plain engines keep none
+        counters = stats.as_dict() if hasattr(stats, "as_dict") else {}
+        out = {f"engine/{name}": float(value) for name, value in counters.items()}
+        failed = getattr(self.last_report, "failed", None)
+        if failed is not None:
+            out["engine/update_failed_replicas"] = float(len(failed))
+        return out
 
     def _prune(self) -> None:
         versions = sorted(p for p in self.root.glob("v*") if p.is_dir())
