@@ -87,6 +87,11 @@ class EnvConfig:
         check_snapshot_name(self.base_snapshot)
 
 
+def _requires_finish(task: Task) -> bool:
+    """Whether the task scores only episodes the agent ended with finish() (android_world's protocol)."""
+    return bool(getattr(task.template, "requires_finish", False))
+
+
 def observation_size(size: tuple[int, int], pixel_budget: int | None) -> tuple[int, int]:
     """(width, height) of observed screenshots: the screen scaled down to fit `pixel_budget`, if given."""
     width, height = size
@@ -212,10 +217,15 @@ class AndroidEnv(gym.Env):
         reward = 0.0
         if terminated or truncated:
             episode.done = True
-            answer = parsed.message if isinstance(parsed, Finish) else None
+            finished = isinstance(parsed, Finish)
+            answer = parsed.message if finished else None
             started = time.perf_counter()
             reward = episode.task.evaluate(self.device, answer)
             timings["evaluate_s"] = time.perf_counter() - started
+            if not finished and _requires_finish(episode.task):
+                # android_world's runner counts success only when the agent said it is done.
+                info["checker"] = reward
+                reward = 0.0
             info["answer"] = answer
             info["success"] = reward == 1.0
             if episode.invalid_run >= self.config.max_invalid:
@@ -254,7 +264,9 @@ class AndroidEnv(gym.Env):
             self._base_saved = True
         plan = plan_interruptions(task, self.config.interruptions)
         name = self._snapshot_name(task, plan)
-        if self.config.cache_task_snapshots:
+        # android_world's tasks set themselves up every episode (initialize_task also keeps host-side state).
+        cache = self.config.cache_task_snapshots and getattr(task.template, "cache_snapshots", True)
+        if cache:
             try:
                 return self.device.load_snapshot(name), 0.0
             except SnapshotError:
@@ -264,7 +276,7 @@ class AndroidEnv(gym.Env):
         task.setup(self.device)
         arm_interruptions(self.device, plan)
         setup_s = time.perf_counter() - started
-        if self.config.cache_task_snapshots:
+        if cache:
             self.device.save_snapshot(name)
         return restore_s, setup_s
 

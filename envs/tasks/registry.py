@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
+from droidrl.envs.tasks import android_world_suite
 from droidrl.envs.tasks.base import DIFFICULTIES, Task, TaskTemplate
 
 # Modules under droidrl.envs.tasks that define `TEMPLATES: list[TaskTemplate]`.
@@ -33,7 +34,9 @@ def templates() -> dict[str, TaskTemplate]:
 
 
 def get_template(name: str) -> TaskTemplate:
-    """The template called `name`; the error lists close names."""
+    """The template called `name` (droidrl's, or android_world's `aw.Name`); the error lists close names."""
+    if android_world_suite.is_android_world_name(name):
+        return android_world_suite.get_template(name)
     all_templates = templates()
     if name in all_templates:
         return all_templates[name]
@@ -46,7 +49,10 @@ def get_template(name: str) -> TaskTemplate:
 
 
 def suites() -> dict[str, list[str]]:
-    """Named lists of template names: `all`, one per difficulty, operation/query, and one per app package."""
+    """Named lists of template names: `all`, one per difficulty, operation/query, one per app package.
+
+    With android_world importable, also its suites (`androidworld`, `androidworld-easy`, ...).
+    """
     all_templates = templates()
     named: dict[str, list[str]] = {"all": list(all_templates)}
     for difficulty in DIFFICULTIES:
@@ -57,6 +63,7 @@ def suites() -> dict[str, list[str]]:
     for template in all_templates.values():
         for package in template.apps:
             named.setdefault(package, []).append(template.name)
+    named.update(android_world_suite.suites())
     return named
 
 

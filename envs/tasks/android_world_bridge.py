@@ -1,0 +1,248 @@
+"""android_world's own env over a droidrl `Device`, for running its tasks' initialize/is_successful/tear_down.
+
+android_world's tasks act on the phone through adb (android_env's `AdbController` and `AdbCallParser`), so
+the device must be reachable by an adb server: an `AdbDevice` (emulator or `droidrl-emulator`) is used by its
+serial and server port; an in-process `SimDevice` is served by the simulated phone's own adbd and console
+(threads in this process) on a private adb server that this module starts once per process and stops at exit.
+UI elements come from `uiautomator dump` (android_world's UIAUTOMATOR a11y method), which needs no forwarder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import io
+import os
+import shutil
+import subprocess
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from droidrl.envs.device import Device
+from droidrl.envs.ports import free_server_port, port_is_free
+
+DEFAULT_ADB = "/usr/bin/adb"
+ADB_TIMEOUT_S = 60.0
+
+
+class AndroidWorldUnavailable(RuntimeError):
+    """android_world (or adb) is needed for an android_world task and is missing."""
+
+
+def adb_path() -> str:
+    """The `adb` binary: $ADB, else adb on PATH, else Debian's /usr/bin/adb."""
+    found = os.environ.get("ADB") or shutil.which("adb") or DEFAULT_ADB
+    if not os.access(found, os.X_OK):
+        raise AndroidWorldUnavailable(
+            f"android_world's tasks drive the phone through adb, and no adb binary was found ({found}); "
+            "install platform-tools (Debian: apt-get install adb) or set $ADB"
+        )
+    return found
+
+
+# ---- a private adb server and the simulated phone's adbd/console, once per process ---------------------------
+@dataclass
+class _AdbServer:
+    port: int
+    env: dict[str, str]
+    adb: str
+
+    def run(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        command = [self.adb, "-P", str(self.port), *args]
+        return subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=timeout)
+
+    def devices(self) -> dict[str, str]:
+        out = self.run("devices").stdout
+        return dict(line.split("\t", 1) for line in out.splitlines()[1:] if "\t" in line)
+
+    def stop(self) -> None:
+        try:
+            self.run("kill-server", timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            pass
+
+
+_lock = threading.Lock()
+_server: _AdbServer | None = None
+
+
+def _private_adb_server() -> _AdbServer:
+    """This process's adb server for simulated phones (started on first use, killed at exit)."""
+    global _server
+    with _lock:
+        if _server is None:
+            env = dict(os.environ)
+            env.pop("ANDROID_SERIAL", None)
+            env["ADB_LOCAL_TRANSPORT_MAX_PORT"] = "0"  # no emulator scan: only the phones announced to it
+            server = _AdbServer(free_server_port(), env, adb_path())
+            result = server.run("start-server")
+            if result.returncode != 0:
+                raise RuntimeError(f"adb start-server on port {server.port} failed: {result.stderr.strip()}")
+            atexit.register(server.stop)
+            _server = server
+        return _server
+
+
+def _free_port_pair() -> int:
+    """N with N and N+1 free (console, adbd), below the ephemeral range and outside 5554-5585."""
+    for _ in range(200):
+        port = free_server_port(low=20000)
+        if port % 2 == 0 and port_is_free(port + 1):
+            return port
+    raise OSError("no free console/adbd port pair")
+
+
+class _ServedPhone:
+    """A simulated phone's adbd (N+1) and console (N) on an event loop in a daemon thread."""
+
+    def __init__(self, phone: Any) -> None:
+        from droidrl.envs.sim.adbd import serve_adbd
+        from droidrl.envs.sim.console import serve_console
+
+        self.console_port = _free_port_pair()
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True, name="aw-sim-adbd").start()
+
+        async def start() -> list[asyncio.Server]:
+            adbd = await serve_adbd(phone, "127.0.0.1", self.console_port + 1)
+            # The console's token lives in $HOME, where `adb emu` (android_world's SMS helper) reads it.
+            console = await serve_console(phone, "127.0.0.1", self.console_port)
+            return [adbd, console]
+
+        self.servers = asyncio.run_coroutine_threadsafe(start(), self.loop).result(30)
+
+    @property
+    def serial(self) -> str:
+        return f"emulator-{self.console_port}"
+
+    def close(self) -> None:
+        async def shutdown() -> None:
+            for server in self.servers:
+                server.close()
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:  # open adb/console connections, dropped as a stopped emulator drops them
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        if self.loop.is_running():
+            asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def _announce(served: _ServedPhone, server: _AdbServer, timeout_s: float = 20.0) -> None:
+    """Make `server` list the served phone (again, after android_env restarted the server)."""
+    from droidrl.envs.sim.adbd import announce_to_adb_server
+
+    deadline = time.monotonic() + timeout_s
+    while server.devices().get(served.serial) != "device":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the adb server on port {server.port} never listed {served.serial}")
+        announce_to_adb_server(served.console_port + 1, server.port)
+        time.sleep(0.1)
+
+
+# ---- android_world's env over adb -----------------------------------------------------------------------------
+@dataclass
+class AdbAddress:
+    """Where an adb client reaches a device: its serial on the adb server at `server_port`."""
+
+    serial: str
+    server_port: int
+
+
+def _adb_only_android_env(adb: str, address: AdbAddress) -> Any:
+    """An android_env `AndroidEnvInterface` whose only channel is adb (screens by screencap)."""
+    import dm_env
+    import numpy as np
+    from android_env import env_interface
+    from android_env.components import adb_call_parser, adb_controller, config_classes
+    from PIL import Image
+
+    config = config_classes.AdbControllerConfig(
+        adb_path=adb, adb_server_port=address.server_port, device_name=address.serial, default_timeout=ADB_TIMEOUT_S
+    )
+    saved = {key: os.environ.get(key) for key in ("ANDROID_HOME", "ANDROID_ADB_SERVER_PORT")}
+    controller = adb_controller.AdbController(config)
+    # AdbController deletes these from os.environ (for its own subprocesses); the rest of this process keeps them.
+    os.environ.update({key: value for key, value in saved.items() if value is not None})
+    parser = adb_call_parser.AdbCallParser(controller)
+
+    class AdbOnlyAndroidEnv(env_interface.AndroidEnvInterface):
+        def _timestep(self) -> dm_env.TimeStep:
+            png = controller.execute_command(["exec-out", "screencap", "-p"])
+            return dm_env.restart({"pixels": np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))})
+
+        def action_spec(self) -> dict:
+            return {}
+
+        def observation_spec(self) -> dict:
+            return {}
+
+        def reset(self) -> dm_env.TimeStep:
+            return self._timestep()
+
+        def step(self, action: dict) -> dm_env.TimeStep:
+            return self._timestep()
+
+        def close(self) -> None:
+            pass
+
+        def execute_adb_call(self, call: Any) -> Any:
+            return parser.parse(call)
+
+    return AdbOnlyAndroidEnv()
+
+
+@dataclass
+class WorldEnv:
+    """android_world's `AsyncAndroidEnv` for one device, and how to make sure adb still reaches it."""
+
+    env: Any
+    address: AdbAddress
+    served: _ServedPhone | None = None
+
+    def ensure_reachable(self) -> None:
+        if self.served is not None:
+            _announce(self.served, _private_adb_server())
+
+
+_world_envs: weakref.WeakKeyDictionary[Any, WorldEnv] = weakref.WeakKeyDictionary()
+
+
+def _address(device: Device) -> tuple[AdbAddress, _ServedPhone | None]:
+    phone = getattr(device, "phone", None)
+    if phone is not None:  # an in-process simulated phone: serve it over adb
+        served = _ServedPhone(phone)
+        server = _private_adb_server()
+        _announce(served, server)
+        return AdbAddress(served.serial, server.port), served
+    serial, port = getattr(device, "serial", None), getattr(device, "adb_port", None)
+    if not serial or not port:
+        raise AndroidWorldUnavailable(
+            f"android_world's tasks need an adb-reachable phone; {device!r} has no adb serial and server port"
+        )
+    return AdbAddress(str(serial), int(port)), None
+
+
+def world_env(device: Device) -> WorldEnv:
+    """android_world's env over `device` (made once per device, reused across episodes)."""
+    with _lock:
+        cached = _world_envs.get(device)
+    if cached is not None:
+        cached.ensure_reachable()
+        return cached
+    from android_world.env import android_world_controller, interface
+
+    address, served = _address(device)
+    controller = android_world_controller.AndroidWorldController(
+        _adb_only_android_env(adb_path(), address), a11y_method=android_world_controller.A11yMethod.UIAUTOMATOR
+    )
+    made = WorldEnv(interface.AsyncAndroidEnv(controller), address, served)
+    if served is not None:
+        weakref.finalize(device, served.close)
+    with _lock:
+        _world_envs[device] = made
+    return made
