@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from droidrl.cli import eval as evaluate
 from droidrl.cli import farm, model, play, rollout, sft, tasks
 from droidrl.cli.common import CliError, console
 
-COMMANDS = (farm, tasks, play, model, rollout, sft)
+COMMANDS = (farm, tasks, play, model, rollout, sft, evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:
