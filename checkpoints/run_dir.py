@@ -28,6 +28,7 @@ LEFTOVERS = (
     ("checkpoints", ".trash-step-*"),
     ("checkpoints", ".latest.tmp*"),
     (".", ".report.html.tmp"),  # trainer.report
+    (".", ".metrics.jsonl.tmp*"),  # set_aside_metrics
 )
 
 _held: set[Path] = set()  # run dirs this process holds: a POSIX lock never conflicts with its own process
@@ -104,3 +105,47 @@ def clean_leftovers(run_dir: Path | str) -> list[Path]:
                 path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+METRICS_FILE = "metrics.jsonl"  # trainer.tracking.Tracker's rows, one JSON object per line, each with "step"
+SET_ASIDE_METRICS = "metrics.set-aside.jsonl"
+
+
+def set_aside_metrics(run_dir: Path | str, step: int) -> int:
+    """Before a resume from checkpoint `step`: move metrics rows of later steps out of metrics.jsonl.
+
+    The interrupted run logged them after that checkpoint; the resumed run does those steps again
+    and logs them anew, so left in place every such step would appear twice. They go to
+    metrics.set-aside.jsonl (appended, for inspection); a torn last line (a crash mid-write) goes too.
+    metrics.jsonl is rewritten atomically (temporary file, fsync, rename). Returns the rows moved.
+    """
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return 0
+    kept: list[str] = []
+    moved: list[str] = []
+    for line in path.read_text().splitlines(keepends=True):
+        try:
+            row_step = json.loads(line)["step"]
+            keep = line.endswith("\n") and isinstance(row_step, int) and row_step <= step
+        except (ValueError, KeyError, TypeError):
+            keep = False
+        (kept if keep else moved).append(line if line.endswith("\n") else line + "\n")
+    if not moved:
+        return 0
+    with open(path.with_name(SET_ASIDE_METRICS), "a") as aside:
+        aside.writelines(moved)
+        aside.flush()
+        os.fsync(aside.fileno())
+    tmp = path.with_name(f".{METRICS_FILE}.tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.writelines(kept)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return len(moved)

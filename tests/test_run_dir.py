@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from droidrl.checkpoints.run_dir import LOCK_FILE, RunDirBusy, clean_leftovers, lock_run_dir
+from droidrl.checkpoints.run_dir import (
+    LOCK_FILE,
+    SET_ASIDE_METRICS,
+    RunDirBusy,
+    clean_leftovers,
+    lock_run_dir,
+    set_aside_metrics,
+)
 from droidrl.trainer.config import load_config
 
 HOLD = """
@@ -136,3 +143,18 @@ def test_train_cleans_leftovers_under_the_lock_before_it_prepares(tmp_path: Path
     assert seen["junk"] == [] and all(p.exists() for p in kept)
     with lock_run_dir(run_dir):  # released when train() ends, even by an exception
         pass
+
+
+def test_a_resume_sets_aside_the_metric_rows_of_the_steps_it_runs_again(tmp_path: Path) -> None:
+    # The interrupted run logged steps 1-3 (and an eval at 2) but its newest good checkpoint is step 1;
+    # it died writing step 3's row.
+    rows = [{"step": 0, "eval/success_rate": 0.5}, {"step": 1, "version": 1.0}, {"step": 2, "version": 2.0}]
+    rows += [{"step": 2, "eval/success_rate": 0.6}]
+    lines = [json.dumps(row) + "\n" for row in rows] + ['{"step": 3, "vers']
+    (tmp_path / "metrics.jsonl").write_text("".join(lines))
+
+    assert set_aside_metrics(tmp_path, 1) == 3
+    assert (tmp_path / "metrics.jsonl").read_text() == "".join(lines[:2])  # steps 2 and 3 will be logged anew
+    assert (tmp_path / SET_ASIDE_METRICS).read_text() == "".join(lines[2:]) + "\n"
+    assert set_aside_metrics(tmp_path, 1) == 0 and set_aside_metrics(tmp_path / "none", 1) == 0
+    assert not list(tmp_path.glob(".metrics.jsonl.tmp*"))

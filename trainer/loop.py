@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from droidrl.algorithms.adagrpo import PositiveReplay, prepare_batch
+from droidrl.checkpoints.run_dir import SET_ASIDE_METRICS, set_aside_metrics
 from droidrl.checkpoints.run_state import (
     NoUsableCheckpoint,
     find_latest,
@@ -361,6 +362,12 @@ class Run:
             self.step = state.step
             if "loop_rng" in state.counters:
                 self.rng.setstate(state.counters["loop_rng"])
+            moved = set_aside_metrics(self.run_dir, state.step)
+            if moved:  # those steps run again: left in place, each would be in metrics.jsonl twice
+                log.warning(
+                    f"{moved} metric rows the interrupted run logged after step {state.step} moved to "
+                    f"{SET_ASIDE_METRICS}; the steps after {state.step} run again"
+                )
         tracker = Tracker(
             self.run_dir, config.logging.wandb, config.logging.project, config.logging.name, _plain(config)
         )
