@@ -121,19 +121,37 @@ class CurriculumConfig:
 
 def resolve_tasks(spec: str | list[str], key: str = "tasks") -> list[str]:
     """Template names for a suite name or a list of names, in registry/list order, without duplicates."""
-    from droidrl.envs.tasks.registry import suites, templates  # the registry imports every task module
+    from droidrl.envs.tasks import android_world_suite
+    from droidrl.envs.tasks.registry import get_template, suites, templates  # imports every task module
 
     all_templates = templates()
+    # android_world's tasks and suites (aw.Name, androidworld...) exist only where android_world imports.
+    wanted = [spec] if isinstance(spec, str) else list(spec)
+    if any(android_world_suite.is_android_world_name(name) for name in wanted):
+        android_world_suite.require(_key(key))
+    named = suites()
     if isinstance(spec, str):
-        named = suites()
         if spec in named:
             return list(named[spec])
         if spec in all_templates:
             return [spec]
+        if android_world_suite.is_android_world_name(spec):
+            try:
+                return [get_template(spec).name]
+            except KeyError as err:
+                raise ValueError(f"{_key(key)}: {err.args[0]}") from None
         raise ValueError(f"{_key(key)}: {spec!r} is neither a suite ({', '.join(sorted(named))}) nor a task name")
     names: list[str] = []
     for name in spec:
-        if name not in all_templates:
+        if name in named:  # a suite inside a list: its templates (mixing e.g. androidworld with droidrl's)
+            names.extend(n for n in named[name] if n not in names)
+            continue
+        if android_world_suite.is_android_world_name(name):
+            try:
+                name = get_template(name).name
+            except KeyError as err:
+                raise ValueError(f"{_key(key)}: {err.args[0]}") from None
+        elif name not in all_templates:
             close = [t for t in all_templates if name.lower() in t.lower()][:5]
             hint = f" Did you mean: {', '.join(close)}?" if close else " Run `droidrl tasks` for the list."
             raise ValueError(f"{_key(key)}: no task template named {name!r}.{hint}")

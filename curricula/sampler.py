@@ -55,10 +55,9 @@ class CurriculumSampler:
     ) -> None:
         self.config = config = config or CurriculumConfig()
         if difficulties is None:
-            from droidrl.envs.tasks.registry import templates
+            from droidrl.envs.tasks.registry import get_template  # droidrl's templates and android_world's
 
-            all_templates = templates()
-            difficulties = {name: all_templates[name].difficulty for name in config.training_tasks()}
+            difficulties = {name: get_template(name).difficulty for name in config.training_tasks()}
             eval_names = list(eval_tasks) if eval_tasks is not None else config.evaluation_tasks()
         else:
             eval_names = list(eval_tasks) if eval_tasks is not None else list(difficulties)

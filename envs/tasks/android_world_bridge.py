@@ -28,8 +28,8 @@ DEFAULT_ADB = "/usr/bin/adb"
 ADB_TIMEOUT_S = 60.0
 
 
-class AndroidWorldUnavailable(RuntimeError):
-    """android_world (or adb) is needed for an android_world task and is missing."""
+class AndroidWorldUnavailable(ValueError):
+    """android_world (or adb) is needed for an android_world task and is missing (a configuration error)."""
 
 
 def adb_path() -> str:

@@ -1,10 +1,11 @@
 """android_world's 116 AndroidWorld tasks as droidrl task templates and suites (when android_world is importable).
 
-Names. A task is `aw.<RegistryName>` (e.g. `aw.SystemWifiTurnOff`) and its instance `aw.<Name>:<i>` is
-instance i of android_world's own suite creation, `suite_utils.create_suite(..., seed=30)` (its default
-`task_random_seed`): instance i of a task is the one `create_suite(n_task_combinations > i)` makes, so the
-first n of them are exactly android_world's suite with `n_task_combinations=n`. Another task_random_seed s
-is named `aw<s>.<Name>` (e.g. `aw7.SystemWifiTurnOff:0`).
+Names. A task is `aw.<RegistryName>` (e.g. `aw.SystemWifiTurnOff`); its instance `aw.<Name>:<seed>` is
+android_world's instance for that instance seed: `random.seed(seed)`, `generate_random_params()` (its
+`suite_utils._instantiate_task`), so params and goal are android_world's own. android_world's suite with
+`task_random_seed` r and `n_task_combinations` n is the instance seeds sha256(f"{r}_{Name}_{i}") % 2**32 for
+i < n (`create_suite`); `suite_tasks(name, n, r)` lists exactly those ids (r = 30, its default, n = 1 unless
+told). Training samples other seeds (e.g. `curriculum.seed_pool`), each a valid android_world instance too.
 
 Suites (merged into `registry.suites()`): `androidworld` (the 116), `androidworld-easy|medium|hard` (the
 difficulty in android_world's task_metadata.json), `androidworld-operation|query` and one per app,
@@ -21,7 +22,8 @@ Protocol (android_world's runner, `suite_utils._run_task`/`run`):
 API for other parts (e.g. `droidrl eval`):
 - `available()`, `require(key)`: whether android_world imports; `require` raises `AndroidWorldUnavailable`
   naming the config key that asked for android_world tasks.
-- `suites()` -> {suite name: [template names]}; `suite_tasks(name, n_task_combinations=1)` -> task ids.
+- `suites()` -> {suite name: [template names]}; `suite_tasks(name, n_task_combinations=1, task_random_seed=30)`
+  -> task ids `aw.Name:<instance seed>` (android_world's suite, in its order); `instance_seed(r, aw_name, i)`.
 - `get_template(name)` -> `AndroidWorldTemplate`; `make_task(id_or_name, seed)` -> droidrl `Task` (its
   `goal`, `max_steps`, `difficulty`, `template.kind`, `setup(device)`, `evaluate(device, answer)`,
   `expert(device)`), usable as `AndroidEnv.reset(options={"task": ...})` like any droidrl task.
@@ -31,7 +33,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-import importlib.util
 import json
 import random
 import re
@@ -53,6 +54,7 @@ __all__ = [
     "AndroidWorldUnavailable",
     "available",
     "get_template",
+    "instance_seed",
     "is_android_world_name",
     "make_task",
     "require",
@@ -64,7 +66,7 @@ __all__ = [
 SUITE = "androidworld"
 PREFIX = "aw"
 TASK_RANDOM_SEED = 30  # android_world's default task_random_seed (run.py), MobileRL evaluates with it too
-_NAME = re.compile(r"^aw(\d*)\.([A-Za-z0-9_]+)$")
+_NAME = re.compile(r"^aw\.([A-Za-z0-9_]+)$")
 # Information-retrieval tasks name no app (app_names is empty); their registry name says which app they query.
 _IR_PREFIX_APPS = {
     "SimpleCalendar": "simple calendar pro",
@@ -79,11 +81,10 @@ _HELPER_PACKAGES = {"clipper": "ca.zgrs.clipper"}  # not a launcher app: android
 @cache
 def available() -> bool:
     """True when `import android_world` works in this process."""
-    if importlib.util.find_spec("android_world") is None:
-        return False
     try:
-        with warnings.catch_warnings():  # pydub, which android_world imports, warns when ffmpeg is absent
+        with warnings.catch_warnings():  # pydub, which android_world imports, warns (no ffmpeg; audioop)
             warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
             importlib.import_module("android_world.registry")
     except ImportError:
         return False
@@ -101,7 +102,7 @@ def require(key: str = "tasks") -> None:
 
 
 def is_android_world_name(name: str) -> bool:
-    """True for an android_world template or suite name (`aw.X`, `aw7.X`, `androidworld...`)."""
+    """True for an android_world template or suite name (`aw.X`, `aw.X:seed`, `androidworld...`)."""
     name = name.partition(":")[0].strip()
     return bool(_NAME.match(name)) or name == SUITE or name.startswith(SUITE + "-")
 
@@ -151,24 +152,24 @@ def step_budget(complexity: float) -> int:
     return int(10 * complexity)
 
 
-def _instance_seed(task_random_seed: int, name: str, index: int) -> int:
-    # create_suite's per-instance seed (suite_utils._get_instance_seed), so instance i needs no i-1 others.
+def instance_seed(task_random_seed: int, aw_name: str, index: int) -> int:
+    """create_suite's seed of instance `index` of task `aw_name` (its `_get_instance_seed`; registry name)."""
     import hashlib
 
-    return int(hashlib.sha256(f"{task_random_seed}_{name}_{index}".encode()).hexdigest(), 16) % (2**32)
+    return int(hashlib.sha256(f"{task_random_seed}_{aw_name}_{index}".encode()).hexdigest(), 16) % (2**32)
 
 
 _random_lock = threading.Lock()
 
 
-def _android_world_instance(cls: type, name: str, index: int, task_random_seed: int) -> Any:
-    """android_world's own instance i (its `_instantiate_task`), leaving Python's global `random` as it was."""
+def _android_world_instance(cls: type, seed: int) -> Any:
+    """android_world's own instance for `seed` (its `_instantiate_task`), leaving Python's `random` as it was."""
     from android_world import suite_utils
 
     with _random_lock:
         state = random.getstate()
         try:
-            return suite_utils._instantiate_task(cls, seed=_instance_seed(task_random_seed, name, index))
+            return suite_utils._instantiate_task(cls, seed=seed)
         finally:
             random.setstate(state)
 
@@ -176,34 +177,27 @@ def _android_world_instance(cls: type, name: str, index: int, task_random_seed: 
 # ---- templates -------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AndroidWorldTemplate(TaskTemplate):
-    """One android_world task class as a droidrl template; `instance(i)` is android_world's instance i."""
+    """One android_world task class as a droidrl template; `instance(seed)` is android_world's for that seed."""
 
     aw_name: str = ""
-    task_random_seed: int = TASK_RANDOM_SEED
     complexity: float = 1.0
     requires_finish: bool = True  # android_world's runner: success counts only when the agent said it is done
     cache_snapshots: bool = False  # initialize_task runs every episode (it also sets host-side task state)
 
     def instance(self, seed: int) -> Task:
-        if isinstance(seed, bool) or int(seed) < 0:
-            raise ValueError(f"{self.name}: the instance index must be an integer >= 0, got {seed!r}")
-        cls = _registry()[self.aw_name]
-        made = _android_world_instance(cls, self.aw_name, int(seed), self.task_random_seed)
+        if isinstance(seed, bool) or not 0 <= int(seed) < 2**32:
+            raise ValueError(f"{self.name}: an android_world instance seed is an integer in [0, 2**32), got {seed!r}")
+        made = _android_world_instance(_registry()[self.aw_name], int(seed))
         return Task(template=self, seed=int(seed), params=made.params, goal=made.goal, max_steps=self.max_steps or 1)
 
 
-def _template_name(aw_name: str, task_random_seed: int) -> str:
-    seed = "" if task_random_seed == TASK_RANDOM_SEED else str(task_random_seed)
-    return f"{PREFIX}{seed}.{aw_name}"
-
-
 @cache
-def _template(aw_name: str, task_random_seed: int = TASK_RANDOM_SEED) -> AndroidWorldTemplate:
+def _template(aw_name: str) -> AndroidWorldTemplate:
     cls = _registry()[aw_name]
     apps = _app_names(aw_name, cls)
     meta = _metadata().get(aw_name, {})
     return AndroidWorldTemplate(
-        name=_template_name(aw_name, task_random_seed),
+        name=f"{PREFIX}.{aw_name}",
         apps=tuple(dict.fromkeys(_package(app) for app in apps)) or ("com.google.android.apps.nexuslauncher",),
         goal=cls.template,
         difficulty=meta.get("difficulty", "hard"),
@@ -214,18 +208,17 @@ def _template(aw_name: str, task_random_seed: int = TASK_RANDOM_SEED) -> Android
         max_steps=step_budget(cls.complexity),
         tags=tuple(tag for tag in meta.get("tags", ()) if tag),
         aw_name=aw_name,
-        task_random_seed=task_random_seed,
         complexity=float(cls.complexity),
     )
 
 
 def get_template(name: str) -> AndroidWorldTemplate:
-    """The template `aw.<Name>` (or `aw<seed>.<Name>`); KeyError with close names when there is none."""
+    """The template `aw.<Name>`; KeyError with close names when there is none."""
     match = _NAME.match(name.strip())
     if match is None:
         raise KeyError(f"{name!r} is not an android_world task name (aw.<RegistryName>, e.g. aw.SystemWifiTurnOff)")
     require("task")
-    seed_text, aw_name = match.groups()
+    (aw_name,) = match.groups()
     if aw_name not in _registry():
         lowered = {key.lower(): key for key in _registry()}
         if aw_name.lower() not in lowered:
@@ -233,17 +226,17 @@ def get_template(name: str) -> AndroidWorldTemplate:
             hint = f" Did you mean: {', '.join(close)}?" if close else f" The suite {SUITE!r} lists all 116."
             raise KeyError(f"android_world has no task {aw_name!r}.{hint}")
         aw_name = lowered[aw_name.lower()]
-    return _template(aw_name, int(seed_text) if seed_text else TASK_RANDOM_SEED)
+    return _template(aw_name)
 
 
 def make_task(spec: str, seed: int | None = None) -> Task:
-    """A task from `aw.Name:i` (or `aw.Name` with `seed` as the instance index, default 0)."""
+    """A task from `aw.Name:seed` (or `aw.Name` with `seed`, default 0), seed being android_world's instance seed."""
     name, sep, index_text = spec.partition(":")
     if sep:
         try:
             seed = int(index_text)
         except ValueError:
-            raise ValueError(f"task spec {spec!r}: the part after ':' must be an integer instance index") from None
+            raise ValueError(f"task spec {spec!r}: the part after ':' must be an integer instance seed") from None
     return get_template(name).instance(0 if seed is None else seed)
 
 
@@ -269,18 +262,20 @@ def suites() -> dict[str, list[str]]:
 
 
 def suite_tasks(name: str, n_task_combinations: int = 1, task_random_seed: int = TASK_RANDOM_SEED) -> list[str]:
-    """Task ids `aw.Name:i` of suite `name`, i < n_task_combinations: android_world's suite, in its order."""
+    """Task ids `aw.Name:<seed>` of suite `name`: android_world's `create_suite(n_task_combinations, seed)`.
+
+    Tasks in suite order, each with its n instance seeds in instance order.
+    """
     require("suite")
     if n_task_combinations < 1:
         raise ValueError(f"n_task_combinations must be at least 1, got {n_task_combinations}")
     named = suites()
     if name not in named:
         raise KeyError(f"no android_world suite {name!r}; suites: {', '.join(sorted(named))}")
-    ids = []
+    ids: list[str] = []
     for template_name in named[name]:
         aw_name = template_name.partition(".")[2]
-        base = _template_name(aw_name, task_random_seed)
-        ids.extend(f"{base}:{i}" for i in range(n_task_combinations))
+        ids.extend(f"{template_name}:{instance_seed(task_random_seed, aw_name, i)}" for i in range(n_task_combinations))
     return ids
 
 
