@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -18,9 +19,9 @@ from typing import Any, Literal
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
-from droidrl.cluster.env_actor import EnvActor
+from droidrl.cluster.env_actor import ACTOR_HEALTH, EnvActor
 from droidrl.envs.env import EnvConfig
-from droidrl.rollout.envpool import DeviceFailure, StepResult
+from droidrl.rollout.envpool import DeviceBusy, DeviceFailure, NoFreeDevice, StepResult
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +30,38 @@ class FarmError(RuntimeError):
     """The farm cannot hand out devices: actors not placeable, no device free in time, or closed."""
 
 
+class LeaseTimeout(FarmError, NoFreeDevice):
+    """No device became free within lease_timeout_s."""
+
+
 @dataclass
 class AdbHost:
     """Emulators/phones already running on one node, reached by their adb serials."""
 
     serials: list[str]
     node_ip: str | None = None  # pin the actor to this node (Ray's built-in "node:<ip>" resource)
+
+
+def _emulator_config(emulator: Any, env: dict[str, Any]) -> Any:
+    """The farm's EmulatorConfig; its envs reset to the AVD's one snapshot and cache no task snapshots.
+
+    Binary and /dev/kvm are checked here when this host runs the emulators (no RAY_ADDRESS: a local
+    cluster); otherwise each actor checks its own node when it starts.
+    """
+    from droidrl.envs.emulators import EmulatorConfig, check_host
+
+    try:
+        config = emulator if isinstance(emulator, EmulatorConfig) else EmulatorConfig(**emulator)
+        if "RAY_ADDRESS" not in os.environ:
+            check_host(config)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"emulator.{error}") from None
+    if env.get("cache_task_snapshots"):
+        raise ValueError("env: cache_task_snapshots must be False for emulators (they share one AVD read-only)")
+    if env.setdefault("base_snapshot", config.snapshot) != config.snapshot:
+        raise ValueError(f"env: base_snapshot must be the AVD's snapshot emulator.snapshot={config.snapshot!r}")
+    env["cache_task_snapshots"] = False
+    return config
 
 
 @dataclass
@@ -49,10 +76,15 @@ class FarmConfig:
     screenshots: bool = False  # False: text-only observations (no render, nothing to ship)
     env: dict[str, Any] = field(default_factory=dict)  # EnvConfig fields for every AndroidEnv
     adb: dict[str, Any] = field(default_factory=dict)  # AdbDevice arguments (adb_host, adb_port, timeout_s)
+    emulator: Any = None  # envs.emulators.EmulatorConfig (or its fields): each of `actors` launches K emulators
     actor_options: dict[str, Any] = field(default_factory=dict)  # more Ray .options(): runtime_env, ...
     threads_per_actor: int | None = None  # env-call threads per actor (default: one per device)
     call_timeout_s: float = 300.0  # a reset/step running longer marks its device dead
     probe_timeout_s: float = 10.0  # a per-device health probe running longer marks it dead
+    replace_timeout_s: float = 300.0  # making a new device for a slot running longer fails that replacement
+    replace_attempts: int = 3  # failed replacements of one device before its slot is retired
+    actor_grace_s: float = 30.0  # an actor silent this long past a call's own timeout is wedged: restarted
+    max_stuck_threads: int | None = None  # per actor; more device threads stuck past a timeout restart it
     health_interval_s: float | None = 30.0  # seconds between health checks; None: no periodic check
     health_timeout_s: float = 60.0  # an actor whose health() does not answer in time counts as dead
     start_timeout_s: float = 120.0  # an actor not up in this time counts as unplaceable
@@ -66,6 +98,8 @@ class FarmConfig:
         if self.actors == 0 and not self.adb_hosts:
             raise ValueError("the farm has no devices: set actors >= 1 or list adb_hosts")
         self.adb_hosts = [AdbHost(**h) if isinstance(h, dict) else h for h in self.adb_hosts]
+        if self.emulator is not None:
+            self.emulator = _emulator_config(self.emulator, self.env)
         for host in self.adb_hosts:
             if not host.serials:
                 raise ValueError("an adb host lists no serials; give at least one, e.g. ['emulator-5554']")
@@ -77,9 +111,18 @@ class FarmConfig:
         clash = {"num_cpus", "resources", "max_restarts"} & set(self.actor_options)
         if clash:
             raise ValueError(f"actor_options may not set {sorted(clash)}: use actor_cpus and resource instead")
-        for name in ("call_timeout_s", "probe_timeout_s", "health_timeout_s", "start_timeout_s"):
-            if getattr(self, name) <= 0:
+        for name in (
+            "call_timeout_s",
+            "probe_timeout_s",
+            "health_timeout_s",
+            "start_timeout_s",
+            "replace_timeout_s",
+            "actor_grace_s",
+        ):
+            if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.replace_attempts < 1:
+            raise ValueError(f"replace_attempts must be at least 1, got {self.replace_attempts}")
 
 
 SlotState = Literal["free", "busy", "replacing", "retired"]
@@ -156,6 +199,11 @@ class RayEnvPool:
             "unhealthy": 0,  # idle devices a health check found dead
             "retired": 0,  # devices out for good (dead adb devices)
             "restart_failures": 0,  # replacement actors that could not be started in time
+            "collisions": 0,  # calls refused because another call held the device (the episode retries)
+            "call_timeouts": 0,  # resets/steps an actor did not answer in time (it is restarted)
+            "replace_failures": 0,  # replacements that failed or timed out (retried, then the slot retired)
+            "lease_timeouts": 0,  # leases that found no free device within lease_timeout_s
+            "wedged_actors": 0,  # actors restarted because they stopped answering or had too many stuck threads
         }
 
     # -- EnvPool contract ----------------------------------------------------------------------
@@ -243,8 +291,12 @@ class RayEnvPool:
             raise ValueError(f"the pool has no device {device_id!r}") from None
 
     async def actor_info(self) -> list[dict[str, Any]]:
-        """`EnvActor.info()` of every live actor: pid, RSS in MiB, dead devices, replacements."""
-        return list(await asyncio.gather(*(host.actor.info.remote() for host in self._hosts if host.up)))
+        """`EnvActor.info()` of every live actor that answers within health_timeout_s: pid, RSS in MiB, ..."""
+        calls = [_await(host.actor.info.remote()) for host in self._hosts if host.up]
+        answers = await asyncio.gather(
+            *(asyncio.wait_for(call, self.config.health_timeout_s) for call in calls), return_exceptions=True
+        )
+        return [answer for answer in answers if isinstance(answer, dict)]
 
     async def check_health(self) -> None:
         """Probe every live actor once: replace idle dead devices, restart actors that do not answer."""
@@ -270,6 +322,9 @@ class RayEnvPool:
             threads=config.threads_per_actor,
             call_timeout_s=config.call_timeout_s,
             probe_timeout_s=config.probe_timeout_s,
+            emulator=config.emulator if host.serials is None else None,
+            replace_timeout_s=config.replace_timeout_s,
+            max_stuck_threads=config.max_stuck_threads,
         )
         try:
             device_ids = await asyncio.wait_for(_await(host.actor.devices.remote()), config.start_timeout_s)
@@ -298,7 +353,8 @@ class RayEnvPool:
             try:
                 slot = await asyncio.wait_for(self._free.get(), self.config.lease_timeout_s)
             except TimeoutError:
-                raise FarmError(
+                self.counters["lease_timeouts"] += 1
+                raise LeaseTimeout(
                     f"no device became free within {self.config.lease_timeout_s} s (pool: {self.stats()}); "
                     "lease fewer at once, add actors, or raise lease_timeout_s"
                 ) from None
@@ -307,8 +363,14 @@ class RayEnvPool:
                 return slot
 
     async def _release_after(self, slot: _Slot, call: Any) -> None:
-        with contextlib.suppress(Exception):
-            await call
+        try:
+            await asyncio.wait_for(_await(call), self._answer_bound(self.config.call_timeout_s))
+        except TimeoutError:
+            self.counters["wedged_actors"] += 1
+            slot.state = "retired"
+            self._host_died(slot.host, f"an abandoned call on {slot.id} got no answer")
+        except Exception:  # the call's own failure was the cancelled episode's to see
+            pass
         if slot.state == "busy":
             self._release(slot)
 
@@ -328,8 +390,21 @@ class RayEnvPool:
             self.counters["failures"] += 1
             raise DeviceFailure(f"{slot.id} was taken out of service; retry the episode on another device")
         host = slot.host
+        bound = self._answer_bound(self.config.call_timeout_s)
         try:
-            return await _tracked(handle, getattr(host.actor, method).remote(slot.id, *args))
+            return await asyncio.wait_for(_tracked(handle, getattr(host.actor, method).remote(slot.id, *args)), bound)
+        except TimeoutError:
+            # The actor bounds the call itself, so no answer at all means its process is wedged.
+            handle.pending = None  # the actor is killed below: there is no call left to wait for
+            self.counters["failures"] += 1
+            self.counters["call_timeouts"] += 1
+            self.counters["wedged_actors"] += 1
+            slot.state = "retired"
+            self._host_died(host, f"{method} on {slot.id} got no answer within {bound:g} s")
+            raise DeviceFailure(
+                f"{slot.id}: its env actor {host.name} did not answer {method} within {bound:g} s; "
+                "a new actor is starting; retry the episode on another device"
+            ) from None
         except RayActorError as error:
             self.counters["failures"] += 1
             slot.state = "retired"
@@ -338,6 +413,10 @@ class RayEnvPool:
                 f"{slot.id}: its env actor {host.name} died ({type(error).__name__}); "
                 "a new actor is starting; retry the episode on another device"
             ) from None
+        except DeviceBusy as error:  # another call holds the device: it is fine, and goes back at the block's end
+            self.counters["failures"] += 1
+            self.counters["collisions"] += 1
+            raise DeviceFailure(f"{_cause(error)}; retry the episode on another device") from None
         except DeviceFailure as error:  # raised in the actor; Ray wraps it, keeping the class
             self.counters["failures"] += 1
             if slot.state == "busy":  # not already retired by its actor's death
@@ -346,12 +425,39 @@ class RayEnvPool:
             raise DeviceFailure(f"{_cause(error)} (the pool is replacing this device)") from None
 
     async def _replace(self, slot: _Slot) -> None:
-        """Ask the slot's actor for a working device in it, then free the slot (or retire it)."""
-        try:
-            outcome = await slot.host.actor.replace.remote(slot.id)
-        except RayActorError:
-            slot.state = "retired"
-            self._host_died(slot.host, f"replace({slot.id}) found the actor dead")
+        """Ask the slot's actor for a working device in it, then free the slot (or retire it).
+
+        A replacement that fails is retried (replace_attempts in all) before the slot is retired; an
+        actor that does not answer at all is wedged and restarted.
+        """
+        host = slot.host
+        bound = self._answer_bound(self.config.replace_timeout_s)
+        attempts = self.config.replace_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                outcome = await asyncio.wait_for(_await(host.actor.replace.remote(slot.id)), bound)
+            except RayActorError:
+                slot.state = "retired"
+                self._host_died(host, f"replace({slot.id}) found the actor dead")
+                return
+            except TimeoutError:
+                self.counters["replace_failures"] += 1
+                self.counters["wedged_actors"] += 1
+                slot.state = "retired"
+                self._host_died(host, f"replace({slot.id}) got no answer within {bound:g} s")
+                return
+            except Exception as error:  # the new device did not come up (in time), or the slot was busy
+                self.counters["replace_failures"] += 1
+                log.warning("%s: replacement %d of %d failed: %s", slot.id, attempt, attempts, _cause(error))
+                if attempt < attempts and host.up and not self._closed:
+                    await asyncio.sleep(min(2.0**attempt, 30.0))
+                continue
+            break
+        else:
+            if slot.state == "replacing":
+                slot.state = "retired"
+                self.counters["retired"] += 1
+                log.warning("%s is retired: %d replacements failed", slot.id, attempts)
             return
         if not slot.host.up:  # the actor died meanwhile; its restart brings fresh devices
             slot.state = "retired"
@@ -399,10 +505,18 @@ class RayEnvPool:
             return
 
     async def _check_host(self, host: _Host) -> None:
+        # Only devices no episode holds are probed: a probe must never meet an episode's call.
+        free = [device_id for device_id, slot in self._slots.items() if slot.host is host and slot.state == "free"]
         try:
-            report = await asyncio.wait_for(_await(host.actor.health.remote()), self.config.health_timeout_s)
+            report = await asyncio.wait_for(_await(host.actor.health.remote(free)), self.config.health_timeout_s)
         except (RayActorError, TimeoutError) as error:
+            self.counters["wedged_actors"] += isinstance(error, TimeoutError)
             self._host_died(host, f"health check: {type(error).__name__}")
+            return
+        actor_status = report.pop(ACTOR_HEALTH, "ok")
+        if actor_status.startswith("dead"):
+            self.counters["wedged_actors"] += 1
+            self._host_died(host, actor_status)
             return
         for device_id, status in report.items():
             slot = self._slots.get(device_id)
@@ -419,6 +533,13 @@ class RayEnvPool:
                 await self.check_health()
             except Exception:  # a bug here must not stop future checks
                 log.exception("health check failed")
+
+    def _answer_bound(self, call_timeout_s: float) -> float:
+        """How long to wait for an actor's answer to a call it bounds by call_timeout_s itself.
+
+        The call may first wait for a health probe on its device; past this bound the actor is wedged.
+        """
+        return call_timeout_s + self.config.probe_timeout_s + self.config.actor_grace_s
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -39,6 +39,10 @@ UI_DUMP_PATH = "/data/local/tmp/droidrl_window_dump.xml"
 UI_DUMP_DONE = "UI hierchary dumped to:"  # sic: Android's own spelling
 _PACKAGE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+")
 _EMULATOR_SERIAL = re.compile(r"emulator-(\d+)")
+# The foreground app's package, from `dumpsys window windows` (the focused window) or, when a window
+# without a package has the focus (a popup), from `dumpsys activity activities` (the resumed activity).
+_FOCUSED_WINDOW = re.compile(r"mCurrentFocus=Window\{\S+ \S+ ([^\s/{}]+)/")
+_RESUMED_ACTIVITY = re.compile(r"mResumedActivity: ActivityRecord\{\S+ \S+ ([^\s/{}]+)/")
 
 T = TypeVar("T")
 
@@ -50,7 +54,8 @@ class AdbDevice:
         serial: the serial `adb devices` lists, e.g. "emulator-5554" or "127.0.0.1:5555".
         adb_host, adb_port: the adb server to talk to (never taken from the environment).
         console_port: the emulator console for snapshots; derived from an `emulator-NNNN` serial.
-        timeout_s: the longest one adb request may take before the device counts as unavailable.
+        timeout_s: the longest one adb request may take before the device counts as unavailable (every
+            request has it: shell commands, file transfers, the UI dump, state queries).
         ready_timeout_s: how long `load_snapshot` waits for `sys.boot_completed` afterwards.
 
     Raises:
@@ -80,7 +85,8 @@ class AdbDevice:
         self.timeout_s = timeout_s
         self.ready_timeout_s = ready_timeout_s
         self.last_restore_s: float | None = None
-        self._client = adbutils.AdbClient(host=adb_host, port=adb_port)
+        # socket_timeout bounds what adbutils opens without a timeout of its own (file sync: pull, push).
+        self._client = adbutils.AdbClient(host=adb_host, port=adb_port, socket_timeout=timeout_s)
         self._device = self._client.device(serial=serial)
         self._size: tuple[int, int] | None = None
         self._keyboard_ready = False
@@ -122,7 +128,14 @@ class AdbDevice:
         return data.decode("utf-8", errors="replace")
 
     def current_app(self) -> str:
-        return self._call("current app", self._device.app_current).package
+        # Not adbutils' app_current: its dumpsys calls wait up to 10 minutes for an answer.
+        for command, pattern in (
+            ("dumpsys window windows", _FOCUSED_WINDOW),
+            ("dumpsys activity activities", _RESUMED_ACTIVITY),
+        ):
+            if match := pattern.search(self._shell(command)):
+                return match.group(1)
+        raise DeviceCommandError(f"{self.serial} names no foreground app (no focused window, no resumed activity)")
 
     # ---- input ------------------------------------------------------------------------------------------
     def tap(self, x: int, y: int) -> None:
@@ -309,7 +322,9 @@ class AdbDevice:
         except OSError as err:
             return f"no adb server answers on {self.adb_host}:{self.adb_port} ({err})"
         try:
-            state = self._device.get_state()
+            # adbutils' get_state waits up to 10 minutes; this is its request with our timeout.
+            with self._device.open_transport("get-state", timeout=self.timeout_s) as conn:
+                state = conn.read_string_block()
         except (AdbError, OSError) as err:
             return f"the adb server on port {self.adb_port} says: {err}"
         return state if state == "device" else f"adb lists it as {state}"
