@@ -129,14 +129,31 @@ async def start_engine(config: TrainConfig, model_dir: str | Path) -> tuple[Engi
 
 
 async def start_pool(config: TrainConfig) -> EnvPool:
-    """Simulated phones, started: in Ray env actors (joining a running cluster, else a local one) or in this process."""
+    """The run's devices, started: in Ray env actors (joining a running cluster, else a local one) or in this process.
+
+    env.backend: sim (simulated phones), emulator (each actor launches its emulators), adb (running devices).
+    """
     return await open_pool(
         config.env.phones,
         screenshots=config.model.observation != "xml",
         ray=config.env.ray,
         per_actor=config.env.phones_per_actor,
         env=env_options(config),
+        **device_farm(config),
     )
+
+
+def device_farm(config: TrainConfig) -> dict[str, Any]:
+    """FarmConfig fields for env.backend: emulators the env actors launch, or running adb devices (one actor)."""
+    env = config.env
+    if env.backend == "emulator":  # an actor is up once its emulators have booted (with retries)
+        boot_s = env.emulator.boot_timeout_s * env.emulator.launch_attempts
+        return {"emulator": env.emulator, "start_timeout_s": boot_s + 60.0}
+    if env.backend == "adb":
+        from droidrl.cluster.env_pool import AdbHost
+
+        return {"actors": 0, "adb_hosts": [AdbHost(list(env.serials))], "adb": {"adb_port": env.adb_port}}
+    return {}
 
 
 async def open_pool(
@@ -155,9 +172,8 @@ async def open_pool(
 
         ensure_ray(devices=phones)
         per_actor = min(per_actor, phones)
-        pool = RayEnvPool(
-            actors=-(-phones // per_actor), devices_per_actor=per_actor, screenshots=screenshots, env=env, **farm
-        )
+        sizes = {"actors": -(-phones // per_actor), "devices_per_actor": per_actor}  # farm may override (adb)
+        pool = RayEnvPool(**{**sizes, "screenshots": screenshots, "env": env, **farm})
     await pool.start()
     return pool
 

@@ -18,6 +18,7 @@ import yaml
 from droidrl.algorithms.config import AlgorithmConfig
 from droidrl.config.typed import ConfigError, apply_overrides, collect, fail, from_dict, load_yaml, to_dict
 from droidrl.curricula.config import CurriculumConfig
+from droidrl.envs.emulators import EmulatorConfig, EmulatorConfigError, check_host
 from droidrl.rollout.collector import CollectorConfig
 from droidrl.trainer.learner_config import LearnerConfig
 
@@ -25,6 +26,7 @@ OBSERVATIONS = ("xml", "screenshot", "both")
 ENGINES = ("auto", "vllm", "transformers")
 WANDB_MODES = ("offline", "online", "disabled")
 MODEL_PRESETS = ("tiny-text", "tiny-vl")
+BACKENDS = ("sim", "emulator", "adb")
 
 
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
@@ -57,15 +59,29 @@ class ModelConfig:
 
 @dataclass
 class EnvConfig:
-    """The phones: simulated phones in Ray actors (or in this process), and how episodes run on them."""
+    """The phones (simulated, emulators the env actors launch, or running devices by serial) and their episodes."""
 
+    backend: str = "sim"  # sim: simulated phones; emulator: Android emulators env actors own; adb: running devices
     phones: int = 8  # devices, so also the most episodes in flight
     ray: bool = True  # host the phones in Ray env actors (local cluster unless one is running)
     phones_per_actor: int = 16
     interruptions: float = 0.0  # chance that an app start shows a permission / ad / rating dialog
     max_steps: int | None = None  # cap every episode's steps (None: each task's own limit)
+    emulator: EmulatorConfig = field(default_factory=EmulatorConfig)  # backend emulator: binary, AVD, ports
+    serials: list[str] = field(default_factory=list)  # backend adb: the running devices (on this node)
+    adb_port: int = 5037  # backend adb: the adb server that lists them
 
     def __post_init__(self) -> None:
+        _choice("env.backend", self.backend, BACKENDS)
+        if self.backend != "sim" and not self.ray:
+            fail("env.ray", f"env.backend={self.backend} runs its devices in Ray env actors; set env.ray=true")
+        if self.backend == "adb" and len(self.serials) != self.phones:
+            fail("env.serials", f"backend adb needs env.phones={self.phones} serials; got {len(self.serials)}")
+        if self.backend == "emulator" and "RAY_ADDRESS" not in os.environ:  # else each actor checks its node
+            try:
+                check_host(self.emulator)
+            except EmulatorConfigError as err:
+                fail(f"env.emulator.{err.key}", str(err).removeprefix(f"{err.key}: "))
         _at_least("env.phones", self.phones, 1)
         _at_least("env.phones_per_actor", self.phones_per_actor, 1)
         if not 0.0 <= self.interruptions <= 1.0:

@@ -22,7 +22,7 @@ class FarmStartError(RuntimeError):
     """The farm could not start (no adb binary, no free ports, an emulator process failed); says what to do."""
 
 
-def _free_port_run(count: int, start: int = 15554) -> int:
+def free_port_run(count: int, start: int = 15554) -> int:
     """First even port P from `start` such that P .. P + 2*count - 1 are all free."""
     for base in range(start, 60000, 2):
         if all(port_is_free(p) for p in range(base, base + 2 * count)):
@@ -65,7 +65,7 @@ def start_farm(count: int, workdir: Path) -> Farm:
     )
     adb = [adb_binary, "-P", str(server_port)]
     subprocess.run([*adb, "start-server"], env=env, check=True, capture_output=True, timeout=60)
-    base = _free_port_run(count)
+    base = free_port_run(count)
     command = [
         sys.executable,
         "-m",

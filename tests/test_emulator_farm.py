@@ -1,0 +1,341 @@
+"""Emulator farms under Ray (`env.backend: emulator`), with droidrl-emulator as the SDK's `emulator` binary.
+
+Env actors launch their emulators on ports leased per node, boot them (sys.boot_completed, package
+manager), reset them to the AVD's snapshot over gRPC, relaunch a killed or hung one while its episode is
+retried elsewhere, restart them periodically, and leave no process behind when an actor is killed.
+Private adb server, ports far from 5554-5585, a local Ray cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import ray
+
+from conftest import AdbServer
+from droidrl.cluster.env_pool import RayEnvPool
+from droidrl.config.typed import ConfigError
+from droidrl.envs.emulators import (
+    EmulatorConfig,
+    EmulatorConfigError,
+    EmulatorDevice,
+    EmulatorInstance,
+    check_host,
+    emulator_command,
+    inner_device_factory,
+    lease_ports,
+)
+from droidrl.envs.errors import SnapshotError
+from droidrl.envs.sim.farm import free_port_run
+from droidrl.rollout.envpool import DeviceFailure
+
+pytestmark = pytest.mark.slow  # Ray actors and emulator processes
+
+BINARY = str(Path(sys.executable).parent / "droidrl-emulator")
+TASK = "SystemWifiTurnOff"
+LAUNCHER = "com.google.android.apps.nexuslauncher"
+SETTINGS = "com.android.settings"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_cluster():
+    ray.init(
+        num_cpus=2,
+        resources={"android": 50},
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+    )
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def emulator_config(tmp_path: Path, adb_server: AdbServer) -> EmulatorConfig:
+    """droidrl-emulator as the emulator binary, on a private adb server and ports outside 5554-5585."""
+    console_base = free_port_run(8, start=21000)
+    return EmulatorConfig(
+        binary=BINARY,
+        avd="farmtest",
+        avd_home=str(tmp_path / "avd"),
+        adb_port=adb_server.port,
+        console_port_base=console_base,
+        grpc_port_base=free_port_run(4, start=console_base + 16),
+        max_per_node=4,
+        lease_dir=str(tmp_path / "leases"),
+        boot_timeout_s=120,
+        backoff_s=0.5,
+        restart_every=None,
+    )
+
+
+def farm(config: EmulatorConfig, **overrides) -> RayEnvPool:
+    options = dict(
+        actors=1,
+        devices_per_actor=2,
+        emulator=config,
+        adb={"timeout_s": 5.0},
+        call_timeout_s=30.0,
+        probe_timeout_s=10.0,
+        health_interval_s=None,
+        start_timeout_s=240.0,
+    )
+    return RayEnvPool(**{**options, **overrides})
+
+
+async def endpoints(pool: RayEnvPool) -> dict[str, dict]:
+    (actor,) = pool.actors()
+    return await actor.endpoints.remote()
+
+
+async def wait_until(predicate, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.2)
+
+
+async def run_episode(pool: RayEnvPool, on_reset=None, tries: int = 3) -> tuple[list[str], list[str]]:
+    """Reset, open Settings, go Home; a DeviceFailure retries the episode on a leased device, as the collector does.
+
+    Returns (device ids tried, the apps the finished try saw).
+    """
+    tried: list[str] = []
+    for _ in range(tries):
+        async with pool.lease() as device:
+            tried.append(device.id)
+            try:
+                await device.reset(TASK, seed=3)
+                if on_reset is not None:
+                    await on_reset(device.id)
+                apps = []
+                for action in ('do(action="Launch", app="Settings")', 'do(action="Home")'):
+                    result = await device.step(action)
+                    assert result.info["valid"], result.info
+                    apps.append(result.observation.app)
+                return tried, apps
+            except DeviceFailure:
+                continue
+    raise AssertionError(f"the episode failed on every try: {tried}")
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+# ---- no Ray: the launcher itself ---------------------------------------------------------------------------
+def test_missing_binary_or_kvm_is_a_config_error_naming_the_key(tmp_path: Path, monkeypatch) -> None:
+    with pytest.raises(EmulatorConfigError, match=r"^binary: .*/nowhere/emulator is not an executable"):
+        check_host(EmulatorConfig(binary=str(tmp_path / "nowhere" / "emulator")))
+    monkeypatch.delenv("ANDROID_SDK_ROOT", raising=False)
+    monkeypatch.delenv("ANDROID_HOME", raising=False)
+    with pytest.raises(EmulatorConfigError, match=r"^binary: no emulator binary: set env.emulator.binary"):
+        check_host(EmulatorConfig())
+    # A real emulator (any binary but droidrl-emulator) needs KVM.
+    fake_sdk_emulator = tmp_path / "sdk" / "emulator" / "emulator"
+    fake_sdk_emulator.parent.mkdir(parents=True)
+    fake_sdk_emulator.write_text("#!/bin/sh\nexit 1\n")
+    fake_sdk_emulator.chmod(0o755)
+    no_kvm = EmulatorConfig(sdk_root=str(tmp_path / "sdk"), kvm_device=str(tmp_path / "kvm"))
+    with pytest.raises(EmulatorConfigError, match=r"^kvm_device: .*/kvm does not exist: the Android emulator needs KVM"):
+        check_host(no_kvm)
+    assert check_host(EmulatorConfig(binary=BINARY, kvm_device=str(tmp_path / "kvm"))) == BINARY  # the sim: no KVM
+
+    # The same problems stop `droidrl train` before anything starts, and a farm before any actor does.
+    from droidrl.trainer.config import load_config
+
+    with pytest.raises(ConfigError, match=r"env\.emulator\.binary: .*nowhere.* is not an executable"):
+        load_config(None, ["env.backend=emulator", f"env.emulator.binary={tmp_path / 'nowhere'}"])
+    with pytest.raises(ConfigError, match=r"env\.emulator\.kvm_device: .* does not exist"):
+        load_config(None, ["env.backend=emulator", f"env.emulator.sdk_root={tmp_path / 'sdk'}",
+                           f"env.emulator.kvm_device={tmp_path / 'kvm'}"])  # fmt: skip
+    with pytest.raises(ValueError, match=r"^emulator\.binary: .*nowhere"):
+        RayEnvPool(actors=1, devices_per_actor=1, emulator={"binary": str(tmp_path / "nowhere")})
+
+
+def test_port_leases_never_collide_and_free_with_their_holder(emulator_config: EmulatorConfig) -> None:
+    first, second = lease_ports(emulator_config), lease_ports(emulator_config)
+    base = emulator_config.console_port_base
+    assert (first.console_port, first.adb_port) == (base, base + 1)
+    assert (second.console_port, second.adb_port) == (base + 2, base + 3)
+    assert second.grpc_port == first.grpc_port + 1
+    first.release()
+    third = lease_ports(emulator_config)
+    assert third.console_port == base  # a released slot is leased again
+    command = emulator_command(emulator_config, BINARY, third.console_port, third.grpc_port)
+    for flags in (["-read-only"], ["-no-window"], ["-no-audio"], ["-no-boot-anim"], ["-gpu", "swangle_indirect"],
+                  ["-ports", f"{base},{base + 1}"], ["-grpc", str(third.grpc_port)], ["-snapshot", "droidrl-base"]):  # fmt: skip
+        assert " ".join(flags) in " ".join(command)
+    second.release()
+    third.release()
+
+
+def test_instance_boots_resets_to_the_snapshot_and_restarts_periodically(emulator_config: EmulatorConfig) -> None:
+    emulator_config.restart_every = 2
+    instance = EmulatorInstance.start(emulator_config)
+    try:
+        device = EmulatorDevice(instance, inner_device_factory(emulator_config, timeout_s=10.0))
+        assert device.shell("getprop sys.boot_completed").strip() == "1"
+        assert "package:" in device.shell("pm path android")
+        device.save_snapshot("droidrl-base")  # the AVD's own snapshot: nothing to save
+        with pytest.raises(SnapshotError, match="-read-only"):
+            device.save_snapshot("task-x")
+        first_pid = instance.pid
+        for episode in range(3):
+            device.load_snapshot("droidrl-base")
+            # What the previous episode changed is gone after the reset.
+            assert device.shell("settings get global droidrl_marker").strip() == "null", episode
+            device.shell("settings put global droidrl_marker 1")
+        assert instance.periodic_restarts == 1 and instance.pid != first_pid  # the third reset relaunched
+        assert not alive(first_pid)
+        instance.check()
+    finally:
+        instance.close()
+    assert instance.pid is None
+
+
+# ---- under Ray: env actors own their emulators ---------------------------------------------------------------
+def test_farm_boots_emulators_resets_them_and_exposes_adb_endpoints(
+    emulator_config: EmulatorConfig, adb_server: AdbServer
+) -> None:
+    async def main() -> None:
+        pool = farm(emulator_config)
+        await pool.start()
+        try:
+            found = await endpoints(pool)
+            assert len(found) == 2
+            serials = {e["serial"] for e in found.values()}
+            base = emulator_config.console_port_base
+            assert serials == {f"emulator-{base}", f"emulator-{base + 2}"}
+            assert all(e["adb_port"] == adb_server.port for e in found.values())
+            # Reachable with the real adb through the node's adb server (android_world's env is built so).
+            listed = adb_server.devices()
+            assert all(listed.get(serial) == "device" for serial in serials)
+            for serial in serials:
+                assert adb_server.adb("-s", serial, "shell", "getprop", "sys.boot_completed").stdout.strip() == b"1"
+
+            async def mark(device_id: str) -> None:  # state an episode leaves behind, outside the task
+                serial = found[device_id]["serial"]
+                adb_server.adb("-s", serial, "shell", "settings", "put", "global", "droidrl_marker", "1")
+
+            for _ in range(3):
+                tried, apps = await run_episode(pool, on_reset=mark)
+                assert apps == [SETTINGS, LAUNCHER]
+            for serial in serials:  # reset loaded the AVD's snapshot: the marks are gone once reset again
+                async with pool.lease() as device:
+                    await device.reset(TASK, seed=1)
+                    serial = found[device.id]["serial"]
+                    got = adb_server.adb("-s", serial, "shell", "settings", "get", "global", "droidrl_marker")
+                    assert got.stdout.strip() == b"null"
+            (info,) = await pool.actor_info()
+            assert info["relaunched"] == 0
+            assert {e["launches"] for e in info["emulators"].values()} == {1}
+        finally:
+            pool.close()
+
+    asyncio.run(main())
+
+
+def test_emulator_killed_mid_episode_is_relaunched_and_the_episode_retried(emulator_config: EmulatorConfig) -> None:
+    async def main() -> None:
+        pool = farm(emulator_config)
+        await pool.start()
+        try:
+            before = await endpoints(pool)
+            killed: list[str] = []
+
+            async def kill_once(device_id: str) -> None:
+                if not killed:
+                    killed.append(device_id)
+                    os.kill(before[device_id]["pid"], signal.SIGKILL)
+
+            tried, apps = await run_episode(pool, on_reset=kill_once)
+            assert apps == [SETTINGS, LAUNCHER]  # the retry finished the episode
+            assert tried[0] == killed[0] and len(tried) == 2
+            await wait_until(lambda: _async(pool.stats()["replaced"] == 1))
+            after = await endpoints(pool)
+            relaunched = after[killed[0]]
+            assert relaunched["serial"] == before[killed[0]]["serial"]  # same leased ports
+            assert relaunched["pid"] != before[killed[0]]["pid"] and alive(relaunched["pid"])
+            (info,) = await pool.actor_info()
+            assert info["relaunched"] == 1 and info["emulators"][killed[0]]["relaunches"] == 1
+            assert pool.stats()["failures"] == 1 and pool.stats()["devices"] == 2
+            tried, apps = await run_episode(pool)  # the relaunched emulator serves episodes again
+            assert apps == [SETTINGS, LAUNCHER]
+        finally:
+            pool.close()
+
+    asyncio.run(main())
+
+
+def test_hung_emulator_is_detected_by_timeout_and_replaced(emulator_config: EmulatorConfig) -> None:
+    async def main() -> None:
+        pool = farm(emulator_config)
+        await pool.start()
+        try:
+            before = await endpoints(pool)
+            stopped: list[int] = []
+
+            async def hang_once(device_id: str) -> None:
+                if not stopped:
+                    stopped.append(before[device_id]["pid"])
+                    os.kill(stopped[0], signal.SIGSTOP)  # alive, but answers nothing
+
+            tried, apps = await run_episode(pool, on_reset=hang_once)
+            assert apps == [SETTINGS, LAUNCHER] and len(tried) == 2
+            await wait_until(lambda: _async(pool.stats()["replaced"] == 1))
+            assert not alive(stopped[0])  # the stopped process was killed, not left behind
+
+            # An idle emulator that hangs between episodes: the health probe times out and it is replaced.
+            idle = await endpoints(pool)
+            victim = sorted(idle)[1]
+            os.kill(idle[victim]["pid"], signal.SIGSTOP)
+            await pool.check_health()
+            await wait_until(lambda: _async(pool.stats()["replaced"] == 2))
+            assert pool.stats()["unhealthy"] == 1
+            assert not alive(idle[victim]["pid"])
+            after = await endpoints(pool)
+            assert all(alive(e["pid"]) for e in after.values())
+            (info,) = await pool.actor_info()
+            assert info["relaunched"] == 2
+        finally:
+            pool.close()
+
+    asyncio.run(main())
+
+
+def test_no_emulator_outlives_a_killed_env_actor(emulator_config: EmulatorConfig) -> None:
+    async def main() -> None:
+        pool = farm(emulator_config)
+        await pool.start()
+        try:
+            (actor,) = pool.actors()
+            pids = [e["pid"] for e in (await endpoints(pool)).values()]
+            assert all(alive(pid) for pid in pids)
+            ray.kill(actor, no_restart=True)
+            await wait_until(lambda: _async(not any(alive(pid) for pid in pids)), timeout=60)
+        finally:
+            pool.close()
+        # The killed actor's port leases went with it: a new holder gets the first slot again.
+        lease = lease_ports(emulator_config)
+        assert lease.console_port == emulator_config.console_port_base
+        lease.release()
+
+    asyncio.run(main())
+
+
+async def _async(value: bool) -> bool:
+    return value
