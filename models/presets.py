@@ -2,7 +2,9 @@
 
 `init_model("tiny-text", out)` writes a complete Hugging Face directory (config, safetensors,
 tokenizer with a Qwen-style chat template, generation config) that loads in transformers and in
-vLLM; "tiny-vl" adds a small vision tower and an image processor. Nothing is downloaded.
+vLLM; "tiny-vl" adds a small vision tower and an image processor (Qwen2.5-VL); "tiny-glm4v" is the
+GLM-4.1V architecture of MobileRL-9B and AutoGLM-Phone-9B, with GLM's special tokens and chat format.
+Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from droidrl.models.corpus import cache_dir, corpus
 
-PRESETS = ("tiny-text", "tiny-vl")
+PRESETS = ("tiny-text", "tiny-vl", "tiny-glm4v")
 # An upper bound on the BPE vocabulary: training stops earlier (~3.7k tokens) once every word of
 # the corpus is a single token; text outside the corpus still encodes, byte by byte at worst.
 VOCAB_SIZE = 6000
@@ -60,18 +62,66 @@ CHAT_TEMPLATE = (
     "{%- endif -%}"
 )
 
+# GLM-4.1V's special tokens, in the order of its tokenizer (ids 151329.. in the released checkpoints).
+GLM_SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "[MASK]",
+    "[gMASK]",
+    "[sMASK]",
+    "<sop>",
+    "<eop>",
+    "<|system|>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|observation|>",
+    "<|begin_of_image|>",
+    "<|end_of_image|>",
+    "<|begin_of_video|>",
+    "<|end_of_video|>",
+    "<|image|>",
+    "<|video|>",
+]
+
+# GLM-4.1V's chat format: `[gMASK]<sop>` once, then `<|role|>\n` before each message, images as
+# `<|begin_of_image|><|image|><|end_of_image|>`; the model answers `<think>..</think><answer>..</answer>`
+# and stops at `<|user|>` or `<|endoftext|>`.
+GLM_CHAT_TEMPLATE = (
+    "[gMASK]<sop>"
+    "{%- for message in messages -%}"
+    "{{- '<|' + message['role'] + '|>\n' -}}"
+    "{%- if message['content'] is string -%}"
+    "{{- message['content'] -}}"
+    "{%- else -%}"
+    "{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'image' or 'image' in part -%}"
+    "{{- '<|begin_of_image|><|image|><|end_of_image|>' -}}"
+    "{%- elif part['type'] == 'text' -%}"
+    "{{- part['text'] -}}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}"
+    "{{- '<|assistant|>\n' -}}"
+    "{%- endif -%}"
+)
+
 # Image sizes for tiny-vl: each 28x28 block becomes one <|image_pad|> token after the 2x2 merge, so
 # max_pixels bounds the prompt length an image costs (here at most 256 tokens).
 MIN_PIXELS = 28 * 28 * 4
 MAX_PIXELS = 28 * 28 * 256
 
 
-def train_tokenizer(vocab_size: int = VOCAB_SIZE) -> Any:
-    """A byte-level BPE `tokenizers.Tokenizer` trained on the corpus (cached on disk; deterministic)."""
+def train_tokenizer(vocab_size: int = VOCAB_SIZE, special_tokens: list[str] | None = None) -> Any:
+    """A byte-level BPE `tokenizers.Tokenizer` trained on the corpus (cached on disk; deterministic).
+
+    `special_tokens` (default: Qwen2's) are added after the BPE vocabulary, then the think/answer tags.
+    """
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+    special_tokens = SPECIAL_TOKENS if special_tokens is None else special_tokens
     docs = corpus()
-    settings = f"|nfc|{vocab_size}|{_MIN_FREQUENCY}|{_SPLIT_PATTERN}|{SPECIAL_TOKENS}|{TAG_TOKENS}"
+    settings = f"|nfc|{vocab_size}|{_MIN_FREQUENCY}|{_SPLIT_PATTERN}|{special_tokens}|{TAG_TOKENS}"
     key = hashlib.sha256(("\x1e".join(docs) + settings).encode()).hexdigest()
     path = cache_dir() / f"tokenizer-{key[:16]}.json"
     if path.exists():
@@ -93,7 +143,7 @@ def train_tokenizer(vocab_size: int = VOCAB_SIZE) -> Any:
     )
     tokenizer.train_from_iterator(docs, trainer)
     # Added after training so, as in Qwen2, they sit after the BPE vocabulary.
-    tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
+    tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in special_tokens])
     tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in TAG_TOKENS])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
@@ -117,6 +167,26 @@ def build_tokenizer() -> Any:
         model_max_length=16384,
         padding_side="left",  # batched generation pads on the left
         clean_up_tokenization_spaces=False,
+    )
+
+
+def build_glm_tokenizer() -> Any:
+    """The project's tokenizer with GLM-4.1V's special tokens and chat template (eos and pad <|endoftext|>)."""
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_object=train_tokenizer(special_tokens=GLM_SPECIAL_TOKENS),
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        bos_token=None,
+        additional_special_tokens=GLM_SPECIAL_TOKENS[1:],
+        chat_template=GLM_CHAT_TEMPLATE,
+        model_max_length=16384,
+        padding_side="left",
+        clean_up_tokenization_spaces=False,
+        # What Glm4vProcessor reads (and vLLM's GLM-4.1V processor through it).
+        extra_special_tokens={"image_token": "<|image|>", "video_token": "<|video|>"},
     )
 
 
@@ -199,6 +269,77 @@ def _build_vl(tokenizer: Any) -> Any:
     return Qwen2_5_VLForConditionalGeneration(config)
 
 
+def _build_glm4v(tokenizer: Any) -> Any:
+    from transformers import Glm4vConfig, Glm4vForConditionalGeneration
+
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in GLM_SPECIAL_TOKENS}
+    text = _text_config_kwargs(tokenizer)
+    for key in ("tie_word_embeddings", "use_sliding_window"):
+        text.pop(key)
+    # GLM rotates half of each head (partial_rotary_factor 0.5): 16 of head_dim 64's frequencies, split
+    # over (time, height, width) in the proportion of the released [8, 12, 12] for head_dim 128.
+    text["rope_parameters"] = {
+        "rope_type": "default",
+        "rope_theta": 10_000.0,
+        "mrope_section": [4, 6, 6],
+        "partial_rotary_factor": 0.5,
+    }
+    text.pop("rope_theta")
+    text.update(bos_token_id=None, eos_token_id=ids["<|endoftext|>"], pad_token_id=ids["<|endoftext|>"])
+    vision = dict(
+        depth=2,
+        hidden_size=128,
+        num_heads=2,
+        intermediate_size=256,
+        out_hidden_size=text["hidden_size"],
+        image_size=336,
+        patch_size=14,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        rms_norm_eps=1e-5,
+    )
+    config = Glm4vConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids["<|image|>"],
+        video_token_id=ids["<|video|>"],
+        image_start_token_id=ids["<|begin_of_image|>"],
+        image_end_token_id=ids["<|end_of_image|>"],
+        video_start_token_id=ids["<|begin_of_video|>"],
+        video_end_token_id=ids["<|end_of_video|>"],
+        tie_word_embeddings=False,  # as the released GLM-4.1V checkpoints
+    )
+    return Glm4vForConditionalGeneration(config)
+
+
+def _glm_generation_config(tokenizer: Any) -> Any:
+    from transformers import GenerationConfig
+
+    stop = [tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|user|>", "<|observation|>")]
+    return GenerationConfig(eos_token_id=stop, pad_token_id=stop[0])
+
+
+def _save_glm_processor(out: Path) -> None:
+    # Glm4vImageProcessor's settings at tiny-vl's image sizes (the released min is 112x112, max 28*28*15000).
+    config = {
+        "image_processor_type": "Glm4vImageProcessor",
+        "processor_class": "Glm4vProcessor",
+        "do_resize": True,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": [0.48145466, 0.4578275, 0.40821073],
+        "image_std": [0.26862954, 0.26130258, 0.27577711],
+        "do_convert_rgb": True,
+        "size": {"shortest_edge": MIN_PIXELS, "longest_edge": MAX_PIXELS},
+        "patch_size": 14,
+        "temporal_patch_size": 2,
+        "merge_size": 2,
+    }
+    (out / "preprocessor_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (out / "processor_config.json").write_text(json.dumps({"processor_class": "Glm4vProcessor"}, indent=2) + "\n")
+
+
 def _save_image_processor(out: Path) -> None:
     # Written as JSON rather than through Qwen2VLImageProcessor: its fast variant needs torchvision,
     # which the CPU install lacks; both variants read this file.
@@ -234,16 +375,20 @@ def init_model(preset: str, out: Path, seed: int = 0) -> Path:
         raise ValueError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer()
+    glm = preset == "tiny-glm4v"
+    tokenizer = build_glm_tokenizer() if glm else build_tokenizer()
+    builders = {"tiny-text": _build_text, "tiny-vl": _build_vl, "tiny-glm4v": _build_glm4v}
     torch.manual_seed(seed)
     with torch.device("cpu"):
-        model = _build_text(tokenizer) if preset == "tiny-text" else _build_vl(tokenizer)
+        model = builders[preset](tokenizer)
     model = model.to(torch.float32).eval()
-    model.generation_config = _generation_config(tokenizer)
+    model.generation_config = _glm_generation_config(tokenizer) if glm else _generation_config(tokenizer)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     if preset == "tiny-vl":
         _save_image_processor(out)
+    if glm:
+        _save_glm_processor(out)
     return out
 
 

@@ -273,6 +273,24 @@ def vl_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def glm4v_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny-glm4v (GLM-4.1V, the MobileRL-9B architecture) model with random weights, made once per session."""
+    from droidrl.models.presets import init_model
+
+    return init_model("tiny-glm4v", tmp_path_factory.mktemp("glm4v") / "tiny-glm4v")
+
+
+VISION_PRESETS = ("tiny-vl", "tiny-glm4v")
+
+
+@pytest.fixture(scope="session", params=VISION_PRESETS)
+def vision_model_dir(request: pytest.FixtureRequest) -> Path:
+    """Each vision family's tiny model in turn (Qwen2.5-VL, GLM-4.1V): tests using it run once per family."""
+    fixture = {"tiny-vl": "vl_model_dir", "tiny-glm4v": "glm4v_model_dir"}[request.param]
+    return request.getfixturevalue(fixture)
+
+
+@pytest.fixture(scope="session")
 def phone_screens() -> list:
     """Two real screens of the simulated phone (home, then Contacts), downscaled 4x, as PNG observations."""
     import io

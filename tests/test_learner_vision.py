@@ -1,5 +1,5 @@
-"""The learner on the tiny-vl model: screenshot samples from episodes, logprobs that match re-scoring with
-the images, and a policy step that leaves the frozen vision tower alone."""
+"""The learner on each tiny vision model (Qwen2.5-VL, GLM-4.1V): screenshot samples from episodes, logprobs
+that match re-scoring with the images, and a policy step that leaves the frozen vision tower alone."""
 
 from __future__ import annotations
 
@@ -22,13 +22,13 @@ GOAL = "Open the Contacts app"
 
 
 @pytest.fixture(scope="module")
-def episode(vl_model_dir: Path, phone_screens: list[Observation]) -> Episode:
+def episode(vision_model_dir: Path, phone_screens: list[Observation]) -> Episode:
     """A two-turn screenshot episode (turn 1's prompt shows both screens) with random responses."""
     screens = phone_screens
     from transformers import AutoModelForImageTextToText, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(vl_model_dir)
-    model = AutoModelForImageTextToText.from_pretrained(vl_model_dir, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(vision_model_dir)
+    model = AutoModelForImageTextToText.from_pretrained(vision_model_dir, dtype=torch.float32).eval()
     builder = PromptBuilder(tokenizer, PromptConfig(observation="screenshot", image_turns=2))
     rng = random.Random(0)
     responses = [[rng.randrange(10, 500) for _ in range(6)], [rng.randrange(10, 500) for _ in range(4)]]
@@ -60,13 +60,13 @@ def _fresh(samples: list[StepSample]) -> list[StepSample]:
     return [dataclasses.replace(s, old_logprobs=None) for s in samples]
 
 
-def test_vision_samples_recompute_the_engine_logprobs_and_train_the_language_model(vl_model_dir, episode) -> None:
+def test_vision_samples_recompute_the_engine_logprobs_and_train_the_language_model(vision_model_dir, episode) -> None:
     samples = samples_from_episode(episode, advantage=1.0)
     assert [len(s.images) for s in samples] == [1, 2]
     assert all(img.dtype == np.uint8 and img.ndim == 3 for s in samples for img in s.images)
     # A text-only row of the same model shares micro-batches with the image rows.
     text = StepSample(samples[0].prompt_ids[:5], [40, 41, 42], [0.0, 0.0, 0.0], advantage=-1.0)
-    learner = Learner(LearnerConfig(model=str(vl_model_dir), lr=1e-2))
+    learner = Learner(LearnerConfig(model=str(vision_model_dir), lr=1e-2))
     vision = {n for n, p in learner.model.named_parameters() if "visual" in n.split(".")}
     trainable = {n for n, p in learner.model.named_parameters() if p.requires_grad}
     assert vision and not vision & trainable and trainable
@@ -75,7 +75,7 @@ def test_vision_samples_recompute_the_engine_logprobs_and_train_the_language_mod
         assert np.max(np.abs(np.array(logprobs) - np.array(sample.rollout_logprobs))) < 1e-5
     from transformers import AutoModelForImageTextToText
 
-    base = AutoModelForImageTextToText.from_pretrained(vl_model_dir, dtype=torch.float32).eval()
+    base = AutoModelForImageTextToText.from_pretrained(vision_model_dir, dtype=torch.float32).eval()
     assert recomputed[2] == pytest.approx(score(base, text.prompt_ids, text.response_ids), abs=1e-5)
     before = {k: v.clone() for k, v in learner.model.state_dict().items()}
     metrics = learner.train_step(_fresh(samples))

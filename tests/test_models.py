@@ -13,7 +13,15 @@ import torch
 from droidrl.cli import main as cli_main
 from droidrl.envs.actions import Tap, format_action, parse
 from droidrl.models.corpus import SYSTEM_PROMPT, corpus
-from droidrl.models.presets import MAX_PIXELS, MIN_PIXELS, SPECIAL_TOKENS, TAG_TOKENS, init_model, read_safetensors
+from droidrl.models.presets import (
+    GLM_SPECIAL_TOKENS,
+    MAX_PIXELS,
+    MIN_PIXELS,
+    SPECIAL_TOKENS,
+    TAG_TOKENS,
+    init_model,
+    read_safetensors,
+)
 from droidrl.models.scoring import score, score_batch
 
 
@@ -192,3 +200,61 @@ def test_tiny_vl_generates_from_a_screenshot(tmp_path: Path) -> None:
         a = model(input_ids=torch.tensor([prompt]), **pixels).logits[0, -1]
         b = model(input_ids=torch.tensor([prompt]), **other).logits[0, -1]
     assert not torch.allclose(a, b)
+
+
+# ---- tiny-glm4v: the GLM-4.1V architecture of MobileRL-9B and AutoGLM-Phone-9B -----------------------------
+def test_tiny_glm4v_is_shaped_like_the_released_checkpoints(glm4v_model_dir: Path) -> None:
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoTokenizer
+
+    names = {p.name for p in glm4v_model_dir.iterdir()}
+    assert {"config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json"} <= names
+    config = AutoConfig.from_pretrained(glm4v_model_dir)
+    assert config.architectures == ["Glm4vForConditionalGeneration"] and config.model_type == "glm4v"
+    tokenizer = AutoTokenizer.from_pretrained(glm4v_model_dir)
+    ids = tokenizer.convert_tokens_to_ids(GLM_SPECIAL_TOKENS)
+    assert ids == list(range(ids[0], ids[0] + len(GLM_SPECIAL_TOKENS)))  # in GLM's order, as 151329..151344
+    assert config.image_token_id == tokenizer.convert_tokens_to_ids("<|image|>")
+    assert config.image_start_token_id == tokenizer.convert_tokens_to_ids("<|begin_of_image|>")
+    assert config.text_config.rope_parameters["partial_rotary_factor"] == 0.5
+    assert sum(config.text_config.rope_parameters["mrope_section"]) == 64 * 0.5 / 2  # half of head_dim 64 rotates
+    generation = json.loads((glm4v_model_dir / "generation_config.json").read_text())
+    stops = tokenizer.convert_tokens_to_ids(["<|endoftext|>", "<|user|>", "<|observation|>"])
+    assert generation["eos_token_id"] == stops  # as the released generation_config
+    processor = json.loads((glm4v_model_dir / "preprocessor_config.json").read_text())
+    assert processor["image_processor_type"] == "Glm4vImageProcessor" and processor["merge_size"] == 2
+    model = AutoModelForImageTextToText.from_pretrained(glm4v_model_dir)  # the path any released checkpoint takes
+    assert type(model).__name__ == "Glm4vForConditionalGeneration"
+
+
+def test_tiny_glm4v_chat_format(glm4v_model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(glm4v_model_dir)
+    messages = [
+        {"role": "system", "content": "SYS"},
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Open Clock"}]},
+        {"role": "assistant", "content": '<think>t</think><answer>do(action="Launch", app="Clock")</answer>'},
+        {"role": "user", "content": "next"},
+    ]
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert text == (
+        "[gMASK]<sop><|system|>\nSYS"
+        "<|user|>\n<|begin_of_image|><|image|><|end_of_image|>Open Clock"
+        '<|assistant|>\n<think>t</think><answer>do(action="Launch", app="Clock")</answer>'
+        "<|user|>\nnext<|assistant|>\n"
+    )
+    for token in [*GLM_SPECIAL_TOKENS, *TAG_TOKENS]:
+        assert len(tokenizer.encode(token, add_special_tokens=False)) == 1
+    assert tokenizer.decode(tokenizer.encode("<answer>x</answer><|user|>"), skip_special_tokens=True) == (
+        "<answer>x</answer>"
+    )
+
+
+def test_tiny_glm4v_prompt_builder_finds_the_image_placeholder_and_turn_end(glm4v_model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from droidrl.rollout.prompts import ChatFormat
+
+    chat = ChatFormat.from_tokenizer(AutoTokenizer.from_pretrained(glm4v_model_dir))
+    assert chat.image_placeholder == "<|begin_of_image|><|image|><|end_of_image|>"
+    assert chat.end_text == "<|user|>"  # the model's turn ends where GLM stops generating

@@ -1,4 +1,5 @@
-"""A vision policy (tiny-vl) plays simulated phones from screenshots through the collector, on CPU, exactly."""
+"""A vision policy (tiny-vl, tiny-glm4v) plays simulated phones from screenshots through the collector, on CPU,
+exactly."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoTokenizer
 
-from droidrl.models.presets import init_model
 from droidrl.models.scoring import score
 from droidrl.rollout.agent import Agent, AgentConfig
 from droidrl.rollout.collector import Collector, CollectorConfig, TaskInstance
@@ -21,8 +21,8 @@ from droidrl.rollout.records import load_images, read_turns, write_groups
 
 
 @pytest.fixture(scope="module")
-def vl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return init_model("tiny-vl", tmp_path_factory.mktemp("tiny") / "tiny-vl")
+def vl_dir(vision_model_dir: Path) -> Path:
+    return vision_model_dir  # each vision family in turn
 
 
 def test_screenshot_episodes_are_recorded_and_rescored_exactly(vl_dir: Path, tmp_path: Path) -> None:

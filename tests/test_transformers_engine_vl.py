@@ -1,5 +1,6 @@
-"""The transformers engine on the tiny-vl model: screenshot prompts from PromptBuilder, placeholder
-expansion, batching with text requests, seeded determinism, and re-scoring that reproduces the logprobs."""
+"""The transformers engine on each vision family (tiny-vl: Qwen2.5-VL, tiny-glm4v: GLM-4.1V): screenshot prompts
+from PromptBuilder, placeholder expansion, batching with text requests, seeded determinism, and re-scoring that
+reproduces the logprobs."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ GOAL = "Open the Contacts app"
 
 
 @pytest.fixture(scope="module")
-def model_dir(vl_model_dir: Path) -> Path:
-    return vl_model_dir  # this module's model is the vision-language one
+def model_dir(vision_model_dir: Path) -> Path:
+    return vision_model_dir  # this module's model is a vision-language one, of each family in turn
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,8 @@ def prompts(model_dir: Path, screens: list[Observation]) -> dict[str, Prompt]:
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     vision = PromptBuilder(tokenizer, PromptConfig(observation="screenshot", image_turns=2))
-    response = tokenizer.encode('<answer>do(action="Home")</answer><|im_end|>', add_special_tokens=False)
+    answer = '<answer>do(action="Home")</answer>' + tokenizer.eos_token
+    response = tokenizer.encode(answer, add_special_tokens=False)
     return {
         "one": vision.build(GOAL, screens[:1], []),
         "two": vision.build(GOAL, screens, [response]),  # turn 1: both screens keep their image
@@ -145,8 +147,8 @@ def test_rescoring_reproduces_the_engine_logprobs(
 
 
 def test_update_weights_from_a_vision_checkpoint(model_dir: Path, prompts: dict[str, Prompt]) -> None:
-    """An exported tiny-vl checkpoint (file names differ from module names in transformers 5) loads in place."""
-    trained = init_model("tiny-vl", model_dir.parent / "tiny-vl-v1", seed=1)
+    """An exported checkpoint of the same family (file names differ from module names in transformers 5) loads in place."""
+    trained = init_model(model_dir.name, model_dir.parent / f"{model_dir.name}-v1", seed=1)
     request = (prompts["one"], SamplingParams(max_tokens=6, temperature=0.0))
     updated = TransformersEngine(TransformersEngineConfig(model=str(model_dir)))
     fresh = TransformersEngine(TransformersEngineConfig(model=str(trained), version=1))
