@@ -25,7 +25,7 @@ from droidrl.trainer.learner_config import LearnerConfig
 OBSERVATIONS = ("xml", "screenshot", "both")
 ENGINES = ("auto", "vllm", "transformers")
 WANDB_MODES = ("offline", "online", "disabled")
-MODEL_PRESETS = ("tiny-text", "tiny-vl")
+MODEL_PRESETS = ("tiny-text", "tiny-vl", "tiny-glm4v")
 BACKENDS = ("sim", "emulator", "adb")
 
 
