@@ -33,6 +33,7 @@ from droidrl.rollout.engines.openai_engine import (
     ModelMismatch,
     OpenAIConfig,
     OpenAIEngine,
+    connect,
     image_data_url,
 )
 
@@ -45,6 +46,7 @@ class Script:
     """What the fake server does: answers per path, failures to serve first, a delay, and what it saw."""
 
     models: list[str] = field(default_factory=lambda: ["tiny"])
+    model_len: int | None = None  # vLLM's max_model_len in each /models entry
     failures: list[tuple[int, dict[str, str], str]] = field(default_factory=list)  # (status, headers, body)
     delay_s: float = 0.0
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
@@ -119,7 +121,8 @@ def make_handler(script: Script) -> type[BaseHTTPRequestHandler]:
                 if failure is not None:
                     self.send(failure[0], failure[2], failure[1])
                 elif self.path == "/v1/models":
-                    self.send(200, json.dumps({"object": "list", "data": [{"id": m} for m in script.models]}))
+                    data = [{"id": m, "max_model_len": script.model_len} for m in script.models]
+                    self.send(200, json.dumps({"object": "list", "data": data}))
                 elif self.path == "/v1/completions":
                     self.send(200, json.dumps(completion_reply(body)))
                 elif self.path == "/v1/chat/completions":
@@ -432,10 +435,8 @@ def test_against_vllm_serve_of_the_tiny_model(vllm_server: str, model_dir: Path,
 
     from droidrl.models.scoring import score
 
-    prompt = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "Open the Contacts app."}], add_generation_prompt=True, tokenize=True
-    )
-    prompt = list(prompt["input_ids"] if isinstance(prompt, dict) else prompt)
+    messages = [{"role": "user", "content": "Open the Contacts app."}]
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
 
     async def go():
         with pytest.raises(ModelMismatch, match=r"serves \['tiny'\]"):
@@ -448,9 +449,7 @@ def test_against_vllm_serve_of_the_tiny_model(vllm_server: str, model_dir: Path,
                 engine.generate(prompt, greedy),
                 engine.generate(prompt, SamplingParams(temperature=1.0, top_p=0.9, max_tokens=8, seed=3)),
             )
-            reply = await engine.chat(
-                [{"role": "user", "content": "Open the Contacts app."}], SamplingParams(temperature=0.0, max_tokens=8)
-            )
+            reply = await engine.chat(messages, SamplingParams(temperature=0.0, max_tokens=8))
             return first, second, sampled, reply
         finally:
             await engine.close()
@@ -464,3 +463,23 @@ def test_against_vllm_serve_of_the_tiny_model(vllm_server: str, model_dir: Path,
     # The chat API applies the same chat template: greedy text equals the completion's decoded ids.
     assert reply.text == tokenizer.decode(first.token_ids, skip_special_tokens=True)
     assert reply.token_ids == first.token_ids
+
+
+def test_connect_takes_the_endpoints_context_window_and_refuses_longer_prompts(server) -> None:
+    script, url = server
+    script.models = ["tiny"]
+
+    async def go(max_model_len: int | None) -> int | None:
+        engine = await connect(url, "tiny", max_model_len=max_model_len, retries=0)
+        try:
+            if engine.max_model_len == 16:
+                with pytest.raises(ValueError, match="max_model_len is 16"):
+                    await engine.generate(list(range(16)), SAMPLING)
+            return engine.max_model_len
+        finally:
+            await engine.close()
+
+    script.model_len = 32  # the /models entry carries it, as vLLM's does
+    assert run(lambda: go(None)) == 32
+    assert run(lambda: go(4096)) == 32
+    assert run(lambda: go(16)) == 16

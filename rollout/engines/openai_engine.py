@@ -53,6 +53,8 @@ class OpenAIConfig:
     retries: further tries after a connection error, a timeout or a 408/429/5xx answer, with exponential
       back-off from backoff_s up to backoff_max_s (and the server's Retry-After when it sends one).
     version: the policy version reported for every completion (the endpoint's weights never change).
+    max_model_len: the context window the agent budgets prompts for; the endpoint's own (vLLM lists
+      `max_model_len` in GET /models) when that is smaller or this is None.
     image_format: how screenshots travel in chat messages ("png" is lossless, "jpeg" smaller).
     """
 
@@ -66,6 +68,7 @@ class OpenAIConfig:
     backoff_s: float = 1.0
     backoff_max_s: float = 30.0
     version: int = 0
+    max_model_len: int | None = None
     image_format: str = "png"
     extra_body: dict[str, Any] = field(default_factory=dict)  # any other request field, sent as is
 
@@ -83,6 +86,8 @@ class OpenAIConfig:
             )
         if self.retries < 0 or self.backoff_s < 0 or self.backoff_max_s < 0:
             raise ValueError("endpoint.retries, endpoint.backoff_s and endpoint.backoff_max_s must be >= 0")
+        if self.max_model_len is not None and self.max_model_len < 16:
+            raise ValueError(f"endpoint.max_model_len must be >= 16 or None, got {self.max_model_len}")
         if self.image_format not in ("png", "jpeg"):
             raise ValueError(f"endpoint.image_format must be 'png' or 'jpeg', got {self.image_format!r}")
         self.base_url = self.base_url.rstrip("/")
@@ -123,18 +128,22 @@ class OpenAIEngine:
         )
         self._slots = asyncio.Semaphore(config.max_concurrency)
         self._in_flight = 0
+        self.max_model_len = config.max_model_len  # the agent reads it to budget prompts
 
     @classmethod
     async def start(cls, config: OpenAIConfig, name: str = "openai-0") -> OpenAIEngine:
         """Connect, and fail now (EndpointUnavailable, ModelMismatch) rather than in the first episode."""
         engine = cls(config, name)
         try:
-            served = await engine.models()
+            served = {str(entry.get("id")): entry for entry in await engine.models()}
             if config.model not in served:
-                raise ModelMismatch(_mismatch_message(config, served))
+                raise ModelMismatch(_mismatch_message(config, list(served)))
         except BaseException:
             await engine.close()
             raise
+        reported = served[config.model].get("max_model_len")
+        if isinstance(reported, int) and reported > 0:  # a longer prompt than the server's window is a 400
+            engine.max_model_len = min(reported, engine.max_model_len or reported)
         return engine
 
     @property
@@ -146,10 +155,10 @@ class OpenAIEngine:
         """Requests in flight (waiting for a slot or at the endpoint)."""
         return self._in_flight
 
-    async def models(self) -> list[str]:
-        """The model names the endpoint serves (GET /models)."""
+    async def models(self) -> list[dict[str, Any]]:
+        """The models the endpoint serves (GET /models): dicts with at least `id`."""
         body = await self._request("GET", "/models", None)
-        return [str(entry.get("id")) for entry in body.get("data", []) if isinstance(entry, dict)]
+        return [entry for entry in body.get("data", []) if isinstance(entry, dict) and "id" in entry]
 
     # ---- the Engine contract -----------------------------------------------------------------------------
     async def generate(
@@ -167,6 +176,11 @@ class OpenAIEngine:
             )
         if not prompt_ids:
             raise ValueError(f"engine {self.name}: prompt_ids is empty; a prompt needs at least one token")
+        if self.max_model_len is not None and len(prompt_ids) >= self.max_model_len:
+            raise ValueError(
+                f"engine {self.name}: prompt has {len(prompt_ids)} tokens but the endpoint's max_model_len is "
+                f"{self.max_model_len}; shorten the history or serve the model with a longer --max-model-len"
+            )
         body = {
             "prompt": [int(t) for t in prompt_ids],
             "logprobs": 0,  # the sampled token's logprob only
@@ -411,3 +425,8 @@ def image_data_url(image: Any, image_format: str = "png") -> str:
             mime = "image/png"
         data = buffer.getvalue()
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+async def connect(base_url: str, model: str, **settings: Any) -> OpenAIEngine:
+    """`OpenAIEngine.start(OpenAIConfig(base_url, model, **settings))`: the engine `droidrl eval --endpoint` uses."""
+    return await OpenAIEngine.start(OpenAIConfig(base_url=base_url, model=model, **settings))
