@@ -2,12 +2,17 @@
 
 `client = await start_engine(EngineSpec("vllm", model_dir))` starts the actor (one GPU when the cluster has
 GPUs, none on CPU) and returns a client that meets the `Engine` contract, so a `Router` treats remote and
-in-process engines alike.
+in-process engines alike. The actor is named `droidrl-engine-<engine name>` in the job's namespace
+(`ray.get_actor(actor_name("vllm-0"))`); `revive_engine` is the router's hook that restarts a dead one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import asyncio
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,7 +20,16 @@ import numpy as np
 
 from droidrl.rollout.engines.base import Completion, Engine, SamplingParams
 
+log = logging.getLogger(__name__)
+
 EngineKind = Literal["vllm", "transformers"]
+ACTOR_PREFIX = "droidrl-engine-"
+PING_TIMEOUT_S = 30.0  # an engine actor that does not say its version within this is restarted
+
+
+def actor_name(engine_name: str) -> str:
+    """The Ray actor name of the engine called `engine_name` (e.g. `vllm-0`), for `ray.get_actor`."""
+    return f"{ACTOR_PREFIX}{engine_name}"
 
 
 @dataclass
@@ -66,10 +80,10 @@ class EngineActor:
         self.engine: Any = None
 
     async def start(self) -> dict[str, Any]:
-        """Build the engine; returns its name, version and NCCL worker count."""
+        """Build the engine; returns its name, version, NCCL worker count and this process's pid."""
         self.engine = await build_engine(self.spec)
         workers = int(self.spec.options.get("tensor_parallel_size", 1))
-        return {"name": self.engine.name, "version": self.engine.version, "workers": workers}
+        return {"name": self.engine.name, "version": self.engine.version, "workers": workers, "pid": os.getpid()}
 
     async def generate(
         self, prompt_ids: list[int], sampling: SamplingParams, images: list[np.ndarray] | None, session: str | None
@@ -120,10 +134,14 @@ class EngineActor:
 class EngineClient:
     """The `Engine` contract over an `EngineActor` handle: a router mixes these with in-process engines."""
 
-    def __init__(self, handle: Any, name: str, version: int, workers: int = 1) -> None:
+    def __init__(
+        self, handle: Any, name: str, version: int, workers: int = 1, spec: EngineSpec | None = None, pid: int = 0
+    ) -> None:
         self.handle = handle
         self.name = name
         self.workers = workers  # NCCL ranks this engine contributes to a weight broadcast
+        self.spec = spec  # what `revive` restarts it from
+        self.pid = pid  # the actor's process (on its node)
         self._version = version
 
     @property
@@ -155,9 +173,56 @@ class EngineClient:
         import ray
 
         try:
-            await self.handle.close.remote()
+            await asyncio.wait_for(self.handle.close.remote(), PING_TIMEOUT_S)
         finally:
-            ray.kill(self.handle)
+            with contextlib.suppress(Exception):  # already dead: nothing to kill
+                ray.kill(self.handle)
+
+    async def revive(self, weights: Path | None = None, version: int | None = None) -> bool:
+        """Check the actor; when it is gone (or does not answer) start a new one in its place; True if restarted.
+
+        The new actor loads `weights` at `version` when that is a complete model directory (a weight sync
+        with copy_from writes one), else the spec's model at the spec's version (the caller then pushes the
+        weights). Sessions and requests of the old actor are lost: the router retries them elsewhere.
+        """
+        import ray
+
+        if self.spec is None:
+            raise RuntimeError(f"engine {self.name} has no EngineSpec to restart from; start it with start_engine")
+        try:
+            await asyncio.wait_for(self.handle.version.remote(), PING_TIMEOUT_S)
+            return False
+        except Exception as error:  # dead, hung, or alive without an engine: all need a new actor
+            log.info("engine %s does not answer (%s: %s); restarting it", self.name, type(error).__name__, error)
+        with contextlib.suppress(Exception):
+            ray.kill(self.handle, no_restart=True)
+        await _name_released(actor_name(self.spec.name))
+        spec = self.spec
+        if weights is not None and version is not None and (Path(weights) / "config.json").is_file():
+            spec = replace(spec, model=str(weights), version=version)
+        fresh = await start_engine(spec)
+        self.handle, self.pid, self._version = fresh.handle, fresh.pid, fresh.version
+        return True
+
+
+async def revive_engine(engine: Engine, weights: Path | None, version: int) -> bool:
+    """The `Router`'s revive hook for engine actors (`EngineClient.revive`); other engines are left as they are."""
+    if isinstance(engine, EngineClient):
+        return await engine.revive(weights, version)
+    return False
+
+
+async def _name_released(name: str, timeout_s: float = 30.0) -> None:
+    """Wait until Ray has released a killed actor's name, so its replacement can take it."""
+    import ray
+
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            ray.get_actor(name)
+        except ValueError:  # no live actor holds the name
+            return
+        await asyncio.sleep(0.2)
 
 
 async def start_engine(spec: EngineSpec) -> EngineClient:
@@ -170,11 +235,16 @@ async def start_engine(spec: EngineSpec) -> EngineClient:
     if num_gpus is None:
         tensor_parallel = int(spec.options.get("tensor_parallel_size", 1))
         num_gpus = tensor_parallel if ray.cluster_resources().get("GPU", 0) > 0 else 0
-    actor = ray.remote(EngineActor).options(num_gpus=num_gpus, num_cpus=spec.num_cpus)
+    actor = ray.remote(EngineActor).options(
+        num_gpus=num_gpus, num_cpus=spec.num_cpus, name=actor_name(spec.name), max_restarts=0
+    )
     handle = actor.remote(spec)
     try:
         info = await handle.start.remote()
-    except Exception:
+    except BaseException:  # a failed or cancelled start must not keep the actor (and its GPU and name)
         ray.kill(handle)
         raise
-    return EngineClient(handle, name=info["name"], version=info["version"], workers=info["workers"])
+    log.info("engine %s started (actor %s, pid %s)", info["name"], actor_name(spec.name), info["pid"])
+    return EngineClient(
+        handle, name=info["name"], version=info["version"], workers=info["workers"], spec=spec, pid=info["pid"]
+    )

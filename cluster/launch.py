@@ -112,7 +112,7 @@ async def start_engine(config: TrainConfig, model_dir: str | Path) -> tuple[Engi
     replicas = config.resources.engines
     if replicas == 1 and not config.resources.gpus:
         return await build_engine(kind, model_dir, config.env.phones, config.rollout.max_model_len), kind
-    from droidrl.cluster.engine_actor import EngineSpec
+    from droidrl.cluster.engine_actor import EngineSpec, revive_engine
     from droidrl.cluster.engine_actor import start_engine as start_actor
     from droidrl.rollout.engines.router import Router
 
@@ -124,8 +124,14 @@ async def start_engine(config: TrainConfig, model_dir: str | Path) -> tuple[Engi
         EngineSpec(kind, str(model_dir), name=f"{kind}-{i}", options=dict(options), num_cpus=cpus)
         for i in range(replicas)
     ]
-    engines = await asyncio.gather(*(start_actor(spec) for spec in specs))
-    return Router(list(engines)), kind
+    started = await asyncio.gather(*(start_actor(spec) for spec in specs), return_exceptions=True)
+    failed = [r for r in started if isinstance(r, BaseException)]
+    if failed:  # one replica did not start: close the others (their GPUs and names) and say why
+        await asyncio.gather(*(e.close() for e in started if not isinstance(e, BaseException)), return_exceptions=True)
+        raise failed[0]
+    engines = [e for e in started if not isinstance(e, BaseException)]
+    # A dead engine actor is restarted (revive_engine) at the last published weights; its episodes are retried.
+    return Router(engines, revive=revive_engine), kind
 
 
 async def start_pool(config: TrainConfig) -> EnvPool:

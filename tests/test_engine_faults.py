@@ -1,0 +1,194 @@
+"""Engine fault tolerance: the router routes around a failing engine, a weight update survives a failed replica,
+and a killed engine actor (a real Ray actor running the tiny model) comes back at the current policy version."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import hf_model, perturbed
+
+from droidrl.models.scoring import score
+from droidrl.rollout.engines.base import SamplingParams
+from droidrl.rollout.engines.router import EngineUnavailable, NoEngineAvailable, Router, RouterConfig
+from droidrl.rollout.engines.transformers_engine import TransformersEngine, TransformersEngineConfig
+from droidrl.rollout.engines.weight_sync import FileWeightSync
+
+PROMPT = [3722, 872, 198, 5, 17, 230, 98, 41, 3723, 198]  # any in-vocabulary ids do
+SHORT = SamplingParams(max_tokens=4, seed=0)
+
+
+def hf_engine(model_dir: Path, name: str) -> TransformersEngine:
+    return TransformersEngine(TransformersEngineConfig(model=str(model_dir), name=name))
+
+
+class Breakable:
+    """A real engine that can be made to fail (`broken`): generate raises, and weight updates too if `updates`."""
+
+    def __init__(self, engine: TransformersEngine, updates: bool = False) -> None:
+        self.engine = engine
+        self.name = engine.name
+        self.broken = False
+        self.updates = updates
+
+    @property
+    def version(self) -> int:
+        return self.engine.version
+
+    async def generate(self, *args, **kwargs):
+        if self.broken and not self.updates:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return await self.engine.generate(*args, **kwargs)
+
+    async def update_weights(self, source: Path, version: int) -> None:
+        if self.broken and self.updates:
+            raise FileNotFoundError(f"{source} is not visible on this node")
+        await self.engine.update_weights(source, version)
+
+    async def close(self) -> None:
+        await self.engine.close()
+
+
+async def until(condition, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.02)
+
+
+def test_the_router_skips_a_failing_engine_moves_its_sessions_and_takes_it_back(model_dir: Path) -> None:
+    async def scenario() -> None:
+        flaky = Breakable(hf_engine(model_dir, "hf-a"))
+        router = Router([flaky, hf_engine(model_dir, "hf-b")], config=RouterConfig(retry_after_s=0.2))
+        assert (await router.generate(PROMPT, SHORT, session="s1")).engine == "hf-a"
+        assert (await router.generate(PROMPT, SHORT, session="s2")).engine == "hf-b"
+        flaky.broken = True
+        with pytest.raises(EngineUnavailable, match=r"hf-a failed .*illegal memory access"):
+            await router.generate(PROMPT, SHORT, session="s1")
+        assert router.serving() == {"hf-a": False, "hf-b": True}
+        # hf-a is idle and holds fewer sessions, yet new sessions and s1's next turn all go to hf-b.
+        for session in ("s3", "s4", "s1"):
+            assert (await router.generate(PROMPT, SHORT, session=session)).engine == "hf-b"
+        assert router.engine_for("s1") == "hf-b"
+        assert router.stats.engine_failures == 1 and router.stats.failed_requests == 1
+        assert router.stats.sessions_moved == 1
+        flaky.broken = False  # after its back-off it is tried again, and serves
+        await until(lambda: router.serving()["hf-a"])
+        assert (await router.generate(PROMPT, SHORT, session="s5")).engine == "hf-a"
+        assert router.stats.recoveries == 1 and router.stats.engines_lost == 0
+        await router.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_engine_that_keeps_failing_is_given_up_and_then_the_router_says_why(model_dir: Path) -> None:
+    async def scenario() -> None:
+        dead = Breakable(hf_engine(model_dir, "hf-dead"))
+        dead.broken = True
+        router = Router([dead], config=RouterConfig(retry_after_s=0.01, max_tries=2))
+        failures = 0
+        with pytest.raises(NoEngineAvailable, match=r"no engine can be brought back \(hf-dead: generate failed"):
+            for _ in range(10):  # each try fails again right after the engine is taken back
+                try:
+                    await router.generate(PROMPT, SHORT, session="s")
+                except NoEngineAvailable:
+                    raise
+                except EngineUnavailable:
+                    failures += 1
+        assert failures == 3 and router.stats.engines_lost == 1  # the first failure, then max_tries more
+        assert router.serving() == {"hf-dead": False}
+        with pytest.raises(NoEngineAvailable):
+            await router.update_weights(model_dir, 1)
+        await router.close()
+
+    asyncio.run(scenario())
+
+
+def test_update_weights_with_a_failing_replica_updates_the_others_and_reports_it(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        healthy, broken = hf_engine(model_dir, "hf-ok"), Breakable(hf_engine(model_dir, "hf-broken"), updates=True)
+        broken.broken = True
+        router = Router([healthy, broken], config=RouterConfig(retry_after_s=0.2))
+        sync = FileWeightSync(router, root=tmp_path, copy_from=model_dir)
+        assert await sync.update_weights(perturbed(model_dir, seed=1), 1) > 0
+        report = sync.last_report
+        assert report.version == 1 and report.updated == ["hf-ok"] and report.recovering == ["hf-broken"]
+        assert list(report.failed) == ["hf-broken"] and "FileNotFoundError" in report.failed["hf-broken"]
+        metrics = sync.metrics()
+        assert metrics["engine/weight_update_failures"] == 1 and metrics["engine/update_failed_replicas"] == 1
+        assert healthy.version == 1 and broken.version == 0
+        # The replica left at version 0 takes no turns: every completion is the new policy's.
+        assert router.version == 1 and router.serving() == {"hf-ok": True, "hf-broken": False}
+        for session in ("a", "b"):
+            completion = await router.generate(PROMPT, SHORT, session=session)
+            assert completion.engine == "hf-ok" and completion.versions == [1] * len(completion.token_ids)
+        # Once it can load weights again it is brought to version 1 first, then serves.
+        broken.broken = False
+        await until(lambda: router.serving()["hf-broken"])
+        assert broken.version == 1 and router.version == 1
+        completion = await router.generate(PROMPT, SHORT, session="c")
+        assert completion.engine == "hf-broken" and completion.versions == [1] * len(completion.token_ids)
+        await router.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[None]:
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_a_killed_engine_actor_is_restarted_at_the_current_version_and_its_episodes_are_retried(
+    ray_cluster: None, model_dir: Path, tokenizer, tmp_path: Path
+) -> None:
+    import ray
+
+    from droidrl.cluster.engine_actor import EngineSpec, actor_name, revive_engine, start_engine
+    from droidrl.rollout.agent import Agent, AgentConfig
+    from droidrl.rollout.collector import Collector, CollectorConfig, TaskInstance
+    from droidrl.rollout.envpool import LocalEnvPool
+    from droidrl.rollout.prompts import PromptConfig
+
+    async def scenario() -> None:
+        client = await start_engine(EngineSpec("transformers", str(model_dir), name="hf-chaos"))
+        router = Router([client], config=RouterConfig(retry_after_s=0.1), revive=revive_engine)
+        sync = FileWeightSync(router, root=tmp_path, copy_from=model_dir)
+        await sync.update_weights(perturbed(model_dir, seed=5), 1)
+        assert client.version == 1
+        first_pid = client.pid
+        ray.kill(ray.get_actor(actor_name("hf-chaos")))  # what a chaos run does to a running engine
+
+        # Two episodes were waiting for the model: each loses its turn, is retried, and finishes on the
+        # restarted engine at version 1.
+        sampling = SamplingParams(temperature=1.0, max_tokens=6)
+        agent = Agent(router, tokenizer, AgentConfig(prompt=PromptConfig(observation="xml"), sampling=sampling))
+        pool = LocalEnvPool(2, screenshots=False, max_steps=2)
+        collector = Collector(agent, pool, CollectorConfig(group_size=2, batch_size=1))
+        groups = await collector.collect([TaskInstance("SystemWifiTurnOff", 0)])
+        assert len(groups) == 1 and collector.stats.groups_dropped == 0
+        assert collector.stats.failures == {"engine": 2} and collector.stats.retried == 2
+        assert [e.attempts for e in groups[0].episodes] == [2, 2]
+        assert all(e.min_version == 1 for e in groups[0].episodes)
+        assert router.stats.engine_failures == 1 and router.stats.restarts == 1 and router.stats.recoveries == 1
+        assert client.pid != first_pid and client.version == 1
+        assert ray.get_actor(actor_name("hf-chaos")) is not None  # the new actor holds the name
+
+        # The restarted engine serves the published weights exactly.
+        completion = await router.generate(PROMPT, SamplingParams(max_tokens=8, seed=3), session="after")
+        assert completion.versions == [1] * 8
+        expected = score(hf_model(tmp_path / "v00000001"), PROMPT, completion.token_ids)
+        assert max(abs(x - y) for x, y in zip(completion.logprobs, expected, strict=True)) < 1e-4
+        await router.close()
+        pool.close()
+
+    asyncio.run(scenario())
