@@ -90,7 +90,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except RunDirBusy as err:
         raise CliError(str(err)) from None
     except EvalAborted as err:
-        console.print(f"[red]evaluation stopped:[/] {err}; what finished is kept; run the command again to go on")
+        console.print(
+            f"[red]evaluation stopped:[/] {err}; what finished is kept; run the command again to go on", soft_wrap=True
+        )
         return 1
 
 
@@ -120,7 +122,7 @@ def resolve(args: argparse.Namespace) -> EvalSetup:
         raise CliError(str(err)) from None
     out = Path(config.run_dir)
     model_dir = config.model.path or str(out / "init")
-    observation, deviations = _observation(protocol, config, args.observation, model_dir)
+    observation, deviations = _observation(protocol, config, args.observation, model_dir, args.endpoint)
     system_prompt = protocol.system_prompt
     if args.system_prompt is not None:
         path = Path(args.system_prompt)
@@ -151,7 +153,9 @@ def resolve(args: argparse.Namespace) -> EvalSetup:
     )
 
 
-def _observation(protocol, config, requested: str | None, model_dir: str) -> tuple[str, list[str]]:
+def _observation(
+    protocol, config, requested: str | None, model_dir: str, endpoint: str | None
+) -> tuple[str, list[str]]:
     """The observation the prompts show, and the deviations from the protocol that choosing it makes."""
     deviations: list[str] = []
     wanted = protocol.observation or config.model.observation
@@ -160,6 +164,13 @@ def _observation(protocol, config, requested: str | None, model_dir: str) -> tup
         wanted = requested
     if wanted != "xml" and not _takes_images(model_dir):
         deviations.append(f"observation xml: the policy is text-only (the protocol shows {wanted})")
+        wanted = "xml"
+    if wanted != "xml" and endpoint:
+        # The Engine contract is exact token ids, which an endpoint takes only through its completions API,
+        # and that API has no images: a vision checkpoint gets its screenshots in-process (--engine vllm).
+        deviations.append(
+            f"observation xml: an endpoint's completions API takes no images (the protocol shows {wanted})"
+        )
         wanted = "xml"
     return wanted, deviations
 
@@ -243,10 +254,11 @@ def _evaluate(setup: EvalSetup, args: argparse.Namespace) -> int:
     total = len(planned)
     console.print(
         f"droidrl eval: {setup.policy} on {_suite_name(setup.suite)} ({len(setup.instances)} instances x "
-        f"{setup.runs} runs) under the {setup.protocol.name} protocol; {done} of {total} episodes already done"
+        f"{setup.runs} runs) under the {setup.protocol.name} protocol; {done} of {total} episodes already done",
+        soft_wrap=True,  # one line per fact, whatever the terminal's width (and greppable in logs)
     )
     for deviation in setup.deviations:
-        console.print(f"[yellow]deviation from the protocol:[/] {deviation}")
+        console.print(f"[yellow]deviation from the protocol:[/] {deviation}", soft_wrap=True)
     stats = None
     try:
         if done < total and not args.report_only:
@@ -393,7 +405,8 @@ def _print_results(results: dict[str, Any], out: Path) -> None:
     state = "complete" if results["complete"] else "[yellow]partial[/]: run the same command again to continue"
     console.print(
         f"{results['finished_episodes']} of {results['planned_episodes']} episodes, {state}; "
-        f"{out / 'results.json'}, {out / 'report.html'}"
+        f"{out / 'results.json'}, {out / 'report.html'}",
+        soft_wrap=True,
     )
 
 

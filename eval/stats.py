@@ -20,14 +20,18 @@ from typing import Any
 
 from droidrl.trainer.evaluation import wilson_interval
 
-# Student t's 97.5% quantile for 1..30 degrees of freedom (two-sided 95%); beyond, a Cornish-Fisher expansion.
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131)
-_T975 += (2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+# Student t's 97.5% quantile for 1..30 degrees of freedom (two-sided 95%, to 6 decimals); beyond, a
+# Cornish-Fisher expansion (under 1e-4 off at 31 degrees, closer above).
+_T975 = (
+    12.706205, 4.302653, 3.182446, 2.776445, 2.570582, 2.446912, 2.364624, 2.306004, 2.262157, 2.228139,
+    2.200985, 2.178813, 2.160369, 2.144787, 2.131450, 2.119905, 2.109816, 2.100922, 2.093024, 2.085963,
+    2.079614, 2.073873, 2.068658, 2.063899, 2.059539, 2.055529, 2.051831, 2.048407, 2.045230, 2.042272,
+)  # fmt: skip
 _Z975 = 1.959964
 
 
 def t_quantile_975(df: int) -> float:
-    """The 97.5% quantile of Student's t with `df` degrees of freedom (3 decimals up to 30, then < 1e-4 off)."""
+    """The 97.5% quantile of Student's t with `df` degrees of freedom."""
     if df < 1:
         raise ValueError(f"degrees of freedom must be >= 1, got {df}")
     if df <= len(_T975):
@@ -71,6 +75,7 @@ class Tally:
         """The slice's figures: mean over complete runs with its t CI, pooled rate with its Wilson CI, per run."""
         rates = [rate for rate in self.run_rates(runs) if rate is not None]
         low, high = wilson_interval(self.successes, self.episodes)
+        spread = t_interval(rates)
         return {
             "successes": self.successes,
             "episodes": self.episodes,
@@ -79,7 +84,7 @@ class Tally:
             "wilson95": [low, high],
             "run_mean": statistics.fmean(rates) if rates else None,
             "run_std": statistics.stdev(rates) if len(rates) >= 2 else None,
-            "run_t95": t_interval(rates),
+            "run_t95": None if spread is None else list(spread),
             "runs": {
                 str(r): {"successes": s, "episodes": n, "success_rate": s / n, "wilson95": list(wilson_interval(s, n))}
                 for r, (s, n) in sorted(self.per_run.items())

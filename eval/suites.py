@@ -1,7 +1,7 @@
 """The evaluation set: a suite's task instances, seeded the way android_world seeds its suite.
 
-`suite_instances` is the one place a suite name becomes instances; android_world's suites (H6's
-`envs/tasks/android_world_suite.py`) plug in there.
+`suite_instances` is the one place a suite name becomes instances, for droidrl's templates and for
+android_world's suites (envs/tasks/android_world_suite.py) alike.
 """
 
 from __future__ import annotations
@@ -32,10 +32,12 @@ def suite_instances(
 ) -> list[EvalInstance]:
     """The instances of `suite` (a suite name, a task name, or a list of task names): `combinations` per task.
 
-    Names resolve against droidrl's registry, which lists android_world's suites too where H6's adapter
-    registers them; each instance's seed is android_world's (task_random_seed, name, index) hash.
+    Names resolve against droidrl's registry, which lists android_world's suites (`androidworld`, ...) and
+    tasks (`aw.Name`) where android_world imports; each instance's seed is android_world's hash of
+    (task_random_seed, name, index), so `androidworld` is exactly android_world's `create_suite`.
     """
     from droidrl.curricula.config import resolve_tasks
+    from droidrl.envs.tasks.android_world_suite import is_android_world_name
     from droidrl.envs.tasks.registry import get_template
 
     if combinations < 1:
@@ -47,6 +49,8 @@ def suite_instances(
     instances = []
     for name in names:
         difficulty = str(getattr(get_template(name), "difficulty", ""))
+        # android_world hashes its registry name: aw.SystemWifiTurnOff's seeds are SystemWifiTurnOff's there.
+        seed_name = name.partition(".")[2] if is_android_world_name(name) else name
         for index in range(combinations):
-            instances.append(EvalInstance(name, instance_seed(task_seed, name, index), difficulty))
+            instances.append(EvalInstance(name, instance_seed(task_seed, seed_name, index), difficulty))
     return instances
