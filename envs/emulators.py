@@ -658,7 +658,16 @@ class EmulatorDevice:
 
     @property
     def adb_port(self) -> int:
+        """The adb server that lists this emulator (with `serial`, what android_world's env is built over)."""
         return self.instance.config.adb_port
+
+    @property
+    def grpc_port(self) -> int:
+        return self.instance.lease.grpc_port
+
+    @property
+    def console_port(self) -> int:
+        return self.instance.lease.console_port
 
     @property
     def size(self) -> tuple[int, int]:

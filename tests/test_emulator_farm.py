@@ -384,3 +384,30 @@ def test_droidrl_farm_checks_an_emulator_farm(emulator_config: EmulatorConfig, t
     assert missing.returncode == 2
     assert "--binary: " in missing.stdout and "is not an executable emulator binary" in missing.stdout
     assert "Traceback" not in missing.stdout + missing.stderr
+
+
+def test_train_config_with_the_emulator_backend_starts_an_emulator_pool(emulator_config: EmulatorConfig) -> None:
+    """`env.backend=emulator` (YAML or dotted overrides) reaches the env actors through cluster.launch.start_pool."""
+    from droidrl.cluster.launch import start_pool
+    from droidrl.trainer.config import load_config
+
+    fields = ("binary", "avd", "avd_home", "adb_port", "console_port_base", "grpc_port_base", "lease_dir")
+    overrides = [f"env.emulator.{name}={getattr(emulator_config, name)}" for name in fields]
+    sizes = ["env.phones=2", "env.phones_per_actor=2", "collector.max_concurrent_episodes=2"]
+    config = load_config(None, ["env.backend=emulator", *sizes, *overrides])
+
+    async def main() -> None:
+        pool = await start_pool(config)
+        try:
+            assert pool.stats()["devices"] == 2
+            found = await endpoints(pool)
+            assert {e["serial"] for e in found.values()} == {
+                f"emulator-{emulator_config.console_port_base}",
+                f"emulator-{emulator_config.console_port_base + 2}",
+            }
+            _, apps = await run_episode(pool)
+            assert apps == [SETTINGS, LAUNCHER]
+        finally:
+            pool.close()
+
+    asyncio.run(main())
