@@ -1,11 +1,18 @@
 """Rollout throughput: the async collector against the engine's raw speed, and against a lock-step baseline.
 
 (a) Collector tokens/s vs the same engine's raw generate tokens/s on the very prompts the collector
-    sent, replayed with the same concurrency (the ratio is the collector's overhead).
-(b) With a per-step device latency injected (every reset and step answers `--latency` s later, as a
-    real emulator's round trip does), episodes/s of the
-    async collector vs a lock-step rollout (all episodes of a wave generate together, then step
-    together, and the next wave starts when the slowest episode ends) on the same instances.
+    sent, replayed with the same concurrency (the ratio is the collector's overhead), and the
+    collector's own CPU per turn on the event loop, outside the engine's client and the device. Rows:
+    "before" (prompt caches off, a vLLM output per engine step: the code as it was) and "after",
+    both on replay devices that cost no CPU, and "after" on in-process simulated phones (whose CPU
+    shares the same cores and the GIL).
+(b) Episodes/s of the async collector vs a lock-step rollout (all episodes of a wave generate
+    together, then step together, and the next wave starts when the slowest episode ends) on the
+    same instances, where episode lengths differ (a scripted mix: each episode ends at a step drawn
+    from short, medium and long), with a device latency that costs no CPU (asyncio.sleep).
+
+Replay devices answer with real simulated-phone screens recorded before timing starts, so prompts
+have real UI XML. CPU is the event-loop thread's own clock (time.pthread_getcpuclockid).
 
     python benchmarks/rollout.py [--engine transformers|vllm] [--model DIR] [--latency 0.5]
 """
@@ -16,7 +23,9 @@ import argparse
 import asyncio
 import contextlib
 import random
+import statistics
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -28,13 +37,14 @@ from rich.table import Table
 from transformers import AutoTokenizer
 
 from droidrl.cluster.launch import build_engine
+from droidrl.envs.env import AndroidEnv
 from droidrl.envs.tasks.registry import suites
 from droidrl.models.presets import init_model
 from droidrl.rollout.agent import Agent, AgentConfig
 from droidrl.rollout.collector import Collector, CollectorConfig, TaskInstance
 from droidrl.rollout.engines.base import Engine, SamplingParams
-from droidrl.rollout.envpool import LocalEnvPool, Observation
-from droidrl.rollout.prompts import PromptConfig
+from droidrl.rollout.envpool import LocalEnvPool, Observation, StepResult, to_observation
+from droidrl.rollout.prompts import PromptBuilder, PromptConfig
 
 
 def instances(count: int, seed: int) -> list[TaskInstance]:
@@ -42,6 +52,38 @@ def instances(count: int, seed: int) -> list[TaskInstance]:
     rng = random.Random(seed)
     names = suites()["easy"][:8] + suites()["medium"][:8]
     return [TaskInstance(rng.choice(names), rng.randrange(1000)) for _ in range(count)]
+
+
+# ---- CPU of the event-loop thread ---------------------------------------------------------------
+
+
+class LoopCPU:
+    """CPU seconds of the thread running the event loop (the collector, the agent, the engine's client)."""
+
+    def __init__(self) -> None:
+        self.clock = time.pthread_getcpuclockid(threading.get_ident())
+
+    def now(self) -> float:
+        return time.clock_gettime(self.clock)
+
+
+@dataclass
+class Measured:
+    """One timed run: turns, response tokens, wall seconds, event-loop CPU seconds and mean per-turn timings."""
+
+    turns: int
+    tokens: int
+    seconds: float
+    loop_cpu: float
+    timings: dict[str, float] = field(default_factory=dict)  # mean seconds per turn (prompt_s, agent_s, ...)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds
+
+    @property
+    def cpu_per_turn_ms(self) -> float:
+        return 1000 * self.loop_cpu / max(1, self.turns)
 
 
 async def run_collector(agent: Agent, pool: Any, work: list[TaskInstance], group_size: int, width: int):
@@ -54,8 +96,20 @@ async def run_collector(agent: Agent, pool: Any, work: list[TaskInstance], group
     return groups, time.perf_counter() - started, collector.stats
 
 
-async def replay_raw(engine: Engine, prompts: list[list[int]], sampling: SamplingParams, width: int):
-    """The same prompts straight to the engine, `width` at a time; returns (response tokens, seconds)."""
+async def measure_collector(agent: Agent, pool: Any, work: list[TaskInstance], group_size: int, width: int):
+    """The collector on `work`, with the event loop's CPU and the mean per-turn timings."""
+    cpu = LoopCPU()
+    before = cpu.now()
+    groups, seconds, stats = await run_collector(agent, pool, work, group_size, width)
+    spent = cpu.now() - before
+    turns = [turn for group in groups for episode in group.episodes for turn in episode.turns]
+    keys = ("prompt_s", "agent_s", "generate_s", "env_s")
+    means = {k: statistics.fmean(t.timings.get(k, 0.0) for t in turns) for k in keys} if turns else {}
+    return groups, Measured(stats.turns, stats.response_tokens, seconds, spent, means)
+
+
+async def replay_raw(engine: Engine, prompts: list[list[int]], sampling: SamplingParams, width: int) -> Measured:
+    """The same prompts straight to the engine, `width` at a time."""
     gate = asyncio.Semaphore(width)
 
     async def one(i: int, ids: list[int]) -> int:
@@ -63,39 +117,98 @@ async def replay_raw(engine: Engine, prompts: list[list[int]], sampling: Samplin
             completion = await engine.generate(ids, sampling, None, session=f"raw-{i}")
             return len(completion.token_ids)
 
+    cpu = LoopCPU()
+    before = cpu.now()
     started = time.perf_counter()
     tokens = await asyncio.gather(*(one(i, ids) for i, ids in enumerate(prompts)))
-    return sum(tokens), time.perf_counter() - started
+    return Measured(len(prompts), sum(tokens), time.perf_counter() - started, cpu.now() - before)
 
 
-class SlowLease:
-    """A lease whose every reset and step costs `latency` more seconds, like a real emulator's round trip."""
-
-    def __init__(self, lease: Any, latency: float) -> None:
-        self.lease, self.latency, self.id = lease, latency, lease.id
-
-    async def reset(self, task: str, seed: int) -> Any:
-        await asyncio.sleep(self.latency)
-        return await self.lease.reset(task, seed)
-
-    async def step(self, action_text: str) -> Any:
-        await asyncio.sleep(self.latency)
-        return await self.lease.step(action_text)
+# ---- devices ------------------------------------------------------------------------------------
 
 
-class SlowPool:
-    """An env pool whose devices answer `latency` seconds later (valid or invalid action alike)."""
+def script_length(rng: random.Random) -> int:
+    """A scripted episode length: half short (2-6 steps), a third medium (7-12), the rest long (13-20)."""
+    draw = rng.random()
+    if draw < 0.5:
+        return rng.randint(2, 6)
+    if draw < 0.85:
+        return rng.randint(7, 12)
+    return rng.randint(13, 20)
 
-    def __init__(self, pool: LocalEnvPool, latency: float) -> None:
-        self.pool, self.latency = pool, latency
+
+@dataclass
+class Screen:
+    observation: Observation
+    info: dict[str, Any]
+
+
+def record_screens(work: list[TaskInstance]) -> dict[TaskInstance, Screen]:
+    """Each instance's first screen on a real simulated phone (recorded before any timing starts)."""
+    env = AndroidEnv(max_invalid=1000)
+    screens = {}
+    for instance in dict.fromkeys(work):
+        obs, info = env.reset(seed=instance.seed, options={"task": instance.task})
+        keep = {k: info[k] for k in ("task", "goal", "difficulty") if k in info}
+        screens[instance] = Screen(to_observation(obs, env.device.size, False), keep)
+    return screens
+
+
+class ReplayLease:
+    """A device that costs no CPU: recorded screens, `latency` s of asyncio.sleep per call, scripted lengths."""
+
+    def __init__(self, pool: ReplayPool, index: int) -> None:
+        self.pool, self.id = pool, f"replay/{index}"
+        self.steps = self.length = 0
+        self.screen: Screen | None = None
+
+    async def reset(self, task: str, seed: int) -> StepResult:
+        await asyncio.sleep(self.pool.latency)
+        instance = TaskInstance(task, seed)
+        self.screen = self.pool.screens[instance]
+        self.steps, self.length = 0, self.pool.next_length(instance)
+        return StepResult(self.screen.observation, info=dict(self.screen.info))
+
+    async def step(self, action_text: str) -> StepResult:
+        await asyncio.sleep(self.pool.latency)
+        assert self.screen is not None
+        self.steps += 1
+        done = self.steps >= self.length
+        success = done and self.length % 2 == 0
+        info = {"success": success, "end_reason": "finish"} if done else {}
+        return StepResult(self.screen.observation, float(success), done, False, info)
+
+
+class ReplayPool:
+    """`count` replay devices; the k-th episode of an instance has the same scripted length in every run."""
+
+    def __init__(self, count: int, screens: dict[TaskInstance, Screen], latency: float, seed: int = 0) -> None:
+        self.screens, self.latency, self.seed = screens, latency, seed
+        self._free: asyncio.Queue[ReplayLease] | None = None
+        self._count = count
+        self._resets: dict[TaskInstance, int] = {}
+
+    def next_length(self, instance: TaskInstance) -> int:
+        k = self._resets[instance] = self._resets.get(instance, -1) + 1
+        return script_length(random.Random(f"{self.seed}:{instance.task}:{instance.seed}:{k}"))
 
     @contextlib.asynccontextmanager
-    async def lease(self) -> AsyncIterator[SlowLease]:
-        async with self.pool.lease() as lease:
-            yield SlowLease(lease, self.latency)
+    async def lease(self) -> AsyncIterator[ReplayLease]:
+        if self._free is None:
+            self._free = asyncio.Queue()
+            for i in range(self._count):
+                self._free.put_nowait(ReplayLease(self, i))
+        lease = await self._free.get()
+        try:
+            yield lease
+        finally:
+            self._free.put_nowait(lease)
 
     def stats(self) -> dict[str, int]:
-        return self.pool.stats()
+        return {"devices": self._count}
+
+
+# ---- lock-step baseline -------------------------------------------------------------------------
 
 
 @dataclass
@@ -144,6 +257,111 @@ async def run_lockstep(agent: Agent, pool: Any, work: list[TaskInstance], group_
     return len(episodes), time.perf_counter() - started
 
 
+# ---- the benchmark ------------------------------------------------------------------------------
+
+
+def set_streaming(engine: Engine, stream: bool) -> None:
+    """vLLM only: a delta per engine step (the old behaviour) or one output per request."""
+    config = getattr(engine, "config", None)
+    if config is not None and hasattr(config, "stream_outputs"):
+        config.stream_outputs = stream
+
+
+async def part_a(args, console, engine, tokenizer, agent, work) -> None:
+    screens = record_screens(work)
+    fast_prompts = agent.prompts
+    slow_prompts = PromptBuilder(tokenizer, fast_prompts.config, chat=fast_prompts.chat, cache=False)
+    rows: list[tuple[str, Measured]] = []
+    # Warm-up (engine compile paths, tokenizer), not timed.
+    await run_collector(agent, ReplayPool(args.width, screens, 0.0), work[:2], 1, args.width)
+    with console.status("(a) collector, before: no prompt caches, streamed vLLM outputs"):
+        agent.prompts = slow_prompts
+        set_streaming(engine, True)
+        _, before = await measure_collector(
+            agent, ReplayPool(args.width, screens, 0.0), work, args.group_size, args.width
+        )
+    with console.status("(a) collector, after"):
+        agent.prompts = fast_prompts
+        set_streaming(engine, False)
+        groups, after = await measure_collector(
+            agent, ReplayPool(args.width, screens, 0.0), work, args.group_size, args.width
+        )
+    prompts = [turn.prompt_ids for group in groups for episode in group.episodes for turn in episode.turns]
+    with console.status(f"(a) raw generate on the same {len(prompts)} prompts"):
+        set_streaming(engine, True)
+        raw_streamed = await replay_raw(engine, prompts, agent.sampling, args.width)
+        set_streaming(engine, False)
+        raw = await replay_raw(engine, prompts, agent.sampling, args.width)
+    with console.status("(a) collector, after, on in-process simulated phones"):
+        _, sim = await measure_collector(
+            agent, LocalEnvPool(args.width, max_invalid=1000), work, args.group_size, args.width
+        )
+    rows = [
+        ("before, replay devices (0 CPU)", before, raw_streamed),
+        ("after, replay devices (0 CPU)", after, raw),
+        ("after, in-process sim phones", sim, raw),
+    ]
+    table = Table(title=f"(a) {args.engine}: collector vs raw generate (width {args.width}, one run)")
+    for col in (
+        "path",
+        "turns",
+        "tokens/s",
+        "÷ raw",
+        "loop CPU ms/turn",
+        "outside engine ms/turn",
+        "prompt ms",
+        "agent ms",
+        "generate ms",
+        "device ms",
+    ):
+        table.add_column(col, justify="right")
+    for label, raw_row in (("raw engine.generate, streamed", raw_streamed), ("raw engine.generate", raw)):
+        table.add_row(
+            label, str(raw_row.turns), f"{raw_row.tokens_per_s:.0f}", "1.00", f"{raw_row.cpu_per_turn_ms:.2f}"
+        )
+    for label, m, base in rows:
+        t = m.timings
+        table.add_row(
+            label,
+            str(m.turns),
+            f"{m.tokens_per_s:.0f}",
+            f"{m.tokens_per_s / base.tokens_per_s:.2f}",
+            f"{m.cpu_per_turn_ms:.2f}",
+            f"{m.cpu_per_turn_ms - base.cpu_per_turn_ms:.2f}",
+            *(f"{1000 * t.get(k, 0.0):.2f}" for k in ("prompt_s", "agent_s", "generate_s", "env_s")),
+        )
+    console.print(table)
+    console.print(
+        f"collector / raw tokens/s: before {before.tokens_per_s / raw_streamed.tokens_per_s:.2f}, "
+        f"after {after.tokens_per_s / raw.tokens_per_s:.2f} (replay devices); "
+        f"after on sim phones {sim.tokens_per_s / raw.tokens_per_s:.2f}"
+    )
+
+
+async def part_b(args, console, agent, work) -> None:
+    screens = record_screens(work)
+    with console.status(f"(b) async collector, {args.latency:g} s per step, scripted lengths"):
+        groups, async_s, _ = await run_collector(
+            agent, ReplayPool(args.width, screens, args.latency), work, args.group_size, args.width
+        )
+    lengths = sorted(len(e.turns) for g in groups for e in g.episodes)
+    episodes = len(lengths)
+    with console.status(f"(b) lock-step, {args.latency:g} s per step, scripted lengths"):
+        lock_episodes, lock_s = await run_lockstep(
+            agent, ReplayPool(args.width, screens, args.latency), work, args.group_size, args.width
+        )
+    table = Table(
+        title=f"(b) {episodes} episodes of {min(lengths)}-{max(lengths)} steps (mean {statistics.fmean(lengths):.1f}), "
+        f"{args.latency:g} s device latency (asyncio.sleep), {args.width} devices"
+    )
+    for col in ("rollout", "episodes", "seconds", "episodes/s"):
+        table.add_column(col, justify="right")
+    table.add_row("async collector", str(episodes), f"{async_s:.1f}", f"{episodes / async_s:.2f}")
+    table.add_row("lock-step waves", str(lock_episodes), f"{lock_s:.1f}", f"{lock_episodes / lock_s:.2f}")
+    console.print(table)
+    console.print(f"async / lock-step episodes/s = {(episodes / async_s) / (lock_episodes / lock_s):.2f}")
+
+
 async def main_async(args: argparse.Namespace) -> None:
     console = Console()
     model = Path(args.model) if args.model else init_model("tiny-text", Path(tempfile.mkdtemp()) / "tiny-text")
@@ -154,42 +372,13 @@ async def main_async(args: argparse.Namespace) -> None:
     prompt = PromptConfig(observation="xml", max_history_turns=args.history)
     agent = Agent(engine, tokenizer, AgentConfig(prompt=prompt, sampling=sampling))
     work = instances(args.instances, args.seed)
-
-    # (a) collector vs raw engine, no device latency
-    pool = LocalEnvPool(args.width, max_invalid=1000)
-    with console.status("(a) collector"):
-        groups, collector_s, stats = await run_collector(agent, pool, work, args.group_size, args.width)
-    prompts = [turn.prompt_ids for group in groups for episode in group.episodes for turn in episode.turns]
-    with console.status(f"(a) raw generate on the same {len(prompts)} prompts"):
-        raw_tokens, raw_s = await replay_raw(engine, prompts, agent.sampling, args.width)
-    table = Table(title=f"(a) {args.engine}: collector vs raw generate ({len(prompts)} turns, width {args.width})")
-    for col in ("path", "response tokens", "seconds", "tokens/s"):
-        table.add_column(col, justify="right")
-    table.add_row(
-        "collector (env + agent + engine)",
-        str(stats.response_tokens),
-        f"{collector_s:.1f}",
-        f"{stats.response_tokens / collector_s:.0f}",
-    )
-    table.add_row("raw engine.generate", str(raw_tokens), f"{raw_s:.1f}", f"{raw_tokens / raw_s:.0f}")
-    console.print(table)
-    console.print(f"collector / raw tokens/s = {(stats.response_tokens / collector_s) / (raw_tokens / raw_s):.2f}")
-
-    # (b) async collector vs lock-step waves, with device latency
-    slow = SlowPool(LocalEnvPool(args.width, max_invalid=1000), args.latency)
-    with console.status(f"(b) async collector, {args.latency:g} s per step"):
-        groups, async_s, _ = await run_collector(agent, slow, work, args.group_size, args.width)
-    episodes = sum(len(g.episodes) for g in groups)
-    with console.status(f"(b) lock-step, {args.latency:g} s per step"):
-        lock_episodes, lock_s = await run_lockstep(agent, slow, work, args.group_size, args.width)
-    table = Table(title=f"(b) {episodes} episodes, {args.latency:g} s device latency per step, {args.width} devices")
-    for col in ("rollout", "episodes", "seconds", "episodes/s"):
-        table.add_column(col, justify="right")
-    table.add_row("async collector", str(episodes), f"{async_s:.1f}", f"{episodes / async_s:.2f}")
-    table.add_row("lock-step waves", str(lock_episodes), f"{lock_s:.1f}", f"{lock_episodes / lock_s:.2f}")
-    console.print(table)
-    console.print(f"async / lock-step episodes/s = {(episodes / async_s) / (lock_episodes / lock_s):.2f}")
-    await engine.close()
+    try:
+        if "a" in args.parts:
+            await part_a(args, console, engine, tokenizer, agent, work)
+        if "b" in args.parts:
+            await part_b(args, console, agent, work)
+    finally:
+        await engine.close()
 
 
 def main() -> None:
@@ -202,6 +391,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.5, help="seconds of device latency per step in (b)")
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--history", type=int, default=2, help="earlier turns kept in each prompt")
+    parser.add_argument("--parts", default="ab", help="which parts to run: a, b or ab")
     parser.add_argument("--seed", type=int, default=0)
     asyncio.run(main_async(parser.parse_args()))
 

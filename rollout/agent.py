@@ -140,6 +140,9 @@ class Agent:
             if stop is not None and stop.is_set():
                 raise EpisodeStopped(f"episode {episode_id} stopped by its collector")
             turn_index = len(responses)
+            # The agent's own time per turn (prompt_s, agent_s: synchronous work on the event loop) is
+            # recorded beside the engine's and the device's, so a benchmark can tell the three apart.
+            prompt_started = time.perf_counter()
             try:
                 prompt = self.prompts.build(episode.goal, observations, responses, feedback)
             except PromptTooLong as error:
@@ -147,16 +150,22 @@ class Agent:
                 break
             gen_started = time.perf_counter()
             completion = await self._generate(prompt.ids, prompt.images, session, turn_index)
-            gen_s = time.perf_counter() - gen_started
-            episode.engine = completion.engine or episode.engine
+            decode_started = time.perf_counter()
             text = self.tokenizer.decode(completion.token_ids, skip_special_tokens=True)
             env_started = time.perf_counter()
             result = await self._device(lease.step(text), f"step {turn_index} of {task_id}", lease)
-            env_s = time.perf_counter() - env_started
-            episode.turns.append(self._turn(turn_index, prompt, completion, text, result, observations, gen_s, env_s))
+            env_done = time.perf_counter()
+            timings = {
+                "prompt_s": gen_started - prompt_started,
+                "generate_s": decode_started - gen_started,
+                "env_s": env_done - env_started,
+            }
+            episode.engine = completion.engine or episode.engine
+            episode.turns.append(self._turn(turn_index, prompt, completion, text, result, observations, timings))
             observations.append(result.observation)
-            responses.append(list(completion.token_ids))
+            responses.append(completion.token_ids)  # Turn copied it; never mutated, so no second copy
             feedback.append(episode.turns[-1].reason)
+            timings["agent_s"] = (env_started - decode_started) + (time.perf_counter() - env_done)
             if result.terminated or result.truncated:
                 episode.reward = float(result.reward)
                 episode.success = bool(result.info.get("success", result.reward >= 1.0))
@@ -180,8 +189,7 @@ class Agent:
         text: str,
         result: StepResult,
         observations: list[Observation],
-        gen_s: float,
-        env_s: float,
+        timings: dict[str, float],
     ) -> Turn:
         parsed = parse(text)
         action = result.info.get("action")
@@ -205,7 +213,7 @@ class Agent:
             reason=None if valid else (reason or "invalid action"),
             image_turns=list(prompt.image_turns),
             app=observations[-1].app,
-            timings={"generate_s": gen_s, "env_s": env_s},
+            timings=timings,
         )
 
     def _cap_reached(self, episode: Episode) -> str | None:

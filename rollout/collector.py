@@ -5,6 +5,17 @@ A group is admitted only while `accepted + running <= (max_staleness + trainer_v
 before the trainer has moved to the next version, which is synchronous RL exactly. An episode lost to
 the infrastructure (a dead device, an engine error, a timeout) is retried on a fresh lease; when its
 retries run out the whole group is dropped and counted, never trained on as reward 0.
+
+The retry contract (what an EnvPool or an Engine must raise to get an episode retried):
+- `rollout.envpool.DeviceFailure`, from a lease's reset/step or from `pool.lease()` itself: the device
+  (or its actor) is gone; the pool takes it out of service, the episode reruns on another lease.
+- `rollout.agent.EpisodeFailure` ("engine" or "timeout"): the agent raises it for ANY exception out of
+  `engine.generate` (so an engine or router error type needs no registration here), for an empty
+  completion and for an engine or device call past `agent.step_timeout_s`.
+- Anything else out of a lease (or out of the agent's own code) is a bug or a bad task spec: retrying
+  would fail the same way, so the group is dropped at once (counted as failure kind "error").
+A new retryable device-side error should subclass DeviceFailure (or be wrapped into one by the pool)
+rather than be listed here.
 """
 
 from __future__ import annotations

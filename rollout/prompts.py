@@ -339,7 +339,13 @@ class Prompt:
 class PromptBuilder:
     """Builds each turn's prompt ids from the goal, the screens so far and the exact earlier responses."""
 
-    def __init__(self, tokenizer: Tokenizer, config: PromptConfig | None = None, chat: ChatFormat | None = None):
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        config: PromptConfig | None = None,
+        chat: ChatFormat | None = None,
+        cache: bool = True,
+    ):
         self.tokenizer = tokenizer
         self.config = config or PromptConfig()
         self.chat = chat or ChatFormat.from_tokenizer(tokenizer)
@@ -349,6 +355,11 @@ class PromptBuilder:
                 "has no image placeholder; use observation='xml' for a text-only model"
             )
         self._system_ids: list[int] | None = None
+        # One builder serves every episode of an agent. A segment's ids depend on its text alone, and a
+        # screen's compressed XML on its dump alone, so both are cached: a turn tokenizes only the text it
+        # has not seen (its new screen), whatever the history policy; the bounds keep memory flat.
+        self._segment_ids = _Bounded(1024 if cache else 0)
+        self._xml_text = _Bounded(256 if cache else 0)
 
     def screen_text(
         self, goal: str | None, observation: Observation, show_xml: bool, show_image: bool, feedback: str | None
@@ -359,10 +370,27 @@ class PromptBuilder:
             head += f"\n\nYour previous action was invalid: {feedback}"
         text = f"{head}\n\n{json.dumps({'current_app': app_name(observation.app)}, ensure_ascii=False)}"
         if show_xml:
-            text += "\n\n" + compress_xml(observation.ui_xml, observation.size, self.config.max_xml_chars)
+            text += "\n\n" + self.compressed_xml(observation)
         if show_image:
             text = (self.chat.image_placeholder or "") + text
         return text
+
+    def compressed_xml(self, observation: Observation) -> str:
+        """`compress_xml` of the screen, computed once per distinct dump."""
+        key = (observation.ui_xml, tuple(observation.size), self.config.max_xml_chars)
+        text = self._xml_text.get(key)
+        if text is None:
+            text = self._xml_text.put(
+                key, compress_xml(observation.ui_xml, observation.size, self.config.max_xml_chars)
+            )
+        return text
+
+    def encode(self, segment: str) -> tuple[int, ...]:
+        """The ids of one text segment (the tokenizer's `encode` without special tokens), cached by text."""
+        ids = self._segment_ids.get(segment)
+        if ids is None:
+            ids = self._segment_ids.put(segment, tuple(self.tokenizer.encode(segment, add_special_tokens=False)))
+        return ids
 
     def build(
         self,
@@ -429,7 +457,7 @@ class PromptBuilder:
             text = self.screen_text(goal if i == first else None, observations[i], show_xml, show_image, note)
             segment = pending + text + chat.user_to_assistant
             segments.append(segment)
-            ids.extend(self.tokenizer.encode(segment, add_special_tokens=False))
+            ids.extend(self.encode(segment))
             if i < turn:
                 response = list(responses[i])
                 ids.extend(response)  # verbatim: the exact ids the engine sampled
@@ -443,6 +471,25 @@ class PromptBuilder:
             text = self.chat.system_open + self.config.system_prompt
             self._system_ids = self.tokenizer.encode(text, add_special_tokens=False)
         return self._system_ids
+
+
+class _Bounded:
+    """A dict that forgets its oldest entries past `size` (the builder's caches)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: dict[Any, Any] = {}
+
+    def get(self, key: Any) -> Any:
+        return self.items.get(key)
+
+    def put(self, key: Any, value: Any) -> Any:
+        if self.size == 0:
+            return value
+        if len(self.items) >= self.size:
+            del self.items[next(iter(self.items))]
+        self.items[key] = value
+        return value
 
 
 def _ends_with(ids: Sequence[int], suffix: Sequence[int]) -> bool:

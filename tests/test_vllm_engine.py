@@ -138,23 +138,51 @@ def test_update_weights_then_generate_matches_new_model(loaded: Loaded, prompt: 
     assert max_diff(completion.logprobs, teacher_forced(old, prompt, completion.token_ids)) > 100 * TOL
 
 
-def test_update_during_a_request_keeps_it_and_switches_its_versions(loaded: Loaded, prompt: list[int]) -> None:
+def test_final_only_and_streamed_outputs_give_the_same_completion(loaded: Loaded, prompt: list[int]) -> None:
+    engine = loaded.engine
+    assert engine.config.stream_outputs is False  # the default: one output per request
+    sampling = SamplingParams(max_tokens=20, seed=9)
+    final_only = loaded.run(engine.generate(prompt, sampling))
+    engine.config.stream_outputs = True
+    try:
+        streamed = loaded.run(engine.generate(prompt, sampling))
+    finally:
+        engine.config.stream_outputs = False
+    assert len(final_only.token_ids) == 20
+    assert final_only.token_ids == streamed.token_ids
+    assert final_only.logprobs == streamed.logprobs
+    assert final_only.versions == streamed.versions == [engine.version] * 20
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "final-only"])
+def test_update_during_a_request_keeps_it_and_switches_its_versions(
+    loaded: Loaded, prompt: list[int], stream: bool
+) -> None:
     old_weights, old_version = loaded.weights, loaded.engine.version
     path, version = loaded.next_weights(seed=12)
     engine = loaded.engine
 
     async def scenario():
         request = asyncio.ensure_future(engine.generate(prompt, SamplingParams(max_tokens=1200, seed=3)))
-        while max(engine.progress().values(), default=0) < 8:  # the request is decoding
-            await asyncio.sleep(0.002)
+        if stream:
+            while max(engine.progress().values(), default=0) < 8:  # the request is decoding
+                await asyncio.sleep(0.002)
+        else:  # no progress without streaming: the request is in flight, decoding for a while
+            while engine.load == 0:
+                await asyncio.sleep(0.002)
+            await asyncio.sleep(1.5)
         await engine.update_weights(path, version)
         return await request
 
-    completion = loaded.run(scenario())
+    engine.config.stream_outputs = stream
+    try:
+        completion = loaded.run(scenario())
+    finally:
+        engine.config.stream_outputs = False
     loaded.weights = path
     assert completion.finish_reason == "length" and len(completion.token_ids) == 1200
     switch = completion.versions.index(version)
-    assert 8 <= switch < 1200
+    assert (8 if stream else 1) <= switch < 1200
     assert completion.versions == [old_version] * switch + [version] * (1200 - switch)
     assert completion.version == old_version  # the staleness bound counts the oldest token
     # Tokens before the switch were sampled by the old weights, the rest by the new ones, whose KV

@@ -40,6 +40,11 @@ class VLLMConfig:
     limit_images_per_prompt: int | None = None  # None: vLLM's default for the model
     tensor_parallel_size: int = 1
     weight_transfer_backend: str | None = None  # "nccl" enables vLLM's receiver for NcclWeightBroadcaster
+    # False: vLLM hands back one output per request, when it finishes (the least work on the caller's event
+    # loop: one wake-up per turn instead of one per engine step). True: a delta per engine step, so
+    # progress() counts tokens as they arrive (monitoring, tests that act mid-request). Token ids, logprobs
+    # and per-token versions are the same either way (vLLM tracks version spans per request regardless).
+    stream_outputs: bool = False
     engine_args: dict[str, Any] = field(default_factory=dict)  # any other AsyncEngineArgs field, passed as is
 
     def __post_init__(self) -> None:
@@ -169,20 +174,24 @@ class VLLMEngine:
         first_token_s = 0.0
         self._progress[request_id] = 0
         try:
+            stream = self.config.stream_outputs
             async for output in self._llm.generate(
-                TokensPrompt(**prompt), _vllm_sampling(sampling), request_id=request_id
+                TokensPrompt(**prompt), _vllm_sampling(sampling, stream), request_id=request_id
             ):
                 final = output.outputs[0]
                 if final.token_ids and not token_ids:
                     first_token_s = time.perf_counter() - start
                 token_ids.extend(final.token_ids)
-                logprobs.extend(_sampled_logprobs(final.token_ids, final.logprobs))
+                if stream:  # the final-only output carries every logprob at once, parsed once below
+                    logprobs.extend(_sampled_logprobs(final.token_ids, final.logprobs))
                 arrival_versions.extend([self._version] * len(final.token_ids))
                 self._progress[request_id] = len(token_ids)
         finally:
             del self._progress[request_id]
         if final is None or final.finish_reason is None:
             raise RuntimeError(f"engine {self.name}: request {request_id} ended without a finish reason")
+        if not stream:
+            logprobs = _sampled_logprobs(token_ids, final.logprobs)
         if final.finish_reason not in _FINISH_REASONS:
             raise RuntimeError(
                 f"engine {self.name}: vLLM finished request {request_id} with {final.finish_reason!r}; "
@@ -316,7 +325,7 @@ class _Closed:
         raise RuntimeError(f"engine {self.name} is closed; start a new VLLMEngine")
 
 
-def _vllm_sampling(sampling: SamplingParams) -> Any:
+def _vllm_sampling(sampling: SamplingParams, stream: bool = True) -> Any:
     from vllm import SamplingParams as VllmSamplingParams
     from vllm.sampling_params import RequestOutputKind
 
@@ -331,7 +340,7 @@ def _vllm_sampling(sampling: SamplingParams) -> Any:
         seed=sampling.seed,
         logprobs=0,  # the sampled token's logprob only
         detokenize=False,  # engines never see text
-        output_kind=RequestOutputKind.DELTA,
+        output_kind=RequestOutputKind.DELTA if stream else RequestOutputKind.FINAL_ONLY,
     )
 
 
