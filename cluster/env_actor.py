@@ -293,7 +293,7 @@ class EnvActor:
     async def _relaunch(self, slot: _Slot) -> ReplaceOutcome:
         """Kill the slot's emulator (dead or hung) and boot a new one on its ports, with back-off.
 
-        SIGKILL ends a stopped (hung) process too. "retired" if every try fails.
+        SIGKILL ends a stopped (hung) process too. Raises DeviceFailure if every try fails.
         """
         from droidrl.envs.emulators import EmulatorInstance
 
@@ -308,9 +308,9 @@ class EnvActor:
         slot.env = None
         try:
             env = await asyncio.to_thread(relaunch)  # not the device threads: one may be stuck in the old emulator
-        except DroidrlEnvError as error:
+        except DroidrlEnvError as error:  # the pool tries again (replace_attempts), then retires the slot
             slot.dead = f"relaunching its emulator failed: {error}"
-            return "retired"
+            raise DeviceFailure(f"{slot.id}: {slot.dead}") from None
         finally:
             slot.busy = False
         slot.env, slot.dead = env, None
@@ -365,7 +365,7 @@ class EnvActor:
 
         def probe() -> None:
             if emulator is not None:  # the process runs and its gRPC service answers
-                emulator.check(self.probe_timeout_s)
+                emulator.check(self.probe_timeout_s / 2)
             device.current_app()
             reply = device.shell(f"echo {PROBE_TEXT}")
             if PROBE_TEXT not in reply:

@@ -153,8 +153,8 @@ def device_farm(config: TrainConfig) -> dict[str, Any]:
     """FarmConfig fields for env.backend: emulators the env actors launch, or running adb devices (one actor)."""
     env = config.env
     if env.backend == "emulator":  # an actor is up once its emulators have booted (with retries)
-        boot_s = env.emulator.boot_timeout_s * env.emulator.launch_attempts
-        return {"emulator": env.emulator, "start_timeout_s": boot_s + 60.0}
+        boot_s = env.emulator.boot_timeout_s * env.emulator.launch_attempts + 60.0
+        return {"emulator": env.emulator, "start_timeout_s": boot_s, "replace_timeout_s": boot_s}
     if env.backend == "adb":
         from droidrl.cluster.env_pool import AdbHost
 

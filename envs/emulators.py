@@ -412,21 +412,25 @@ class EmulatorInstance:
     def command(self) -> list[str]:
         return emulator_command(self.config, self.binary, self.lease.console_port, self.lease.grpc_port)
 
-    def launch(self) -> float:
-        """Start the process and wait for boot, retrying with back-off; returns the seconds of the last try."""
+    def launch(self, attempts: int | None = None) -> float:
+        """Start the process and wait for boot, retrying with back-off; returns the seconds of the last try.
+
+        attempts: tries before EmulatorLaunchError (default config.launch_attempts).
+        """
         delay = self.config.backoff_s
-        for attempt in range(1, self.config.launch_attempts + 1):
+        attempts = attempts or self.config.launch_attempts
+        for attempt in range(1, attempts + 1):
             try:
                 return self._launch_once()
             except EmulatorLaunchError:
                 self.kill()
-                if attempt == self.config.launch_attempts:
+                if attempt == attempts:
                     raise
                 time.sleep(delay)
                 delay *= 2
         raise AssertionError("unreachable")
 
-    def relaunch(self, periodic: bool = False) -> float:
+    def relaunch(self, periodic: bool = False, attempts: int | None = None) -> float:
         """Kill the current process (dead, hung or due) and boot a new one on the same ports."""
         with self._lock:
             self.kill()
@@ -434,7 +438,7 @@ class EmulatorInstance:
                 self.periodic_restarts += 1
             else:
                 self.relaunches += 1
-            return self.launch()
+            return self.launch(attempts)
 
     def kill(self) -> None:
         if self.process is not None:
@@ -451,8 +455,10 @@ class EmulatorInstance:
 
     def check(self, timeout_s: float = 5.0) -> None:
         """Health between episodes: the process runs and answers gRPC getStatus; raises DeviceUnavailable."""
-        if self.process is None or self.process.poll() is not None:
-            code = None if self.process is None else self.process.returncode
+        if self.process is None:
+            raise DeviceUnavailable(self.serial, "the emulator is not running (killed, or its relaunch failed)")
+        if self.process.poll() is not None:
+            code = self.process.returncode
             raise DeviceUnavailable(self.serial, f"the emulator process exited (status {code}){self._log_tail()}")
         if not self._grpc_status(timeout_s):
             raise DeviceUnavailable(self.serial, f"gRPC getStatus on port {self.lease.grpc_port} got no answer")
@@ -462,12 +468,14 @@ class EmulatorInstance:
         started = time.perf_counter()
         self.episodes += 1
         every = self.config.restart_every
+        # One try each: inside an episode's reset a failure should reach the actor (which relaunches with
+        # back-off while the episode is retried elsewhere), not hold the reset through every retry.
         if every is not None and self.episodes > every:
-            self.relaunch(periodic=True)  # boots from the base snapshot: the restore comes with it
+            self.relaunch(periodic=True, attempts=1)  # boots from the base snapshot: the restore comes with it
             self.episodes = 1
             return time.perf_counter() - started
         if not self._load_snapshot():
-            self.relaunch()  # the emulator refuses snapshot loads (e.g. a -read-only real emulator)
+            self.relaunch(attempts=1)  # the emulator refuses snapshot loads (e.g. a -read-only real emulator)
             self.episodes = 1
         return time.perf_counter() - started
 

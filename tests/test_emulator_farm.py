@@ -9,6 +9,7 @@ Private adb server, ports far from 5554-5585, a local Ray cluster.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -28,12 +29,13 @@ from droidrl.envs.emulators import (
     EmulatorConfigError,
     EmulatorDevice,
     EmulatorInstance,
+    EmulatorLaunchError,
     check_host,
     emulator_command,
     inner_device_factory,
     lease_ports,
 )
-from droidrl.envs.errors import SnapshotError
+from droidrl.envs.errors import DeviceUnavailable, SnapshotError
 from droidrl.envs.sim.farm import free_port_run
 from droidrl.rollout.envpool import DeviceFailure
 
@@ -212,6 +214,15 @@ def test_instance_boots_resets_to_the_snapshot_and_restarts_periodically(emulato
         assert instance.periodic_restarts == 1 and instance.pid != first_pid  # the third reset relaunched
         assert not alive(first_pid)
         instance.check()
+
+        # An emulator that cannot come up: each relaunch tries launch_attempts times with back-off, then says why.
+        instance.config = dataclasses.replace(emulator_config, launch_attempts=2, extra_args=["-screen", "bad"])
+        launches = instance.launches
+        with pytest.raises(EmulatorLaunchError, match=r"exited with status 1 while booting.*WIDTHxHEIGHT"):
+            instance.relaunch()
+        assert instance.launches == launches + 2 and instance.pid is None
+        with pytest.raises(DeviceUnavailable, match="not running"):
+            instance.check()
     finally:
         instance.close()
     assert instance.pid is None
