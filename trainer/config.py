@@ -347,6 +347,12 @@ def check_resources(config: TrainConfig, gpus: int | None = None, cpus: int | No
             "resources.learner_workers",
             f"{resources.learner_workers} learner workers need one GPU each; resources.gpus is {resources.gpus}",
         )
+    if resources.gpus and resources.learner_workers + resources.engines > resources.gpus:
+        fail(
+            "resources.gpus",
+            f"{resources.learner_workers} learner workers and {resources.engines} engine replicas take one GPU each "
+            f"({resources.learner_workers + resources.engines} in all); resources.gpus is {resources.gpus}",
+        )
     if config.collector.max_concurrent_episodes > config.env.phones:
         fail(
             "collector.max_concurrent_episodes",
