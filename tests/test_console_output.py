@@ -90,6 +90,9 @@ def test_library_logs_go_to_the_file_and_only_their_errors_to_the_console(tmp_pa
     logging.getLogger("transformers.modeling_utils").info("loading weights file model.safetensors")
     logging.getLogger("DeepSpeed").warning("Setting accelerator to CPU.")
     logging.getLogger("vllm.engine").error("EngineCore died")
+    logging.getLogger("ray._private.authentication.authentication_token_setup").warning(
+        "Token authentication is enabled for this Ray cluster. Set RAY_AUTH_MODE=disabled to opt out."
+    )
     lines = out.getvalue().splitlines()
     assert [line.rstrip() for line in lines] == [
         "WARNING  DeepSpeed: Setting accelerator to CPU.",

@@ -43,7 +43,13 @@ LIBRARIES = (
 # Libraries whose warnings are advisories a user cannot act on (vLLM on a CPU: no Triton, no tcmalloc, eager
 # mode, ... about ten lines in each of its processes at every start): on the console only from ERROR up.
 # droidrl's own INFO records are the handled failures (a retried episode): one line each, worth seeing.
-CONSOLE_LEVELS = {"droidrl": logging.INFO, "vllm": logging.ERROR, "py.warnings": logging.ERROR}
+CONSOLE_LEVELS = {
+    "droidrl": logging.INFO,
+    "vllm": logging.ERROR,
+    "py.warnings": logging.ERROR,
+    # "Token authentication is enabled for this Ray cluster": a notice about the private cluster, not a problem.
+    "ray._private.authentication": logging.ERROR,
+}
 LOG_FILE = "droidrl.log"  # this process's log (all libraries), in run_dir/logs/
 VLLM_LOG_FILE = "vllm.log"  # vLLM's, from this process and its engine-core process
 FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d]: %(message)s"
@@ -192,9 +198,11 @@ def _console_handler(console: Any, details: Path, verbose: bool) -> logging.Hand
 
 
 def _console_worthy(record: logging.LogRecord) -> bool:
-    """Whether a record reaches the console: CONSOLE_LEVELS raises the bar for some libraries."""
-    top = "py.warnings" if record.name == "py.warnings" else record.name.split(".")[0]
-    return record.levelno >= CONSOLE_LEVELS.get(top, logging.WARNING)
+    """Whether a record reaches the console: CONSOLE_LEVELS raises the bar for some loggers (longest prefix wins)."""
+    name = record.name
+    while name not in CONSOLE_LEVELS and "." in name:
+        name = name.rsplit(".", 1)[0]
+    return record.levelno >= CONSOLE_LEVELS.get(name, logging.WARNING)
 
 
 _import_log: Any = None  # stays open for the process: handlers created at import may hold it
