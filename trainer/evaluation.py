@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from droidrl.rollout.agent import Agent
 from droidrl.rollout.collector import Collector, CollectorConfig, Group, TaskInstance
 from droidrl.rollout.envpool import EnvPool
+
+log = logging.getLogger(__name__)
 
 
 def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
@@ -50,6 +55,8 @@ class EvalResult:
     invalid_rate: float = 0.0
     seconds: float = 0.0
     dropped_groups: int = 0  # lost to infrastructure failures: not counted as failures, reported instead
+    rerun_groups: int = 0  # dropped once, then played again (the counts hold their second run)
+    drop_reasons: list[str] = field(default_factory=list)  # why each group was dropped, reruns included
 
     @property
     def rate(self) -> float:
@@ -83,6 +90,8 @@ class EvalResult:
             "invalid_rate": self.invalid_rate,
             "seconds": self.seconds,
             "dropped_groups": self.dropped_groups,
+            "rerun_groups": self.rerun_groups,
+            "drop_reasons": list(self.drop_reasons),
         }
 
 
@@ -114,26 +123,84 @@ async def evaluate(
     concurrency: int,
     run_id: str = "eval",
     records: Path | None = None,
+    reruns: int = 1,
 ) -> EvalResult:
     """Play every instance `samples` times with `agent` (its own sampling settings) and count successes.
 
     A separate collector with no staleness bound: evaluation never holds back or counts toward training.
-    `records`: a Parquet path where the episodes are kept (turn records, as training's rollouts/), for
-    the report's trajectory viewer.
+    A group dropped after its episodes ran out of retries (an infrastructure failure) is played again,
+    up to `reruns` more rounds, so one bad moment of a device or an engine does not take its instance
+    out of the estimate; what is still missing after them is `dropped_groups`. `records`: a Parquet path
+    where the episodes are kept (turn records, as training's rollouts/), for the report's trajectory viewer.
     """
-    config = CollectorConfig(
-        group_size=samples,
-        batch_size=max(1, len(instances)),
-        max_concurrent_episodes=concurrency,
-        max_consecutive_drops=max(1, len(instances) // 2),  # a broken engine fails the evaluation loudly
-    )
-    collector = Collector(agent, pool, config, run_id=f"{run_id}-{step}")
     started = time.perf_counter()
-    groups = await collector.collect(instances)
+    groups: list[Group] = []
+    reasons: list[str] = []
+    todo = list(instances)
+    rerun = 0
+    for attempt in range(1 + reruns):
+        name = f"{run_id}-{step}" + (f"-rerun{attempt}" if attempt else "")
+        config = CollectorConfig(
+            group_size=samples,
+            batch_size=max(1, len(todo)),
+            max_concurrent_episodes=concurrency,
+            # A broken engine fails the evaluation loudly; a rerun round only reports what is still missing.
+            max_consecutive_drops=None if attempt else max(1, len(todo) // 2),
+        )
+        collector = Collector(agent, pool, config, run_id=name)
+        with _drop_reasons(name) as dropped:
+            finished = await collector.collect(todo)
+        groups += finished
+        reasons += dropped or ([collector.stats.last_error] * collector.stats.groups_dropped)
+        todo = _missing(todo, finished)
+        if not todo or attempt == reruns:
+            break
+        rerun += len(todo)
+        log.warning(f"evaluation at step {step}: {len(todo)} dropped group(s) played again")
     result = summarise(groups, step, time.perf_counter() - started)
-    result.dropped_groups = collector.stats.groups_dropped
+    result.dropped_groups = len(todo)
+    result.rerun_groups = rerun
+    result.drop_reasons = reasons
     if records is not None and groups:
         from droidrl.rollout.records import write_groups
 
         await asyncio.to_thread(write_groups, groups, records, f"{run_id}-{step}", step)
     return result
+
+
+def _missing(instances: Sequence[TaskInstance], finished: Sequence[Group]) -> list[TaskInstance]:
+    """The instances (with repeats) that no finished group played."""
+    left = Counter(group.instance for group in finished)
+    missing = []
+    for instance in instances:
+        if left[instance] > 0:
+            left[instance] -= 1
+        else:
+            missing.append(instance)
+    return missing
+
+
+class _DropLog(logging.Handler):
+    """Keeps the reasons the collector logs for the groups of one collector (its run id) that it drops."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(logging.WARNING)
+        self.prefix = f"{run_id}-g"
+        self.reasons: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if " dropped: " in str(record.msg) and args and str(args[0]).startswith(self.prefix):
+            self.reasons.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _drop_reasons(run_id: str) -> Iterator[list[str]]:
+    """The collector's one log line per dropped group ("group G (task:seed) dropped: why"), for this run id."""
+    handler = _DropLog(run_id)
+    logger = logging.getLogger("droidrl.rollout.collector")
+    logger.addHandler(handler)
+    try:
+        yield handler.reasons
+    finally:
+        logger.removeHandler(handler)
