@@ -15,7 +15,10 @@ screenshots become processor inputs per micro-batch (the vision tower frozen by 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
+import logging
 import math
 import os
 import socket
@@ -37,6 +40,8 @@ from droidrl.trainer.learner_config import (  # noqa: F401  (re-exported: the le
     lr_factor,
 )
 from droidrl.trainer.samples import MicroBatch, StepSample, pack_micro_batches
+
+log = logging.getLogger(__name__)
 
 
 def _free_port() -> int:
@@ -67,7 +72,11 @@ def init_distributed() -> None:
     if "RANK" not in os.environ:
         os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1")
         os.environ["MASTER_PORT"] = str(_free_port())
-    deepspeed.init_distributed(dist_backend="nccl" if use_gpu() else "gloo", verbose=False)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):  # DeepSpeed print()s "... shm_comm_op built successfully" on CPU
+        deepspeed.init_distributed(dist_backend="nccl" if use_gpu() else "gloo", verbose=False)
+    for line in printed.getvalue().splitlines():
+        log.info("deepspeed: %s", line)
 
 
 def load_hf_model(path: str, dtype: torch.dtype) -> Any:
