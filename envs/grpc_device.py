@@ -181,7 +181,8 @@ class GrpcDevice:
     # ---- snapshots (gRPC SnapshotService, as android_env's EmulatorSimulator uses it) ---------------------
     def save_snapshot(self, name: str) -> None:
         check_snapshot_name(name)
-        reply = self._rpc("SaveSnapshot", self._snapshots.SaveSnapshot, snap_pb.SnapshotPackage(snapshot_id=name))
+        request = snap_pb.SnapshotPackage(snapshot_id=name)
+        reply = self._rpc("SaveSnapshot", self._snapshots.SaveSnapshot, request, self._snapshot_timeout_s)
         if not reply.success:
             detail = reply.err.decode("utf-8", errors="replace")
             hint = "; start the emulator without -read-only to use snapshots" if "-read-only" in detail else ""
@@ -190,13 +191,13 @@ class GrpcDevice:
     def load_snapshot(self, name: str) -> float:
         check_snapshot_name(name)
         started = time.perf_counter()
-        reply = self._rpc("LoadSnapshot", self._snapshots.LoadSnapshot, snap_pb.SnapshotPackage(snapshot_id=name))
+        request = snap_pb.SnapshotPackage(snapshot_id=name)
+        reply = self._rpc("LoadSnapshot", self._snapshots.LoadSnapshot, request, self._snapshot_timeout_s)
         if not reply.success:
             detail = reply.err.decode("utf-8", errors="replace")
-            raise SnapshotError(
-                f"loading snapshot {name!r} on {self.serial} failed: {detail}; save it first with "
-                f"save_snapshot({name!r})"
-            )
+            missing = "exist" in detail or "not found" in detail.lower()
+            hint = f"; save it first with save_snapshot({name!r})" if missing else ""
+            raise SnapshotError(f"loading snapshot {name!r} on {self.serial} failed: {detail}{hint}")
         self._rotation = None
         self._wait_ready(name, started + self.ready_timeout_s)
         self.last_restore_s = time.perf_counter() - started
@@ -219,6 +220,11 @@ class GrpcDevice:
                     "(sys.boot_completed never became 1)",
                 )
             time.sleep(0.1)
+
+    @property
+    def _snapshot_timeout_s(self) -> float:
+        # A real emulator takes seconds to save or load a snapshot of a few GB, more on a busy host.
+        return max(self.timeout_s, self.ready_timeout_s)
 
     def close(self) -> None:
         """Close the gRPC channel (the emulator keeps running)."""
@@ -254,9 +260,9 @@ class GrpcDevice:
             return y, h - x
         return x, y
 
-    def _rpc(self, what: str, method: Callable[..., T], request: object) -> T:
+    def _rpc(self, what: str, method: Callable[..., T], request: object, timeout_s: float | None = None) -> T:
         try:
-            return method(request, timeout=self.timeout_s)
+            return method(request, timeout=timeout_s or self.timeout_s)
         except grpc.RpcError as err:
             # A stub's RpcError is also a grpc.Call, which carries the status code and the server's words.
             code, detail = (err.code(), err.details()) if isinstance(err, grpc.Call) else (None, str(err))

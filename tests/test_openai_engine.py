@@ -28,6 +28,7 @@ from PIL import Image
 
 from droidrl.rollout.engines.base import Engine, SamplingParams
 from droidrl.rollout.engines.openai_engine import (
+    PASSTHROUGH_TEMPLATE,
     EndpointError,
     EndpointUnavailable,
     ModelMismatch,
@@ -85,6 +86,7 @@ def chat_reply(body: dict[str, Any]) -> dict[str, Any]:
                 "index": 0,
                 "message": {"role": "assistant", "content": 'do(action="Back")'},
                 "logprobs": {"content": [{"token": "do", "logprob": -0.1}, {"token": "(", "logprob": -0.2}]},
+                "token_ids": [31, 32],
                 "finish_reason": "length",
             }
         ],
@@ -127,6 +129,8 @@ def make_handler(script: Script) -> type[BaseHTTPRequestHandler]:
                     self.send(200, json.dumps(completion_reply(body)))
                 elif self.path == "/v1/chat/completions":
                     self.send(200, json.dumps(chat_reply(body)))
+                elif self.path == "/detokenize":  # vLLM's, at the server's root
+                    self.send(200, json.dumps({"prompt": "".join(f"<{t}>" for t in body["tokens"])}))
                 else:
                     self.send(404, json.dumps({"error": {"message": f"no route {self.path}"}}))
             except (BrokenPipeError, ConnectionResetError):
@@ -339,14 +343,42 @@ def test_chat_sends_screenshots_as_data_urls(server) -> None:
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(base64.b64decode(data)))), screen)
 
 
-def test_images_in_generate_and_weight_updates_are_clear_errors(server) -> None:
+def test_generate_with_images_sends_the_detokenized_prompt_through_a_pass_through_template(server) -> None:
+    script, url = server
+    screens = [np.full((8, 4, 3), 10 * i, np.uint8) for i in (1, 2)]
+
+    async def go():
+        engine = OpenAIEngine(config(url))
+        try:
+            return await engine.generate([7, 8, 9], SAMPLING, images=screens)
+        finally:
+            await engine.close()
+
+    completion = run(go)
+    assert completion.token_ids == [31, 32] and completion.logprobs == [-0.1, -0.2]
+    assert completion.finish_reason == "length"
+    (detok_path, detok), (chat_path, chat) = script.requests[-2:]
+    assert (detok_path, detok["tokens"]) == ("/detokenize", [7, 8, 9])
+    assert chat_path == "/v1/chat/completions"
+    assert chat["chat_template"] == PASSTHROUGH_TEMPLATE and chat["add_generation_prompt"] is False
+    assert chat["add_special_tokens"] is False and chat["max_tokens"] == 3 and chat["top_k"] == 5
+    *image_parts, text_part = chat["messages"][0]["content"]
+    assert text_part == {"type": "text", "text": "<7><8><9>"}
+    for part, screen in zip(image_parts, screens, strict=True):
+        data = base64.b64decode(part["image_url"]["url"].removeprefix("data:image/png;base64,"))
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), screen)
+
+    from jinja2 import Template  # the template renders the prompt text and nothing else
+
+    assert Template(PASSTHROUGH_TEMPLATE).render(messages=chat["messages"]) == "<7><8><9>"
+
+
+def test_weight_updates_are_a_clear_error(server) -> None:
     _, url = server
 
     async def go():
         engine = OpenAIEngine(config(url))
         try:
-            with pytest.raises(ValueError, match="no images"):
-                await engine.generate([1], SAMPLING, images=[np.zeros((4, 4, 3), np.uint8)])
             with pytest.raises(EndpointError, match="cannot replace"):
                 await engine.update_weights(Path("/nowhere"), 1)
         finally:

@@ -24,6 +24,13 @@ import numpy as np
 from droidrl.rollout.engines.base import Completion, FinishReason, SamplingParams
 
 _FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length", "abort": "abort"}
+# A chat template that renders the text parts of the messages and nothing else: `generate` with images sends
+# the prompt already templated (image placeholders in place), so the server must add no role headers.
+PASSTHROUGH_TEMPLATE = (
+    "{%- for message in messages -%}{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}"
+    "{%- endfor -%}{%- endfor -%}"
+)
 # Answers worth another try: the server is starting, overloaded or restarting behind a proxy.
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _TRANSIENT = (httpx.TransportError,)  # connect/read/write errors and every httpx timeout
@@ -168,12 +175,13 @@ class OpenAIEngine:
         images: list[np.ndarray] | None = None,
         session: str | None = None,
     ) -> Completion:
-        """Sample one completion for exact `prompt_ids` through the completions API; see `Engine.generate`."""
-        if images:
-            raise ValueError(
-                f"engine {self.name}: the completions API takes token ids but no images; for a vision policy "
-                "behind an endpoint send chat messages with OpenAIEngine.chat (screenshots go as data URLs)"
-            )
+        """Sample one completion for exact `prompt_ids`; see `Engine.generate`.
+
+        Without images: the completions API with the ids as the prompt. With images (the completions API
+        carries none): the chat API, with the prompt's text (the ids detokenized by the server, image
+        placeholders included) rendered as is by a pass-through chat template and the images as data URLs;
+        the server must allow request templates (`vllm serve --trust-request-chat-template`).
+        """
         if not prompt_ids:
             raise ValueError(f"engine {self.name}: prompt_ids is empty; a prompt needs at least one token")
         if self.max_model_len is not None and len(prompt_ids) >= self.max_model_len:
@@ -181,19 +189,21 @@ class OpenAIEngine:
                 f"engine {self.name}: prompt has {len(prompt_ids)} tokens but the endpoint's max_model_len is "
                 f"{self.max_model_len}; shorten the history or serve the model with a longer --max-model-len"
             )
-        body = {
-            "prompt": [int(t) for t in prompt_ids],
-            "logprobs": 0,  # the sampled token's logprob only
-            "return_token_ids": True,  # vLLM: the exact ids, not text to re-tokenize
-            "return_tokens_as_token_ids": True,  # vLLM: logprob tokens as "token_id:N" (a fallback for the ids)
-            "skip_special_tokens": False,
-            **_sampling_body(sampling),
-        }
         started = time.perf_counter()
-        reply = await self._post("/completions", body)
-        choice = _first_choice(reply, self.name)
-        token_ids = _completion_token_ids(choice, self.name)
-        logprobs = _completion_logprobs(choice, len(token_ids), self.name)
+        if images:
+            token_ids, logprobs, choice = await self._generate_with_images(prompt_ids, sampling, images)
+        else:
+            body = {
+                "prompt": [int(t) for t in prompt_ids],
+                "logprobs": 0,  # the sampled token's logprob only
+                "return_token_ids": True,  # vLLM: the exact ids, not text to re-tokenize
+                "return_tokens_as_token_ids": True,  # vLLM: logprob tokens as "token_id:N" (a fallback for the ids)
+                "skip_special_tokens": False,
+                **_sampling_body(sampling),
+            }
+            choice = _first_choice(await self._post("/completions", body), self.name)
+            token_ids = _completion_token_ids(choice, self.name)
+            logprobs = _completion_logprobs(choice, len(token_ids), self.name)
         return Completion(
             token_ids=token_ids,
             logprobs=logprobs,
@@ -202,6 +212,35 @@ class OpenAIEngine:
             engine=self.name,
             timings={"generate_s": time.perf_counter() - started},
         )
+
+    async def _generate_with_images(
+        self, prompt_ids: list[int], sampling: SamplingParams, images: list[np.ndarray]
+    ) -> tuple[list[int], list[float], dict[str, Any]]:
+        # vLLM serves /detokenize at the server's root, beside /v1.
+        root = self.config.base_url.removesuffix("/v1")
+        detokenized = await self._post(f"{root}/detokenize", {"tokens": [int(t) for t in prompt_ids]})
+        text = detokenized.get("prompt")
+        if not isinstance(text, str):
+            raise EndpointError(f"engine {self.name}: /detokenize answered no prompt text: {str(detokenized)[:300]}")
+        content = [*(self.image_part(image) for image in images), {"type": "text", "text": text}]
+        body = {
+            "messages": [{"role": "user", "content": content}],
+            "chat_template": PASSTHROUGH_TEMPLATE,  # the text already is the whole templated prompt
+            "add_generation_prompt": False,
+            "add_special_tokens": False,
+            "logprobs": True,
+            "return_token_ids": True,
+            "skip_special_tokens": False,
+            **_sampling_body(sampling),
+        }
+        choice = _first_choice(await self._post("/chat/completions", body), self.name)
+        ids = choice.get("token_ids")
+        entries = (choice.get("logprobs") or {}).get("content") or []
+        if not isinstance(ids, list) or len(entries) != len(ids):
+            raise EndpointError(
+                f"engine {self.name}: the chat answer lacks token ids or their logprobs; serve the model with vLLM"
+            )
+        return [int(t) for t in ids], [float(entry.get("logprob", 0.0)) for entry in entries], choice
 
     async def update_weights(self, source: Path, version: int) -> None:
         raise EndpointError(
@@ -260,7 +299,7 @@ class OpenAIEngine:
     async def _request(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         """Send with a slot held; retry what may pass; raise EndpointError/EndpointUnavailable with the cause."""
         config = self.config
-        url = f"{config.base_url}{path}"
+        url = path if path.startswith(("http://", "https://")) else f"{config.base_url}{path}"
         self._in_flight += 1
         try:
             async with self._slots:
@@ -268,7 +307,7 @@ class OpenAIEngine:
                     delay: float | None = None
                     try:
                         async with asyncio.timeout(config.timeout_s):
-                            response = await self._client.request(method, path, json=body)
+                            response = await self._client.request(method, url, json=body)
                     except (TimeoutError, *_TRANSIENT) as err:
                         failure: EndpointError = _unavailable(url, err, config, attempt + 1)
                     else:
