@@ -94,8 +94,10 @@ def farm(config: EmulatorConfig, **overrides) -> RayEnvPool:
 
 
 async def endpoints(pool: RayEnvPool) -> dict[str, dict]:
-    (actor,) = pool.actors()
-    return await actor.endpoints.remote()
+    found: dict[str, dict] = {}
+    for actor in pool.actors():
+        found.update(await actor.endpoints.remote())
+    return found
 
 
 async def wait_until(predicate, timeout: float = 120.0) -> None:
@@ -233,7 +235,7 @@ def test_farm_boots_emulators_resets_them_and_exposes_adb_endpoints(
     emulator_config: EmulatorConfig, adb_server: AdbServer
 ) -> None:
     async def main() -> None:
-        pool = farm(emulator_config)
+        pool = farm(emulator_config, actors=2, devices_per_actor=1)  # two actors on one node: leased ports differ
         await pool.start()
         try:
             found = await endpoints(pool)
@@ -261,9 +263,10 @@ def test_farm_boots_emulators_resets_them_and_exposes_adb_endpoints(
                     serial = found[device.id]["serial"]
                     got = adb_server.adb("-s", serial, "shell", "settings", "get", "global", "droidrl_marker")
                     assert got.stdout.strip() == b"null"
-            (info,) = await pool.actor_info()
-            assert info["relaunched"] == 0
-            assert {e["launches"] for e in info["emulators"].values()} == {1}
+            infos = await pool.actor_info()
+            assert len({info["pid"] for info in infos}) == 2
+            assert [info["relaunched"] for info in infos] == [0, 0]
+            assert [e["launches"] for info in infos for e in info["emulators"].values()] == [1, 1]
         finally:
             pool.close()
 
