@@ -370,14 +370,14 @@ def _agent(setup: EvalSetup, engine):
 
 
 async def _start_engine(setup: EvalSetup):
-    """An Engine over the OpenAI-compatible endpoint (rollout/engines/openai_engine.py)."""
+    """An Engine over the OpenAI-compatible endpoint, checked to answer and serve the model before any episode."""
+    from droidrl.rollout.engines.openai_engine import EndpointError, connect
+
     try:
-        from droidrl.rollout.engines import openai_engine
-    except ImportError:
-        raise CliError("--endpoint needs droidrl.rollout.engines.openai_engine, which this install lacks") from None
-    return await openai_engine.connect(
-        setup.endpoint, setup.served_model, max_model_len=setup.config.rollout.max_model_len
-    )
+        # The context window is the endpoint's own (GET /models), so prompts are budgeted for what it serves.
+        return await connect(setup.endpoint, setup.served_model, max_concurrency=setup.config.env.phones)
+    except (EndpointError, ValueError) as err:
+        raise CliError(f"--endpoint {setup.endpoint}: {err}") from None
 
 
 def _suite_name(suite: str | list[str]) -> str:

@@ -22,7 +22,7 @@ REPORT_FILE = "report.html"
 EVAL_STYLE = """
 details.ep{background:#fff;border-radius:6px;margin:4px 0;padding:2px 8px}
 details.ep>summary{cursor:pointer;font-size:13px} details.ep .episode{margin:6px 0;border-left-width:3px}
-td.ok{color:#228833} td.bad{color:#cc3311} td a{text-decoration:none}
+td.ok{color:#228833} td.bad{color:#cc3311} td a{text-decoration:none;color:inherit}
 .meta td{text-align:left}
 """
 

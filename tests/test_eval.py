@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from test_openai_engine import vllm_server  # noqa: F401  (the fixture: `vllm serve` of the tiny model)
 
 from droidrl.eval.protocols import PROTOCOLS, get_protocol, protocol_score
 from droidrl.eval.stats import summarise_episodes, t_interval, t_quantile_975
@@ -257,3 +258,19 @@ def test_eval_killed_midway_resumes_without_losing_or_repeating(tmp_path: Path, 
     assert after.startswith(kept)  # nothing written before the kill was rewritten or lost
     _check_results(out, runs=2, instances=3)  # each of the 6 keys exactly once
     assert len(_lines(out)) == 6
+
+
+@pytest.mark.slow
+def test_eval_through_an_openai_compatible_endpoint(tmp_path: Path, model_dir: Path, vllm_server: str) -> None:  # noqa: F811
+    out = tmp_path / "endpoint"
+    result = _eval("--endpoint", vllm_server, "--served-model", "tiny", "--model", str(model_dir), "--suite",
+                   "SystemWifiTurnOff", "--runs", "2", "--phones", "2", "--no-ray", "--max-tokens", "12",
+                   "--out", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"droidrl eval: {vllm_server} (tiny) on SystemWifiTurnOff" in result.stdout
+    _check_results(out, runs=2, instances=1)
+    assert {r["engine"] for r in _lines(out)} == {"openai-0"}  # every turn came from the endpoint
+    # A wrong served-model name is a clear error before any episode.
+    wrong = _eval("--endpoint", vllm_server, "--served-model", "nope", "--model", str(model_dir), "--suite",
+                  "SystemWifiTurnOff", "--no-ray", "--out", str(tmp_path / "wrong"))  # fmt: skip
+    assert wrong.returncode == 2 and "--endpoint" in wrong.stdout and "Traceback" not in wrong.stdout + wrong.stderr
