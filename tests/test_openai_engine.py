@@ -436,6 +436,7 @@ def vllm_server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     command += ["--dtype", "float32", "--enforce-eager", "--max-model-len", "2048", "--max-num-seqs", "4"]
     command += ["--kv-cache-memory-bytes", str(128 << 20), "--max-num-batched-tokens", "8192"]
     command += ["--generation-config", "vllm", "--logprobs-mode", "raw_logprobs", "--disable-log-stats"]
+    command += ["--trust-request-chat-template"]  # generate() with images sends a pass-through template
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/v1"
@@ -482,11 +483,13 @@ def test_against_vllm_serve_of_the_tiny_model(vllm_server: str, model_dir: Path,
                 engine.generate(prompt, SamplingParams(temperature=1.0, top_p=0.9, max_tokens=8, seed=3)),
             )
             reply = await engine.chat(messages, SamplingParams(temperature=0.0, max_tokens=8))
-            return first, second, sampled, reply
+            # The path generate() takes with images (the tiny model has none): detokenize, pass-through template.
+            through_chat = await engine._generate_chat(prompt, greedy, [])
+            return first, second, sampled, reply, through_chat
         finally:
             await engine.close()
 
-    first, second, sampled, reply = asyncio.run(go())
+    first, second, sampled, reply, through_chat = asyncio.run(go())
     assert first.token_ids == second.token_ids and len(first.token_ids) == 8 and first.finish_reason == "length"
     assert len(sampled.token_ids) == len(sampled.logprobs) >= 1
     # The ids are exact: the HF model scores them with the logprobs the endpoint reported (raw logprobs).
@@ -495,6 +498,8 @@ def test_against_vllm_serve_of_the_tiny_model(vllm_server: str, model_dir: Path,
     # The chat API applies the same chat template: greedy text equals the completion's decoded ids.
     assert reply.text == tokenizer.decode(first.token_ids, skip_special_tokens=True)
     assert reply.token_ids == first.token_ids
+    ids, logprobs, _ = through_chat  # the server re-tokenized the detokenized prompt to the same ids
+    assert ids == first.token_ids and np.allclose(logprobs, first.logprobs, atol=1e-4)
 
 
 def test_connect_takes_the_endpoints_context_window_and_refuses_longer_prompts(server) -> None:

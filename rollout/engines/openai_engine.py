@@ -191,7 +191,7 @@ class OpenAIEngine:
             )
         started = time.perf_counter()
         if images:
-            token_ids, logprobs, choice = await self._generate_with_images(prompt_ids, sampling, images)
+            token_ids, logprobs, choice = await self._generate_chat(prompt_ids, sampling, images)
         else:
             body = {
                 "prompt": [int(t) for t in prompt_ids],
@@ -213,9 +213,10 @@ class OpenAIEngine:
             timings={"generate_s": time.perf_counter() - started},
         )
 
-    async def _generate_with_images(
+    async def _generate_chat(
         self, prompt_ids: list[int], sampling: SamplingParams, images: list[np.ndarray]
     ) -> tuple[list[int], list[float], dict[str, Any]]:
+        """`generate` through the chat API: the server detokenizes the ids, the pass-through template keeps them."""
         # vLLM serves /detokenize at the server's root, beside /v1.
         root = self.config.base_url.removesuffix("/v1")
         detokenized = await self._post(f"{root}/detokenize", {"tokens": [int(t) for t in prompt_ids]})
@@ -337,6 +338,8 @@ class OpenAIEngine:
             )
         if status in _RETRY_STATUS:
             return EndpointUnavailable(f"{url} answered {status} after {self.config.retries + 1} tries: {detail}")
+        if "chat template" in detail.lower() and "trust" in detail.lower():
+            detail += " (generate() with images needs: vllm serve --trust-request-chat-template)"
         return EndpointError(f"{url} refused the request ({status}): {detail}")
 
 
