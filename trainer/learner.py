@@ -76,7 +76,7 @@ def init_distributed() -> None:
     with contextlib.redirect_stdout(printed):  # DeepSpeed print()s "... shm_comm_op built successfully" on CPU
         deepspeed.init_distributed(dist_backend="nccl" if use_gpu() else "gloo", verbose=False)
     for line in printed.getvalue().splitlines():
-        log.info("deepspeed: %s", line)
+        log.debug("deepspeed: %s", line)
 
 
 def load_hf_model(path: str, dtype: torch.dtype) -> Any:
