@@ -112,6 +112,23 @@ MIN_PIXELS = 28 * 28 * 4
 MAX_PIXELS = 28 * 28 * 256
 
 
+# Larger shapes of the same architectures, for benchmarks on a GPU (benchmarks/gpu_smoke.py): "0.5b" is about
+# half a billion parameters, with the released models' head size (128) and grouped-query attention.
+SCALES: dict[str, dict[str, dict[str, Any]]] = {
+    "tiny": {"text": {}, "vision": {}},
+    "0.5b": {
+        "text": dict(
+            hidden_size=1536,
+            intermediate_size=4096,
+            num_hidden_layers=18,
+            num_attention_heads=12,
+            num_key_value_heads=2,
+        ),
+        "vision": dict(depth=8, hidden_size=768, num_heads=6, intermediate_size=2048),
+    },
+}
+
+
 def train_tokenizer(vocab_size: int = VOCAB_SIZE, special_tokens: list[str] | None = None) -> Any:
     """A byte-level BPE `tokenizers.Tokenizer` trained on the corpus (cached on disk; deterministic).
 
@@ -196,25 +213,36 @@ def _padded_vocab(tokenizer: Any) -> int:
     return (len(tokenizer) + 63) // 64 * 64
 
 
-def _text_config_kwargs(tokenizer: Any) -> dict[str, Any]:
+def _text_config_kwargs(tokenizer: Any, scale: str = "tiny") -> dict[str, Any]:
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
     pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    return dict(
-        vocab_size=_padded_vocab(tokenizer),
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,  # head_dim 64: the smallest vLLM's CPU attention supports
-        num_key_value_heads=1,  # grouped-query attention, as in every Qwen2 size
-        max_position_embeddings=16384,
-        rope_theta=1_000_000.0,
-        rms_norm_eps=1e-6,
-        tie_word_embeddings=True,
-        use_sliding_window=False,
-        bos_token_id=pad,
-        eos_token_id=eos,
-        pad_token_id=pad,
+    return _scaled(
+        scale,
+        "text",
+        dict(
+            vocab_size=_padded_vocab(tokenizer),
+            hidden_size=128,
+            intermediate_size=256,
+            num_hidden_layers=2,
+            num_attention_heads=2,  # head_dim 64: the smallest vLLM's CPU attention supports
+            num_key_value_heads=1,  # grouped-query attention, as in every Qwen2 size
+            max_position_embeddings=16384,
+            rope_theta=1_000_000.0,
+            rms_norm_eps=1e-6,
+            tie_word_embeddings=True,
+            use_sliding_window=False,
+            bos_token_id=pad,
+            eos_token_id=eos,
+            pad_token_id=pad,
+        ),
     )
+
+
+def _scaled(scale: str, part: str, sizes: dict[str, Any]) -> dict[str, Any]:
+    """`sizes` with the `part` ("text" or "vision") shapes of `scale` in place of the tiny ones."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown model scale {scale!r}; choose one of {', '.join(SCALES)}")
+    return {**sizes, **SCALES[scale][part]}
 
 
 def _generation_config(tokenizer: Any) -> Any:
@@ -225,37 +253,44 @@ def _generation_config(tokenizer: Any) -> Any:
     return GenerationConfig(bos_token_id=pad, eos_token_id=[eos, pad], pad_token_id=pad)
 
 
-def _build_text(tokenizer: Any) -> Any:
+def _mrope_section(text: dict[str, Any], rotary_share: float) -> list[int]:
+    """(time, height, width) split of the rotary frequencies, in the released [16, 24, 24] : 64 proportion."""
+    frequencies = int(text["hidden_size"] // text["num_attention_heads"] * rotary_share) // 2
+    time = frequencies // 4
+    return [time, (frequencies - time) // 2, frequencies - time - (frequencies - time) // 2]
+
+
+def _build_text(tokenizer: Any, scale: str = "tiny") -> Any:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    config = Qwen2Config(**_text_config_kwargs(tokenizer))
+    config = Qwen2Config(**_text_config_kwargs(tokenizer, scale))
     return Qwen2ForCausalLM(config)
 
 
-def _build_vl(tokenizer: Any) -> Any:
+def _build_vl(tokenizer: Any, scale: str = "tiny") -> Any:
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-    text = _text_config_kwargs(tokenizer)
+    text = _text_config_kwargs(tokenizer, scale)
     # Multimodal RoPE splits each head's 32 rotary frequencies over (time, height, width);
     # Qwen2.5-VL's [16, 24, 24] is for head_dim 128, this is the same proportion for 64.
     text["rope_parameters"] = {
         "rope_type": "default",
         "rope_theta": text.pop("rope_theta"),
-        "mrope_section": [8, 12, 12],
+        "mrope_section": _mrope_section(text, rotary_share=1.0),
     }
     vision = dict(
         depth=2,
         hidden_size=128,
         num_heads=2,  # head size 64, as for the text model
         intermediate_size=256,
-        out_hidden_size=text["hidden_size"],
         patch_size=14,
         spatial_merge_size=2,
         temporal_patch_size=2,
         window_size=112,
-        fullatt_block_indexes=[1],
         in_chans=3,
     )
+    vision = _scaled(scale, "vision", vision)
+    vision.update(out_hidden_size=text["hidden_size"], fullatt_block_indexes=[vision["depth"] - 1])
     config = Qwen2_5_VLConfig(
         text_config=text,
         vision_config=vision,
@@ -269,11 +304,11 @@ def _build_vl(tokenizer: Any) -> Any:
     return Qwen2_5_VLForConditionalGeneration(config)
 
 
-def _build_glm4v(tokenizer: Any) -> Any:
+def _build_glm4v(tokenizer: Any, scale: str = "tiny") -> Any:
     from transformers import Glm4vConfig, Glm4vForConditionalGeneration
 
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in GLM_SPECIAL_TOKENS}
-    text = _text_config_kwargs(tokenizer)
+    text = _text_config_kwargs(tokenizer, scale)
     for key in ("tie_word_embeddings", "use_sliding_window"):
         text.pop(key)
     # GLM rotates half of each head (partial_rotary_factor 0.5): 16 of head_dim 64's frequencies, split
@@ -281,7 +316,7 @@ def _build_glm4v(tokenizer: Any) -> Any:
     text["rope_parameters"] = {
         "rope_type": "default",
         "rope_theta": 10_000.0,
-        "mrope_section": [4, 6, 6],
+        "mrope_section": _mrope_section(text, rotary_share=0.5),
         "partial_rotary_factor": 0.5,
     }
     text.pop("rope_theta")
@@ -291,13 +326,14 @@ def _build_glm4v(tokenizer: Any) -> Any:
         hidden_size=128,
         num_heads=2,
         intermediate_size=256,
-        out_hidden_size=text["hidden_size"],
         image_size=336,
         patch_size=14,
         spatial_merge_size=2,
         temporal_patch_size=2,
         rms_norm_eps=1e-5,
     )
+    vision = _scaled(scale, "vision", vision)
+    vision["out_hidden_size"] = text["hidden_size"]
     config = Glm4vConfig(
         text_config=text,
         vision_config=vision,
@@ -340,6 +376,9 @@ def _save_glm_processor(out: Path) -> None:
     (out / "processor_config.json").write_text(json.dumps({"processor_class": "Glm4vProcessor"}, indent=2) + "\n")
 
 
+_BUILDERS = {"tiny-text": _build_text, "tiny-vl": _build_vl, "tiny-glm4v": _build_glm4v}
+
+
 def _save_image_processor(out: Path) -> None:
     # Written as JSON rather than through Qwen2VLImageProcessor: its fast variant needs torchvision,
     # which the CPU install lacks; both variants read this file.
@@ -363,11 +402,12 @@ def _save_image_processor(out: Path) -> None:
     (out / "preprocessor_config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
-def init_model(preset: str, out: Path, seed: int = 0) -> Path:
+def init_model(preset: str, out: Path, seed: int = 0, scale: str = "tiny") -> Path:
     """Write a randomly initialised `preset` model with the project's tokenizer to `out`; returns `out`.
 
     Float32 weights: on CPU the engine, the trainer and re-scoring must agree to ~1e-5 in
     logprobs, which bf16 rounding (~1e-2) would hide. Same preset and seed give identical files.
+    `scale` other than "tiny" (SCALES) gives the same architecture at benchmark sizes.
     """
     import torch
 
@@ -377,10 +417,9 @@ def init_model(preset: str, out: Path, seed: int = 0) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     glm = preset == "tiny-glm4v"
     tokenizer = build_glm_tokenizer() if glm else build_tokenizer()
-    builders = {"tiny-text": _build_text, "tiny-vl": _build_vl, "tiny-glm4v": _build_glm4v}
     torch.manual_seed(seed)
     with torch.device("cpu"):
-        model = builders[preset](tokenizer)
+        model = _BUILDERS[preset](tokenizer, scale)
     model = model.to(torch.float32).eval()
     model.generation_config = _glm_generation_config(tokenizer) if glm else _generation_config(tokenizer)
     model.save_pretrained(out, safe_serialization=True)
@@ -390,6 +429,16 @@ def init_model(preset: str, out: Path, seed: int = 0) -> Path:
     if glm:
         _save_glm_processor(out)
     return out
+
+
+def parameter_count(preset: str, scale: str = "tiny") -> int:
+    """Parameters of `preset` at `scale`, from its architecture built on the meta device (no memory, no weights)."""
+    import torch
+
+    glm = preset == "tiny-glm4v"
+    tokenizer = build_glm_tokenizer() if glm else build_tokenizer()
+    with torch.device("meta"):
+        return sum(p.numel() for p in _BUILDERS[preset](tokenizer, scale).parameters())
 
 
 def read_safetensors(source: Path) -> dict[str, Any]:
