@@ -55,6 +55,9 @@ def ray_cluster():
         include_dashboard=False,
         logging_level=logging.WARNING,
         log_to_driver=False,
+        # Ray would kill a dead worker's children itself; off, so the tests see droidrl's own cleanup
+        # (process group + PR_SET_PDEATHSIG), which also covers a killed driver or a worker outside Ray.
+        _system_config={"kill_child_processes_on_worker_exit": False},
     )
     yield
     ray.shutdown()
@@ -228,6 +231,29 @@ def test_instance_boots_resets_to_the_snapshot_and_restarts_periodically(emulato
     finally:
         instance.close()
     assert instance.pid is None
+
+
+def test_no_emulator_outlives_its_killed_owner_process(emulator_config: EmulatorConfig, tmp_path: Path) -> None:
+    """The owner dies by SIGKILL (no atexit, no cleanup code runs): PR_SET_PDEATHSIG takes its emulator along."""
+    script = tmp_path / "owner.py"
+    script.write_text(
+        "import sys, time\n"
+        "from droidrl.envs.emulators import EmulatorConfig, EmulatorInstance\n"
+        f"instance = EmulatorInstance.start(EmulatorConfig(**{dataclasses.asdict(emulator_config)!r}))\n"
+        "print(instance.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        emulator_pid = int(owner.stdout.readline())
+        assert alive(emulator_pid)
+    finally:
+        owner.kill()
+        owner.wait()
+    deadline = time.monotonic() + 30
+    while alive(emulator_pid):
+        assert time.monotonic() < deadline, f"emulator {emulator_pid} outlived its SIGKILLed owner"
+        time.sleep(0.1)
 
 
 # ---- under Ray: env actors own their emulators ---------------------------------------------------------------
