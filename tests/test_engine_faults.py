@@ -192,3 +192,72 @@ def test_a_killed_engine_actor_is_restarted_at_the_current_version_and_its_episo
         pool.close()
 
     asyncio.run(scenario())
+
+
+def engine_actor_processes() -> list:
+    """This process's descendants that run an engine actor (Ray titles them `ray::EngineActor...`)."""
+    import psutil
+
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if " ".join(child.cmdline()).startswith("ray::EngineActor"):
+                found.append(child)
+        except psutil.Error:  # gone meanwhile
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_droidrl_train_with_two_engine_actors_survives_one_killed_with_sigkill(
+    model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import os
+    import signal
+
+    import ray
+
+    from droidrl.cluster.launch import train
+    from droidrl.trainer.config import load_config
+    from droidrl.trainer.loop import Events
+
+    overrides = [
+        "curriculum.tasks=[SystemWifiTurnOff, SystemWifiTurnOn]",
+        "curriculum.eval_seeds=[1000000]",
+        "rollout.engine=transformers",
+        "rollout.max_model_len=2048",
+        "env.ray=false",
+        "logging.wandb=disabled",
+        f"run_dir={tmp_path / 'run'}",
+        f"model.path={model_dir}",
+        "steps=2",
+        "env.phones=4",
+        "env.max_steps=2",
+        "collector.group_size=2",
+        "collector.batch_size=2",
+        "collector.max_concurrent_episodes=4",
+        "resources.engines=2",  # two engine actors behind a Router
+        "eval.before=false",
+        "eval.samples=1",
+    ]
+    killed: list[int] = []
+
+    def kill_an_engine(step: int, _: dict[str, float]) -> None:
+        if step == 1:  # between the steps: the next groups' first turns hit the dead engine
+            victim = engine_actor_processes()[0]
+            killed.append(victim.pid)
+            os.kill(victim.pid, signal.SIGKILL)
+
+    caplog.set_level(logging.INFO, logger="droidrl.rollout.engines.router")
+    try:
+        summary = train(load_config(None, overrides), events=Events(step=kill_an_engine))
+    finally:
+        ray.shutdown()
+    assert summary.steps == 2 and summary.version == 2 and len(killed) == 1
+    last = summary.history[-1]
+    assert last["collector/groups_dropped"] == 0.0 and last["collector/failures/engine"] >= 1
+    assert last["engine/engine_failures"] == 1.0 and last["engine/engines_lost"] == 0.0
+    # The console gets one line for the handled failure, without a traceback.
+    warnings = [r for r in caplog.records if r.name.endswith("router") and r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "failed" in warnings[0].getMessage() and warnings[0].exc_info is None

@@ -185,7 +185,7 @@ class Router:
             completion = await engine.generate(prompt_ids, sampling, images, session=session)
         except Exception as error:
             self.stats.failed_requests += 1
-            why = f"{type(error).__name__}: {error}"
+            why = _describe(error, 0)
             self._failed(index, epoch, f"generate failed: {why}")
             raise EngineUnavailable(f"engine {engine.name} failed ({why}); its sessions move on") from error
         finally:
@@ -338,6 +338,9 @@ class Router:
 
 
 def _describe(error: BaseException, timeout_s: float) -> str:
-    if isinstance(error, TimeoutError):
+    """One short line (Ray's actor errors run over many lines): what the console and the counters' reason show."""
+    if isinstance(error, TimeoutError) and timeout_s:
         return f"no answer within {timeout_s:g}s"
-    return f"{type(error).__name__}: {error}"
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else ""
+    return f"{type(error).__name__}: {text[:200]}{'...' if len(text) > 200 or len(lines) > 1 else ''}"
