@@ -95,3 +95,37 @@ def test_images_on_a_text_model_are_refused(model_dir, episode) -> None:
     with pytest.raises(ValueError, match="text-only"):
         learner.micro_batches([sample])
     learner.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setting", [{"zero_stage": 3}, {"lora_rank": 4, "lora_alpha": 8.0}], ids=["zero3", "lora"])
+def test_vision_learner_with_zero3_and_lora_exports_a_checkpoint_transformers_reloads(
+    vision_model_dir, episode, setting, tmp_path: Path
+) -> None:
+    """Each family under ZeRO-3 and under LoRA: a step trains the language model only, and the exported HF
+    directory reloads through the Auto classes with the trained weights (what an engine or a team loads)."""
+    from transformers import AutoModelForImageTextToText
+
+    samples = samples_from_episode(episode, advantage=1.0)
+    learner = Learner(LearnerConfig(model=str(vision_model_dir), lr=1e-2, **setting))
+    before = {k: v.clone() for k, v in learner.state_dict().items()}
+    learner.train_step(_fresh(samples))
+    exported = learner.export_weights(tmp_path / "export")
+    after = learner.state_dict()
+    learner.close()
+    moved = {k for k, v in before.items() if not torch.equal(after[k], v)}
+    assert moved and all("visual" not in k.split(".") for k in moved)
+    reloaded = AutoModelForImageTextToText.from_pretrained(exported, dtype=torch.float32).eval()
+    assert type(reloaded).__name__ == json_architecture(vision_model_dir)
+    for name, value in reloaded.state_dict().items():
+        if name in after:
+            assert torch.equal(value, after[name].to(value.dtype)), name
+    prompt = samples[1]
+    rescored = score(reloaded, prompt.prompt_ids, prompt.response_ids, images=prompt.images)
+    assert np.isfinite(rescored).all()
+
+
+def json_architecture(model_dir: Path) -> str:
+    import json
+
+    return json.loads((Path(model_dir) / "config.json").read_text())["architectures"][0]
