@@ -172,6 +172,10 @@ def test_missing_binary_or_kvm_is_a_config_error_naming_the_key(tmp_path: Path, 
                            f"env.emulator.kvm_device={tmp_path / 'kvm'}"])  # fmt: skip
     with pytest.raises(ValueError, match=r"^emulator\.binary: .*nowhere"):
         RayEnvPool(actors=1, devices_per_actor=1, emulator={"binary": str(tmp_path / "nowhere")})
+    with pytest.raises(ConfigError, match=r"env\.serials: backend adb needs env\.phones=8 serials; got 0"):
+        load_config(None, ["env.backend=adb"])
+    with pytest.raises(ConfigError, match=r"env\.ray: env\.backend=emulator runs its devices in Ray env actors"):
+        load_config(None, ["env.backend=emulator", f"env.emulator.binary={BINARY}", "env.ray=false"])
 
 
 def test_port_leases_never_collide_and_free_with_their_holder(emulator_config: EmulatorConfig) -> None:
@@ -429,12 +433,13 @@ def test_droidrl_farm_checks_an_emulator_farm(emulator_config: EmulatorConfig, t
 def test_train_config_with_the_emulator_backend_starts_an_emulator_pool(emulator_config: EmulatorConfig) -> None:
     """`env.backend=emulator` (YAML or dotted overrides) reaches the env actors through cluster.launch.start_pool."""
     from droidrl.cluster.launch import start_pool
-    from droidrl.trainer.config import load_config
+    from droidrl.trainer.config import env_options, load_config
 
     fields = ("binary", "avd", "avd_home", "adb_port", "console_port_base", "grpc_port_base", "lease_dir")
     overrides = [f"env.emulator.{name}={getattr(emulator_config, name)}" for name in fields]
     sizes = ["env.phones=2", "env.phones_per_actor=2", "collector.max_concurrent_episodes=2"]
     config = load_config(None, ["env.backend=emulator", *sizes, *overrides])
+    assert env_options(config)["settle_s"] == 0.5  # real screens animate after an action
 
     async def main() -> None:
         pool = await start_pool(config)

@@ -67,6 +67,7 @@ class EnvConfig:
     phones_per_actor: int = 16
     interruptions: float = 0.0  # chance that an app start shows a permission / ad / rating dialog
     max_steps: int | None = None  # cap every episode's steps (None: each task's own limit)
+    settle_s: float | None = None  # wait after each action before observing; None: 0 simulated, 0.5 s otherwise
     emulator: EmulatorConfig = field(default_factory=EmulatorConfig)  # backend emulator: binary, AVD, ports
     serials: list[str] = field(default_factory=list)  # backend adb: the running devices (on this node)
     adb_port: int = 5037  # backend adb: the adb server that lists them
@@ -83,6 +84,8 @@ class EnvConfig:
             except EmulatorConfigError as err:
                 fail(f"env.emulator.{err.key}", str(err).removeprefix(f"{err.key}: "))
         _at_least("env.phones", self.phones, 1)
+        if self.settle_s is not None:
+            _at_least("env.settle_s", self.settle_s, 0.0)
         _at_least("env.phones_per_actor", self.phones_per_actor, 1)
         if not 0.0 <= self.interruptions <= 1.0:
             fail("env.interruptions", f"must be a probability in [0, 1]; got {self.interruptions!r}")
@@ -298,6 +301,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 def env_options(config: TrainConfig) -> dict[str, Any]:
     """The AndroidEnv settings (envs.env.EnvConfig fields) every phone of the run gets."""
     options: dict[str, Any] = {"interruptions": config.env.interruptions}
+    settle_s = config.env.settle_s
+    if settle_s is None and config.env.backend != "sim":
+        settle_s = 0.5  # a real screen animates after a tap; android_world waits ~1 s, AndroidLab more
+    if settle_s:
+        options["settle_s"] = settle_s
     if config.env.max_steps is not None:
         options["max_steps"] = config.env.max_steps
     return options
