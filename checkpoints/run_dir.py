@@ -29,7 +29,9 @@ LEFTOVERS = (
     ("checkpoints", ".latest.tmp*"),
     (".", ".report.html.tmp"),  # trainer.report
     (".", ".metrics.jsonl.tmp*"),  # set_aside_metrics
+    (".", ".final.stale-*"),  # trainer.loop.Run._export_final
 )
+STALE_FINAL = ".final.stale-"  # + pid: an interrupted run's final export, on its way out
 
 _held: set[Path] = set()  # run dirs this process holds: a POSIX lock never conflicts with its own process
 

@@ -14,7 +14,9 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import random
+import shutil
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from droidrl.algorithms.adagrpo import PositiveReplay, prepare_batch
-from droidrl.checkpoints.run_dir import SET_ASIDE_METRICS, set_aside_metrics
+from droidrl.checkpoints.run_dir import SET_ASIDE_METRICS, STALE_FINAL, set_aside_metrics
 from droidrl.checkpoints.run_state import (
     NoUsableCheckpoint,
     find_latest,
@@ -392,7 +394,7 @@ class Run:
             await self._train(learner, sampler, replay, collector, sync, eval_agent, pool, tracker, buffered)
             if self.step > 0 and (not self.evals or self.evals[-1].step != self.step):
                 await self._evaluate(eval_agent, pool, sampler, tracker)
-            final = learner.export_weights(self.run_dir / "final") if self.step > 0 else None
+            final = self._export_final(learner) if self.step > 0 else None
         finally:
             tracker.close()
         return TrainSummary(
@@ -406,6 +408,20 @@ class Run:
             sft=self.sft,
             history=self.history,
         )
+
+    def _export_final(self, learner: Learner) -> Path:
+        """The final policy as an HF model dir, run_dir/final; one an interrupted run exported is replaced.
+
+        A run killed after its export and resumed (from that checkpoint, or an older one when it was
+        damaged) exports again: the old directory goes first, as the exporter writes only new ones.
+        """
+        final = self.run_dir / "final"
+        if final.exists():
+            stale = self.run_dir / f"{STALE_FINAL}{os.getpid()}"
+            os.replace(final, stale)
+            shutil.rmtree(stale)
+            log.warning(f"{final} was exported by an interrupted run; exported again from this one")
+        return learner.export_weights(final)
 
     # -- the loop -----------------------------------------------------------------------------------
 
