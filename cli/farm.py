@@ -68,6 +68,7 @@ class PhoneCheck:
     wifi_toggled: bool
     snapshot_restored: bool
     step_ms: float
+    reset_ms: float
 
 
 def _adb(farm: Farm | AdbServer, serial: str, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -96,10 +97,12 @@ def check_phone(
     toggled = _tap_text(farm, serial, "Network & internet") and _tap_text(farm, serial, "Internet")
     toggled = toggled and _tap_text(farm, serial, "Wi\u2011Fi")  # Android writes Wi-Fi with a non-breaking hyphen
     after = _adb(farm, serial, "shell", "settings get global wifi_on").stdout.decode().strip()
+    started = time.perf_counter()
     if restore is None:
         _adb(farm, serial, "emu", "avd", "snapshot", "load", "farm_check")
     else:
         restore()
+    reset_ms = (time.perf_counter() - started) * 1000
     restored = _adb(farm, serial, "shell", "settings get global wifi_on").stdout.decode().strip() == before
     return PhoneCheck(
         serial,
@@ -110,6 +113,7 @@ def check_phone(
         toggled and before != after,
         restored,
         step_ms,
+        reset_ms,
     )
 
 
@@ -256,7 +260,7 @@ def _print_checks(
         title=f"{kind} farm: {len(checks)} phones up in {boot_s:.1f} s "
         f"(adb server port {farm.env['ANDROID_ADB_SERVER_PORT']})"
     )
-    for col in ("serial", "adb port", "booted", "screenshot", "nodes", "Wi-Fi tap", "snapshot", "obs ms"):
+    for col in ("serial", "adb port", "booted", "screenshot", "nodes", "Wi-Fi tap", "snapshot", "obs ms", "reset ms"):
         table.add_column(col, no_wrap=True)
     for c in checks:
         table.add_row(
@@ -268,12 +272,13 @@ def _print_checks(
             mark(c.wifi_toggled),
             mark(c.snapshot_restored),
             f"{c.step_ms:.0f}",
+            f"{c.reset_ms:.0f}",
         )
     console.print(table)
     reset = "`adb emu avd snapshot load`" if kind == "Simulated phone" else "the reset to the AVD's snapshot (gRPC)"
     console.print(
         "Wi-Fi tap: tapping rows found in the UI dump turned Wi-Fi off (settings get global wifi_on); "
-        f"snapshot: {reset} brought it back; obs ms: screencap + uiautomator dump."
+        f"snapshot: {reset} brought it back (reset ms); obs ms: screencap + uiautomator dump."
     )
 
 
