@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import random
 import subprocess
 import sys
@@ -201,7 +202,16 @@ def test_query_task_takes_its_answer_from_finish_message(aw_env: AndroidEnv) -> 
 
 # ---- droidrl train with android_world tasks in the curriculum ----------------------------------------------------
 @pytest.mark.slow
-def test_train_runs_with_android_world_tasks_in_the_curriculum(model_dir: Path, tmp_path: Path, home: Path) -> None:
+def test_train_runs_with_android_world_tasks_in_the_curriculum(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not aws.available():
+        pytest.skip("android_world is not importable")
+    # A private HOME for the simulated console's token, with the user's compiled torch extensions (DeepSpeed's
+    # CPU ops): a fresh cache would rebuild them with ninja for minutes.
+    monkeypatch.setenv("XDG_CACHE_HOME", os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
     if not aws.available():
         pytest.skip("android_world is not importable")
     from droidrl.cluster.launch import train
