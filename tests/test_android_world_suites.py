@@ -241,3 +241,51 @@ def test_train_runs_with_android_world_tasks_in_the_curriculum(
     assert [e["step"] for e in evals] == [0, 2]
     text = "\n".join(p.read_text(errors="replace") for p in run_dir.rglob("*.json*"))
     assert "aw.SystemWifiTurnOff" in text
+
+
+# ---- on a droidrl-emulator process (the `emulator` backend's phone), by adb and by gRPC --------------------------
+@pytest.fixture
+def emulator_process(home: Path, adb_server, tmp_path: Path):
+    """`droidrl-emulator` on a free console/adb/gRPC port set outside 5554-5585, announced to a private adb server."""
+    if not aws.available():
+        pytest.skip("android_world is not importable")
+    from conftest import free_port, free_port_pair
+
+    console, grpc_port = free_port_pair(), free_port()
+    script = Path(sys.executable).parent / "droidrl-emulator"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "droidrl.envs.sim.emulator"]
+    command += ["-avd", "AwSuite", "-ports", f"{console},{console + 1}", "-grpc", str(grpc_port), "-no-window"]
+    env = dict(adb_server.env, HOME=str(home), ANDROID_AVD_HOME=str(tmp_path / "avd"))
+    log = (tmp_path / "emulator.log").open("wb")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        adb_server.wait_for_device(f"emulator-{console}", timeout=120)
+        yield {"serial": f"emulator-{console}", "adb_port": adb_server.port, "grpc_port": grpc_port}
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["adb", "grpc"])
+def test_android_world_task_on_a_droidrl_emulator_process(emulator_process: dict, kind: str) -> None:
+    from droidrl.envs.adb_device import AdbDevice
+
+    serial, adb_port = emulator_process["serial"], emulator_process["adb_port"]
+    if kind == "adb":
+        device = AdbDevice(serial, adb_port=adb_port)
+    else:
+        from droidrl.envs.grpc_device import GrpcDevice
+
+        device = GrpcDevice(serial, emulator_process["grpc_port"], adb_port=adb_port)
+    env = AndroidEnv(device=device, settle_s=0.0)
+    reward, info, _ = _expert_episode(env, "aw.SystemWifiTurnOff:0")
+    assert (reward, info["end_reason"]) == (1.0, "finish")
+    env.reset(options={"task": "aw.SystemWifiTurnOff:0"})
+    _, reward, *_ = env.step('finish(message="")')
+    assert reward == 0.0

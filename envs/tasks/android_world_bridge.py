@@ -164,8 +164,18 @@ def _adb_only_android_env(adb: str, address: AdbAddress) -> Any:
     config = config_classes.AdbControllerConfig(
         adb_path=adb, adb_server_port=address.server_port, device_name=address.serial, default_timeout=ADB_TIMEOUT_S
     )
+
+    class SharedServerAdbController(adb_controller.AdbController):
+        """android_env's controller, except that a failed command does not kill-server.
+
+        The adb server is shared (every emulator of the node, or this process's simulated phones), not android_env's.
+        """
+
+        def _restart_server(self, timeout: float | None = None) -> None:
+            return None
+
     saved = {key: os.environ.get(key) for key in ("ANDROID_HOME", "ANDROID_ADB_SERVER_PORT")}
-    controller = adb_controller.AdbController(config)
+    controller = SharedServerAdbController(config)
     # AdbController deletes these from os.environ (for its own subprocesses); the rest of this process keeps them.
     os.environ.update({key: value for key, value in saved.items() if value is not None})
     parser = adb_call_parser.AdbCallParser(controller)
@@ -220,6 +230,8 @@ def _address(device: Device) -> tuple[AdbAddress, _ServedPhone | None]:
         _announce(served, server)
         return AdbAddress(served.serial, server.port), served
     serial, port = getattr(device, "serial", None), getattr(device, "adb_port", None)
+    if port is None:  # GrpcDevice: the screen over gRPC, the shell over its AdbDevice
+        port = getattr(getattr(device, "_adb", None), "adb_port", None)
     if not serial or not port:
         raise AndroidWorldUnavailable(
             f"android_world's tasks need an adb-reachable phone; {device!r} has no adb serial and server port"
