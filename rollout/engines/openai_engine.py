@@ -1,9 +1,9 @@
 """An `Engine` over a running OpenAI-compatible endpoint (`vllm serve`, as MobileRL's evaluation uses one).
 
-`generate` keeps the Engine contract (exact token ids in, ids + logprobs out) through the completions API
-with a token-id prompt and vLLM's `return_token_ids`; `chat` sends chat messages, with screenshots as base64
-data URLs, and returns text. Both share a concurrency limit, timeouts and retries with back-off. The
-endpoint's weights are fixed: this engine evaluates, it does not train.
+`generate` keeps the Engine contract (exact token ids in, ids + logprobs out): the completions API with a
+token-id prompt and vLLM's `return_token_ids`, or, with screenshots, the chat API with the prompt's own text
+and the images as base64 data URLs. `chat` sends ordinary chat messages and returns text. All share a
+concurrency limit, timeouts and retries with back-off. The endpoint's weights are fixed: it evaluates only.
 """
 
 from __future__ import annotations
