@@ -11,7 +11,7 @@ from droidrl.cli.common import CliError, console
 
 def cmd_tasks(args: argparse.Namespace) -> int:
     from droidrl.envs.sim.apps import default_apps
-    from droidrl.envs.tasks.registry import suites, templates
+    from droidrl.envs.tasks.registry import get_template, suites
 
     all_suites = suites()
     if args.suite not in all_suites:
@@ -21,7 +21,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     for col in ("name", "apps", "difficulty", "kind", "max steps", "goal (seed 0)"):
         table.add_column(col, overflow="fold")
     for name in all_suites[args.suite]:
-        task = templates()[name].instance(0)
+        task = get_template(name).instance(0)  # droidrl's templates and android_world's (aw.Name)
         apps = ", ".join(labels.get(p, p) for p in task.apps)
         table.add_row(name, apps, task.difficulty, task.template.kind, str(task.max_steps), task.goal)
     console.print(table)
