@@ -57,12 +57,12 @@ class Emulator:
                 self.process.wait()
 
 
-def start_emulator(home: Path, adb: AdbServer, name: str) -> Emulator:
+def start_emulator(home: Path, adb: AdbServer, name: str, *flags: str) -> Emulator:
     console, grpc_port = free_port_pair(), free_port()
     log = home / f"{name}.log"
     env = dict(adb.env, HOME=str(home), ANDROID_AVD_HOME=str(home / "avd"))
     command = [sys.executable, "-m", "droidrl.envs.sim.emulator", "-avd", name, "-no-window", "-no-snapshot"]
-    command += ["-ports", f"{console},{console + 1}", "-grpc", str(grpc_port)]
+    command += ["-ports", f"{console},{console + 1}", "-grpc", str(grpc_port), *flags]
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     emulator = Emulator(process, f"emulator-{console}", grpc_port, adb, log)
@@ -219,6 +219,19 @@ def test_the_device_passes_the_contract_checker(devices: tuple[GrpcDevice, AdbDe
 def test_a_closed_grpc_port_is_unavailable(emulator: Emulator) -> None:
     with pytest.raises(DeviceUnavailable, match="gRPC port"):
         GrpcDevice(emulator.serial, free_port(), adb_port=emulator.adb.port, timeout_s=1)
+
+
+def test_a_read_only_emulator_refuses_snapshot_saves(tmp_path: Path) -> None:
+    adb = start_adb_server(tmp_path)
+    emulator = start_emulator(tmp_path, adb, "grpc_read_only", "-read-only")
+    try:
+        device = GrpcDevice(emulator.serial, emulator.grpc_port, adb_port=adb.port, timeout_s=10)
+        with pytest.raises(SnapshotError, match="start the emulator without -read-only"):
+            device.save_snapshot("s")
+        device.close()
+    finally:
+        emulator.stop()
+        adb.adb("kill-server")
 
 
 @pytest.mark.slow
