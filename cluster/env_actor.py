@@ -123,6 +123,7 @@ class EnvActor:
         self.replace_timeout_s = replace_timeout_s
         self.replaced = 0
         self.collisions = 0  # calls refused because another call held the device
+        self._stalled_replacements: list[float] = []  # test hook: seconds the next replacements hang
         self._slots: dict[str, _Slot] = {}
         self.emulator = _emulator_config(emulator) if emulator is not None and not serials else None
         self.relaunched = 0  # emulators killed and booted anew after a death or a hang
@@ -219,8 +220,14 @@ class EnvActor:
                 return "kept"
             return "retired"
         slot.busy = True  # no call may use the slot while its new device is made
+        stall_s = self._stalled_replacements.pop(0) if self._stalled_replacements else 0.0
+
+        def make() -> AndroidEnv:
+            time.sleep(stall_s)
+            return self._make_env(None)
+
         try:
-            slot.env = await self._threads.run(lambda: self._make_env(None), self.replace_timeout_s)
+            slot.env = await self._threads.run(make, self.replace_timeout_s)
         except CallTimeout as error:
             slot.dead = f"making a new device: {error}"
             raise DeviceFailure(f"{device_id}: {slot.dead}") from None
@@ -243,6 +250,10 @@ class EnvActor:
         if slot.env is None:
             raise ValueError(f"{device_id} has no device to stall")
         slot.env.device = _StalledDevice(slot.env.device, seconds)
+
+    def stall_replacements(self, seconds: float, count: int = 1) -> None:
+        """Test hook: the next `count` replacements of simulated phones hang `seconds` before making one."""
+        self._stalled_replacements += [seconds] * count
 
     async def wedge(self, seconds: float) -> None:
         """Test hook: block this actor's event loop for `seconds`, as native code that never returns would."""
