@@ -738,7 +738,9 @@ class EmulatorDevice:
             seconds = self.instance.restore()
         except EmulatorLaunchError as err:
             raise DeviceUnavailable(self.serial, str(err)) from None
-        self.inner = self._make_inner(self.instance)  # a fresh client: nothing cached from before the restore
+        old, self.inner = self.inner, self._make_inner(self.instance)  # a fresh client: nothing cached from before
+        if hasattr(old, "close"):  # GrpcDevice holds a channel
+            old.close()
         self.last_restore_s = seconds
         return seconds
 

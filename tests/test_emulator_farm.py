@@ -224,6 +224,16 @@ def test_instance_boots_resets_to_the_snapshot_and_restarts_periodically(emulato
         assert not alive(first_pid)
         instance.check()
 
+        # The slot's Device can be envs/grpc_device's GrpcDevice (screen and input over the emulator's gRPC).
+        over_grpc = dataclasses.replace(emulator_config, device="grpc")
+        grpc_device = EmulatorDevice(instance, inner_device_factory(over_grpc, timeout_s=10.0))
+        assert type(grpc_device.inner).__name__ == "GrpcDevice"
+        assert grpc_device.screenshot().shape == (2400, 1080, 3)
+        grpc_device.launch(SETTINGS)
+        assert grpc_device.current_app() == SETTINGS
+        grpc_device.load_snapshot("droidrl-base")
+        assert grpc_device.current_app() == LAUNCHER
+
         # An emulator that cannot come up: each relaunch tries launch_attempts times with back-off, then says why.
         instance.config = dataclasses.replace(emulator_config, launch_attempts=2, extra_args=["-screen", "bad"])
         launches = instance.launches
