@@ -15,7 +15,7 @@ from droidrl.models.scoring import score
 from droidrl.rollout.engines.base import SamplingParams
 from droidrl.rollout.engines.router import EngineUnavailable, NoEngineAvailable, Router, RouterConfig
 from droidrl.rollout.engines.transformers_engine import TransformersEngine, TransformersEngineConfig
-from droidrl.rollout.engines.weight_sync import FileWeightSync
+from droidrl.rollout.engines.weight_sync import FileWeightSync, WeightSyncFailed
 
 PROMPT = [3722, 872, 198, 5, 17, 230, 98, 41, 3723, 198]  # any in-vocabulary ids do
 SHORT = SamplingParams(max_tokens=4, seed=0)
@@ -135,6 +135,33 @@ def test_update_weights_with_a_failing_replica_updates_the_others_and_reports_it
         assert completion.engine == "hf-broken" and completion.versions == [1] * len(completion.token_ids)
         await router.close()
 
+    asyncio.run(scenario())
+
+
+class Hanging(Breakable):
+    """A real engine whose weight update never finishes (a wedged process)."""
+
+    async def update_weights(self, source: Path, version: int) -> None:
+        await asyncio.sleep(3600)
+
+
+def test_a_weight_update_that_hangs_times_out(model_dir: Path, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        # Behind a router the hung replica is dropped from serving after router.update_timeout_s ...
+        healthy, hung = hf_engine(model_dir, "hf-ok"), Hanging(hf_engine(model_dir, "hf-hung"))
+        router = Router([healthy, hung], config=RouterConfig(update_timeout_s=0.5, retry_after_s=30))
+        await FileWeightSync(router, root=tmp_path / "r", copy_from=model_dir).update_weights(model_dir_state, 1)
+        assert router.last_update.failed == {"hf-hung": "no answer within 0.5s"}
+        assert router.serving() == {"hf-ok": True, "hf-hung": False} and router.version == 1
+        await router.close()
+        # ... and a single engine that hangs fails the publish within weight_sync.timeout_s, naming it.
+        alone = Hanging(hf_engine(model_dir, "hf-alone"))
+        sync = FileWeightSync(alone, root=tmp_path / "a", timeout_s=0.5)
+        with pytest.raises(WeightSyncFailed, match=r"hf-alone did not load policy version 1 within 0\.5s"):
+            await sync.update_weights(model_dir_state, 1)
+        await alone.close()
+
+    model_dir_state = hf_model(model_dir).state_dict()
     asyncio.run(scenario())
 
 
