@@ -364,6 +364,7 @@ class EmulatorInstance:
     periodic_restarts: int = 0  # after `restart_every` episodes
     episodes: int = 0  # resets since the current process booted
     log_path: Path | None = None
+    writable: bool = False  # the one-time boot that saves the base snapshot (not -read-only)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -410,7 +411,8 @@ class EmulatorInstance:
         }
 
     def command(self) -> list[str]:
-        return emulator_command(self.config, self.binary, self.lease.console_port, self.lease.grpc_port)
+        lease = self.lease
+        return emulator_command(self.config, self.binary, lease.console_port, lease.grpc_port, writable=self.writable)
 
     def launch(self, attempts: int | None = None) -> float:
         """Start the process and wait for boot, retrying with back-off; returns the seconds of the last try.
@@ -622,10 +624,7 @@ def prepare_base_snapshot(config: EmulatorConfig, binary: str | None = None) -> 
     started = time.monotonic()
     binary = binary or check_host(config)
     ensure_adb_server(config)
-    instance = EmulatorInstance(config, lease_ports(config), binary)
-    instance.command = lambda: emulator_command(  # type: ignore[method-assign]
-        config, binary, instance.lease.console_port, instance.lease.grpc_port, writable=True
-    )
+    instance = EmulatorInstance(config, lease_ports(config), binary, writable=True)
     with _LIVE_LOCK:
         _LIVE.add(instance)
     try:

@@ -206,8 +206,11 @@ def test_port_leases_never_collide_and_free_with_their_holder(emulator_config: E
 
 def test_instance_boots_resets_to_the_snapshot_and_restarts_periodically(emulator_config: EmulatorConfig) -> None:
     emulator_config.restart_every = 2
+    snapshot = Path(emulator_config.avd_home) / "farmtest.avd" / "snapshots" / "droidrl-base.snap"
+    assert not snapshot.exists()
     instance = EmulatorInstance.start(emulator_config)
     try:
+        assert snapshot.is_file()  # the AVD had none: one writable cold boot saved it (gRPC SaveSnapshot)
         device = EmulatorDevice(instance, inner_device_factory(emulator_config, timeout_s=10.0))
         assert device.shell("getprop sys.boot_completed").strip() == "1"
         assert "package:" in device.shell("pm path android")
