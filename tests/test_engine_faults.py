@@ -139,10 +139,29 @@ def test_update_weights_with_a_failing_replica_updates_the_others_and_reports_it
 
 
 class Hanging(Breakable):
-    """A real engine whose weight update never finishes (a wedged process)."""
+    """A real engine whose weight updates, and generates once `broken`, never finish (a wedged process)."""
+
+    async def generate(self, *args, **kwargs):
+        if self.broken:
+            await asyncio.sleep(3600)
+        return await self.engine.generate(*args, **kwargs)
 
     async def update_weights(self, source: Path, version: int) -> None:
         await asyncio.sleep(3600)
+
+
+def test_a_generate_with_no_answer_counts_as_a_failure_of_its_engine(model_dir: Path) -> None:
+    async def scenario() -> None:
+        wedged = Hanging(hf_engine(model_dir, "hf-wedged"))
+        wedged.broken = True
+        router = Router([wedged, hf_engine(model_dir, "hf-ok")], config=RouterConfig(hang_after_s=0.5))
+        with pytest.raises(EngineUnavailable, match=r"hf-wedged failed \(no answer within 0\.5s\)"):
+            await router.generate(PROMPT, SHORT, session="s1")
+        assert router.serving() == {"hf-wedged": False, "hf-ok": True}
+        assert (await router.generate(PROMPT, SHORT, session="s1")).engine == "hf-ok"
+        await router.close()
+
+    asyncio.run(scenario())
 
 
 def test_a_weight_update_that_hangs_times_out(model_dir: Path, tmp_path: Path) -> None:

@@ -48,6 +48,8 @@ class RouterConfig:
     (failed tries, and failures right after it came back, with no successful generate between them)
     before the engine is given up. update_timeout_s bounds one engine's
     weight update, revive_timeout_s one check-and-restart (a large vLLM engine loads for minutes).
+    hang_after_s: a generate with no answer by then counts as a failure of its engine (a wedged engine is
+    checked and restarted instead of taking every retry); keep it below agent.step_timeout_s.
     """
 
     retry_after_s: float = 2.0
@@ -55,9 +57,10 @@ class RouterConfig:
     max_tries: int = 5
     update_timeout_s: float = 600.0
     revive_timeout_s: float = 900.0
+    hang_after_s: float = 240.0
 
     def __post_init__(self) -> None:
-        for name in ("retry_after_s", "max_retry_after_s", "update_timeout_s", "revive_timeout_s"):
+        for name in ("retry_after_s", "max_retry_after_s", "update_timeout_s", "revive_timeout_s", "hang_after_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"router.{name} must be > 0, got {getattr(self, name)}")
         if self.max_tries < 1:
@@ -182,10 +185,11 @@ class Router:
         epoch = health.epoch
         self._in_flight[index] += 1
         try:
-            completion = await engine.generate(prompt_ids, sampling, images, session=session)
+            async with asyncio.timeout(self.config.hang_after_s):
+                completion = await engine.generate(prompt_ids, sampling, images, session=session)
         except Exception as error:
             self.stats.failed_requests += 1
-            why = _describe(error, 0)
+            why = _describe(error, self.config.hang_after_s)
             self._failed(index, epoch, f"generate failed: {why}")
             raise EngineUnavailable(f"engine {engine.name} failed ({why}); its sessions move on") from error
         finally:
