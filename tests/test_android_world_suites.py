@@ -14,6 +14,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -289,3 +290,29 @@ def test_android_world_task_on_a_droidrl_emulator_process(emulator_process: dict
     env.reset(options={"task": "aw.SystemWifiTurnOff:0"})
     _, reward, *_ = env.step('finish(message="")')
     assert reward == 0.0
+
+
+def test_the_private_adb_server_dies_with_its_process(tmp_path: Path) -> None:
+    """A process that served a simulated phone to android_world and is SIGKILLed leaves no adb server behind."""
+    if not aws.available():
+        pytest.skip("android_world is not importable")
+    script = (
+        "import os, signal\n"
+        "from droidrl.envs.sim_device import SimDevice\n"
+        "from droidrl.envs.tasks import android_world_bridge as bridge\n"
+        "device = SimDevice()\n"
+        "world = bridge.world_env(device)\n"
+        "assert world.env.controller.execute_adb_call is not None\n"
+        "print(bridge.private_adb_server_pid(), world.address.serial, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    env = dict(os.environ, HOME=str(tmp_path))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == -9, result.stderr
+    pid_text, serial = result.stdout.split()
+    assert serial.startswith("emulator-")
+    pid = int(pid_text)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and "adb" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"the adb server {pid} outlived its process"
+        time.sleep(0.1)

@@ -3,7 +3,8 @@
 android_world's tasks act on the phone through adb (android_env's `AdbController` and `AdbCallParser`), so
 the device must be reachable by an adb server: an `AdbDevice` (emulator or `droidrl-emulator`) is used by its
 serial and server port; an in-process `SimDevice` is served by the simulated phone's own adbd and console
-(threads in this process) on a private adb server that this module starts once per process and stops at exit.
+(threads in this process) on a private adb server (`adb nodaemon server`, a child process that dies with this
+one) that this module starts on first use.
 UI elements come from `uiautomator dump` (android_world's UIAUTOMATOR a11y method), which needs no forwarder.
 """
 
@@ -11,13 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import ctypes
 import io
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import threading
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +54,7 @@ class _AdbServer:
     port: int
     env: dict[str, str]
     adb: str
+    process: subprocess.Popen[bytes] | None = None
 
     def run(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         command = [self.adb, "-P", str(self.port), *args]
@@ -59,30 +65,60 @@ class _AdbServer:
         return dict(line.split("\t", 1) for line in out.splitlines()[1:] if "\t" in line)
 
     def stop(self) -> None:
-        try:
-            self.run("kill-server", timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            pass
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
 
 
 _lock = threading.Lock()
 _server: _AdbServer | None = None
+_PR_SET_PDEATHSIG = 1
+# PR_SET_PDEATHSIG fires when the *thread* that forked the child exits: fork from one long-lived thread.
+_spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aw-adb-spawner")
 
 
-def _private_adb_server() -> _AdbServer:
-    """This process's adb server for simulated phones (started on first use, killed at exit)."""
+def _die_with_parent() -> None:  # in the child between fork and exec
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _private_adb_server(timeout_s: float = 30.0) -> _AdbServer:
+    """This process's adb server for simulated phones: `adb nodaemon server` as a child that dies with it."""
     global _server
     with _lock:
-        if _server is None:
-            env = dict(os.environ)
-            env.pop("ANDROID_SERIAL", None)
-            env["ADB_LOCAL_TRANSPORT_MAX_PORT"] = "0"  # no emulator scan: only the phones announced to it
-            server = _AdbServer(free_server_port(), env, adb_path())
-            result = server.run("start-server")
-            if result.returncode != 0:
-                raise RuntimeError(f"adb start-server on port {server.port} failed: {result.stderr.strip()}")
-            atexit.register(server.stop)
-            _server = server
+        if _server is not None and _server.process is not None and _server.process.poll() is None:
+            return _server
+        env = dict(os.environ)
+        env.pop("ANDROID_SERIAL", None)
+        env["ADB_LOCAL_TRANSPORT_MAX_PORT"] = "0"  # no emulator scan: only the phones announced to it
+        server = _AdbServer(free_server_port(), env, adb_path())
+        command = [server.adb, "-P", str(server.port), "nodaemon", "server"]
+
+        def spawn() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                command,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+            )
+
+        server.process = _spawner.submit(spawn).result()
+        deadline = time.monotonic() + timeout_s
+        # Wait by connecting, not by an adb client call: a client that finds no server starts a daemon itself.
+        while not _listening(server.port):
+            if server.process.poll() is not None or time.monotonic() > deadline:
+                server.stop()
+                raise RuntimeError(f"`{' '.join(command)}` did not start listening (exit {server.process.poll()})")
+            time.sleep(0.05)
+        atexit.register(server.stop)
+        _server = server
         return _server
 
 
@@ -222,10 +258,10 @@ class WorldEnv:
 _world_envs: weakref.WeakKeyDictionary[Any, WorldEnv] = weakref.WeakKeyDictionary()
 
 
-def _address(device: Device) -> tuple[AdbAddress, _ServedPhone | None]:
+def _address(device: Device, served: _ServedPhone | None = None) -> tuple[AdbAddress, _ServedPhone | None]:
     phone = getattr(device, "phone", None)
     if phone is not None:  # an in-process simulated phone: serve it over adb
-        served = _ServedPhone(phone)
+        served = served or _ServedPhone(phone)
         server = _private_adb_server()
         _announce(served, server)
         return AdbAddress(served.serial, server.port), served
@@ -243,18 +279,26 @@ def world_env(device: Device) -> WorldEnv:
     """android_world's env over `device` (made once per device, reused across episodes)."""
     with _lock:
         cached = _world_envs.get(device)
-    if cached is not None:
+    # After the private adb server died, a new one runs on another port: the same phone, a new controller.
+    current = cached is not None and (cached.served is None or cached.address.server_port == _private_adb_server().port)
+    if cached is not None and current:
         cached.ensure_reachable()
         return cached
     from android_world.env import android_world_controller, interface
 
-    address, served = _address(device)
+    address, served = _address(device, cached.served if cached is not None else None)
     controller = android_world_controller.AndroidWorldController(
         _adb_only_android_env(adb_path(), address), a11y_method=android_world_controller.A11yMethod.UIAUTOMATOR
     )
     made = WorldEnv(interface.AsyncAndroidEnv(controller), address, served)
-    if served is not None:
+    if served is not None and cached is None:
         weakref.finalize(device, served.close)
     with _lock:
         _world_envs[device] = made
     return made
+
+
+def private_adb_server_pid() -> int | None:
+    """The pid of this process's private adb server for simulated phones (None before first use)."""
+    with _lock:
+        return _server.process.pid if _server is not None and _server.process is not None else None
