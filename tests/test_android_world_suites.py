@@ -61,6 +61,9 @@ def test_suites_list_the_registry_by_difficulty_kind_and_app() -> None:
     assert counts["broccoli_app"] == 13 and counts["pro_expense"] == 9 and counts["joplin"] == 4
     from_registry = collections.Counter(app for cls in _registry().values() for app in cls.app_names if app)
     assert counts["markor"] == from_registry["markor"] and counts["settings"] == from_registry["settings"]
+    # The tasks droidrl's simulated phone has every app for (no Broccoli, OsmAnd, VLC, Tasks, ... there).
+    assert counts["sim"] == 62 and "aw.SystemWifiTurnOff" in named["androidworld-sim"]
+    assert "aw.RecipeAddSingleRecipe" not in named["androidworld-sim"]
 
 
 @needs_android_world
@@ -171,6 +174,11 @@ def test_expert_scores_1_and_empty_finish_0(aw_env: AndroidEnv, task: str) -> No
     assert info["max_steps"] == make_task(task).max_steps
     _, reward, terminated, _, info = aw_env.step('finish(message="")')
     assert (reward, terminated, info["success"]) == (0.0, True, False)
+
+
+def test_a_task_whose_app_the_phone_lacks_fails_its_reset_naming_the_app(aw_env: AndroidEnv) -> None:
+    with pytest.raises(aws.TaskUnavailableOnDevice, match=r"com\.flauschcode\.broccoli.*androidworld-sim"):
+        aw_env.reset(options={"task": "aw.RecipeAddSingleRecipe:0"})
 
 
 @pytest.mark.slow

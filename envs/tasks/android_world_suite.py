@@ -8,8 +8,10 @@ i < n (`create_suite`); `suite_tasks(name, n, r)` lists exactly those ids (r = 3
 told). Training samples other seeds (e.g. `curriculum.seed_pool`), each a valid android_world instance too.
 
 Suites (merged into `registry.suites()`): `androidworld` (the 116), `androidworld-easy|medium|hard` (the
-difficulty in android_world's task_metadata.json), `androidworld-operation|query` and one per app,
-`androidworld-<app>` with android_world's app name, spaces as `_` (`androidworld-simple_calendar_pro`).
+difficulty in android_world's task_metadata.json), `androidworld-operation|query`, one per app,
+`androidworld-<app>` with android_world's app name, spaces as `_` (`androidworld-simple_calendar_pro`), and
+`androidworld-sim`: the tasks whose apps droidrl's simulated phone has (62). On a phone that lacks a task's
+app, its setup raises `TaskUnavailableOnDevice` naming the app.
 
 Protocol (android_world's runner, `suite_utils._run_task`/`run`):
 - `setup` = a fresh instance of the task (params deep-copied) and its `initialize_task` on android_world's
@@ -52,6 +54,7 @@ from droidrl.envs.tasks.base import Params, Task, TaskTemplate
 __all__ = [
     "AndroidWorldTemplate",
     "AndroidWorldUnavailable",
+    "TaskUnavailableOnDevice",
     "available",
     "get_template",
     "instance_seed",
@@ -258,7 +261,16 @@ def suites() -> dict[str, list[str]]:
     for aw_name, template in templates.items():
         for app in _app_names(aw_name, _registry()[aw_name]):
             named.setdefault(f"{SUITE}-{_slug(app)}", []).append(template.name)
+    simulated = _simulated_packages()
+    named[f"{SUITE}-sim"] = [t.name for t in templates.values() if set(t.apps) <= simulated]
     return named
+
+
+def _simulated_packages() -> set[str]:
+    """The app packages of droidrl's simulated phone (its `androidworld-sim` suite: the tasks it can run)."""
+    from droidrl.envs.sim.apps import default_apps
+
+    return {app.package for app in default_apps()}
 
 
 def suite_tasks(name: str, n_task_combinations: int = 1, task_random_seed: int = TASK_RANDOM_SEED) -> list[str]:
@@ -297,6 +309,7 @@ def _setup_for(aw_name: str) -> Any:
     """The setup of task `aw_name`: a fresh android_world instance (params copied) and its initialize_task."""
 
     def setup(device: Device, params: Params) -> None:
+        _check_apps(device, aw_name, params)
         instance = _registry()[aw_name](copy.deepcopy(params))
         world = world_env(device)
         instance.initialize_task(world.env)
@@ -304,6 +317,24 @@ def _setup_for(aw_name: str) -> Any:
             _live[device] = _Live(aw_name, instance)
 
     return setup
+
+
+class TaskUnavailableOnDevice(ValueError):
+    """The phone lacks an app the android_world task needs (not a device failure: another phone would too)."""
+
+
+def _check_apps(device: Device, aw_name: str, params: Params) -> None:
+    # OpenAppTaskEval lists every app it may open; an instance opens one.
+    one_app = aw_name == "OpenAppTaskEval"
+    needed = {_package(params["app_name"])} if one_app else set(_template(aw_name).apps)
+    listed = device.shell("pm list packages")
+    installed = {line.removeprefix("package:").strip() for line in listed.splitlines() if line.startswith("package:")}
+    missing = sorted(needed - installed)
+    if missing:
+        raise TaskUnavailableOnDevice(
+            f"aw.{aw_name} needs {', '.join(missing)}, which {device!r} lacks; install the app (android_world's "
+            f"emulator setup does) or, on droidrl's simulated phone, train on the {SUITE}-sim suite"
+        )
 
 
 def _expert(device: Device, params: Params) -> Action:
