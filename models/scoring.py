@@ -2,8 +2,9 @@
 
 The same numbers an engine stores while sampling (log-softmax of the raw logits), computed in one
 forward pass over prompt + response; on CPU in float32 they agree with the engine's to ~1e-6.
-Vision prompts (Qwen2.5-VL) hold ONE `<|image_pad|>` per image, as the engines receive them:
-`expand_images` runs the image processor and widens each placeholder to its patch count.
+Vision prompts hold ONE placeholder per image (`<|image_pad|>` for Qwen2.5-VL, `<|image|>` for GLM-4.1V), as the
+engines receive them: `expand_images` runs the image processor and widens each placeholder as the model's vision
+family (models/vision.py) says.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from droidrl.models.vision import QWEN2_VL, VisionFamily, vision_family
 
 
 @dataclass
@@ -40,12 +43,16 @@ def load_image_processor(path: str) -> Any:
 
 
 def expand_images(
-    prompt_ids: Sequence[int], images: Sequence[np.ndarray], processor: Any, image_token_id: int
+    prompt_ids: Sequence[int],
+    images: Sequence[np.ndarray],
+    processor: Any,
+    image_token_id: int,
+    family: VisionFamily = QWEN2_VL,
 ) -> ImageInputs:
-    """Run `processor` on `images` and repeat the i-th `image_token_id` of the prompt once per merged patch.
+    """Run `processor` on `images` and repeat the i-th `image_token_id` of the prompt as `family` says.
 
-    This is what vLLM does with a prompt that has one placeholder per image; the expanded ids are
-    the model's real context (they count against max_model_len).
+    Qwen2-VL and GLM-4.1V repeat it once per merged patch. This is what vLLM does with a prompt that has one
+    placeholder per image; the expanded ids are the model's real context (they count against max_model_len).
     """
     found = sum(1 for t in prompt_ids if t == image_token_id)
     if found != len(images):
@@ -62,7 +69,7 @@ def expand_images(
     processed = processor(images=list(images), return_tensors="pt")
     grid = processed["image_grid_thw"]
     merge = int(getattr(processor, "merge_size", 2))
-    counts = iter((grid.prod(-1) // merge**2).tolist())
+    counts = iter([family.tokens_per_image(row, merge) for row in grid])
     ids: list[int] = []
     for token in prompt_ids:
         ids.extend([token] * next(counts) if token == image_token_id else [token])
@@ -70,16 +77,14 @@ def expand_images(
 
 
 def mrope_positions(model: Any, ids: Any, mask: Any, image_grid_thw: Any) -> Any:
-    """Qwen2-VL's 3D (time, height, width) position ids, shape (3, batch, length); padding gets 0.
+    """The model's 3D (time, height, width) position ids, shape (3, batch, length), from its vision family.
 
     Given explicitly so the model never falls back on the `rope_deltas` it caches between calls.
     """
-    import torch
-
-    token_types = (ids == int(model.config.image_token_id)).to(torch.int)
-    inner = model.model if hasattr(model.model, "get_rope_index") else model
-    positions, _ = inner.get_rope_index(ids, token_types, image_grid_thw=image_grid_thw, attention_mask=mask)
-    return positions
+    family = vision_family(model.config)
+    if family is None:
+        raise ValueError("mrope_positions needs a vision-language model; this one is text-only")
+    return family.positions(model, ids, mask, image_grid_thw)
 
 
 def score(
@@ -122,13 +127,15 @@ def score_batch(
     per_pair = [list(i or []) for i in images] if images is not None else [[] for _ in pairs]
     vision = None
     if any(per_pair):
-        if not hasattr(model.config, "image_token_id"):
+        family = vision_family(model.config) if hasattr(model.config, "image_token_id") else None
+        if family is None:
             raise ValueError("score_batch got images but the model is text-only; score a vision model or drop them")
         if processor is None:
             processor = load_image_processor(str(model.config._name_or_path or model.name_or_path))
-        token = int(model.config.image_token_id)
+        token = family.image_token_id(model.config)
         vision = [
-            expand_images(prompt, imgs, processor, token) for (prompt, _), imgs in zip(pairs, per_pair, strict=True)
+            expand_images(prompt, imgs, processor, token, family)
+            for (prompt, _), imgs in zip(pairs, per_pair, strict=True)
         ]
         prompts = [v.ids for v in vision]
     else:

@@ -32,6 +32,7 @@ import torch
 from droidrl.algorithms.config import LossConfig
 from droidrl.algorithms.losses import policy_loss
 from droidrl.models.scoring import ImageInputs, expand_images, load_image_processor, mrope_positions
+from droidrl.models.vision import vision_family
 from droidrl.rollout.engines.weight_sync import write_weights
 from droidrl.trainer.learner_config import (  # noqa: F401  (re-exported: the learner's public config)
     LORA_ADAPTER,
@@ -164,8 +165,10 @@ class Learner:
         if config.lora:
             model = self._add_lora(model)
         self.pad_id = int(getattr(self.hf_model.config, "pad_token_id", None) or 0)
-        image_token = getattr(self.hf_model.config, "image_token_id", None)
-        self.image_token_id: int | None = int(image_token) if image_token is not None else None
+        # Fails here for a vision architecture droidrl has no family for (models/vision.py), before any step.
+        self.vision_family = vision_family(self.hf_model.config)
+        family = self.vision_family
+        self.image_token_id: int | None = family.image_token_id(self.hf_model.config) if family else None
         self._image_processor: Any = None  # loaded with the first vision sample
         # The KL term's reference: the initial policy, frozen. Under LoRA it is the same module with its
         # adapters switched off (no copy); otherwise a second copy, without optimizer state.
@@ -242,7 +245,7 @@ class Learner:
         if self.image_token_id is not None:
             token = self.image_token_id
             vision = [
-                expand_images(s.prompt_ids, s.images, self._processor(), token)
+                expand_images(s.prompt_ids, s.images, self._processor(), token, self.vision_family)
                 if s.images or token in s.prompt_ids
                 else ImageInputs(list(s.prompt_ids), None, None)
                 for s in samples
