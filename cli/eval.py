@@ -80,7 +80,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from droidrl.trainer.logs import setup_logging
 
     setup_logging(setup.out, args.verbose, console)  # before vLLM, Ray and transformers are imported
-    _reroute_collector_log()
+    _file_only_logs()
     from droidrl.checkpoints.run_dir import RunDirBusy, lock_run_dir
     from droidrl.eval.runner import EvalAborted
 
@@ -184,14 +184,21 @@ def _takes_images(model_dir: str) -> bool:
     return "vision_config" in config or "vision_tower" in config
 
 
-def _reroute_collector_log() -> None:
-    """The collector's retry and drop records go to the log file only: the runner prints one line per problem."""
-    root = logging.getLogger()
-    collector = logging.getLogger("droidrl.rollout.collector")
-    collector.propagate = False
-    for handler in root.handlers:
-        if getattr(handler, "_droidrl", False) and isinstance(handler, logging.FileHandler):
-            collector.addHandler(handler)
+# Loggers whose records go to the log file only. The collector's retries and drops: the runner prints one line
+# per problem itself. absl: android_world's advisories ("Skipping app snapshot loading"), a dozen per episode.
+FILE_ONLY_LOGGERS = ("droidrl.rollout.collector", "absl")
+
+
+def _file_only_logs() -> None:
+    """Send FILE_ONLY_LOGGERS to <out>/logs/droidrl.log and not to the console."""
+    files = [h for h in logging.getLogger().handlers if getattr(h, "_droidrl", False)]
+    files = [h for h in files if isinstance(h, logging.FileHandler)]
+    for name in FILE_ONLY_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.propagate = False
+        for handler in files:
+            if handler not in logger.handlers:
+                logger.addHandler(handler)
 
 
 def _check_manifest(setup: EvalSetup) -> None:

@@ -6,6 +6,7 @@ models: both protocols, a Ray pool, and a SIGKILL mid-run followed by a resume t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -274,3 +275,76 @@ def test_eval_through_an_openai_compatible_endpoint(tmp_path: Path, model_dir: P
     wrong = _eval("--endpoint", vllm_server, "--served-model", "nope", "--model", str(model_dir), "--suite",
                   "SystemWifiTurnOff", "--no-ray", "--out", str(tmp_path / "wrong"))  # fmt: skip
     assert wrong.returncode == 2 and "--endpoint" in wrong.stdout and "Traceback" not in wrong.stdout + wrong.stderr
+
+
+@pytest.mark.slow
+def test_runner_retries_a_dead_device_and_leaves_a_lost_episode_for_the_rerun(
+    tmp_path: Path, model_dir: Path, tokenizer
+) -> None:
+    from test_collector import DyingDevicePool, FailingEngine
+
+    from droidrl.eval.runner import EvalAborted, Plan, run_plan
+    from droidrl.rollout.agent import Agent, AgentConfig
+    from droidrl.rollout.engines.base import SamplingParams
+    from droidrl.rollout.engines.transformers_engine import TransformersEngine, TransformersEngineConfig
+    from droidrl.rollout.envpool import LocalEnvPool
+    from droidrl.rollout.prompts import PromptConfig
+
+    engine = TransformersEngine(TransformersEngineConfig(model=str(model_dir), batch_wait_s=0.01))
+    sampling = SamplingParams(temperature=0.0, max_tokens=8, seed=0)
+    protocol = get_protocol("androidworld")
+    plan = Plan(suite_instances(TASKS.split(",")), runs=1)
+    wifi, bluetooth = (f"r0/{i.task}/{i.seed}" for i in plan.instances)
+
+    def agent(fails) -> Agent:
+        return Agent(FailingEngine(engine, fails), tokenizer, AgentConfig(PromptConfig(observation="xml"), sampling))
+
+    async def play(fails, pool, store, problems, **options):
+        return await run_plan(agent(fails), pool, protocol, plan, store, 1, on_problem=problems.append, **options)
+
+    try:
+        store = EpisodeStore(tmp_path / "eval")
+        store.open()
+        problems: list[str] = []
+        # The phone dies on Wi-Fi's first step (retried on a fresh phone); the engine fails every Bluetooth turn.
+        pool = DyingDevicePool(LocalEnvPool(1, screenshots=True), dying="local/0", deaths=1)
+        stats = asyncio.run(play(lambda _, session: "Bluetooth" in session, pool, store, problems, max_retries=1))
+        assert (stats.played, stats.dropped, stats.retried) == (1, 1, 2)
+        assert len(problems) == 2  # one line per handled problem
+        assert problems[0].startswith(f"{wifi}: retried 1x after device failure x1; last: local/0: adb connection")
+        assert problems[1].startswith(f"{bluetooth}: lost to the infrastructure after 2 attempts (engine failure x2")
+        assert problems[1].endswith("not recorded, a rerun plays it again")
+        (record,) = _lines(tmp_path / "eval")
+        assert record["task"] == "SystemWifiTurnOff" and record["attempts"] == 2  # scored once, on the second phone
+        # The rerun plays only the lost episode.
+        problems.clear()
+        stats = asyncio.run(play(lambda *_: False, LocalEnvPool(1, screenshots=True), store, problems))
+        assert (stats.played, stats.dropped, problems) == (1, 0, [])
+        assert [r["task"] for r in _lines(tmp_path / "eval")] == ["SystemWifiTurnOff", "SystemBluetoothTurnOn"]
+        # An engine that fails every call stops the evaluation after max_consecutive_drops lost episodes.
+        broken = EpisodeStore(tmp_path / "broken")
+        broken.open()
+        with pytest.raises(EvalAborted, match="2 episodes in a row were lost"):
+            asyncio.run(play(lambda *_: True, LocalEnvPool(1), broken, [], max_retries=0, max_consecutive_drops=2))
+        assert len(broken) == 0 and broken.path.read_bytes() == b""
+    finally:
+        asyncio.run(engine.close())
+
+
+@pytest.mark.slow
+def test_eval_of_an_android_world_task(tmp_path: Path, model_dir: Path) -> None:
+    aw = pytest.importorskip("droidrl.envs.tasks.android_world_suite")
+    if not aw.available():
+        pytest.skip("android_world is not importable here")
+    out = tmp_path / "aw"
+    # A Verify task: initialize_task puts the phone in the goal state, yet an agent that never says it is done
+    # scores 0 under android_world's runner.
+    result = _eval("--model", str(model_dir), "--engine", "transformers", "--suite", "aw.SystemBluetoothTurnOffVerify",
+                   "--runs", "1", "--phones", "1", "--no-ray", "--max-tokens", "12", "--out", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "absl" not in result.stdout  # android_world's advisories stay in the log file
+    _check_results(out, runs=1, instances=1)
+    (record,) = _lines(out)
+    seed = aw.instance_seed(30, "SystemBluetoothTurnOffVerify", 0)
+    assert record["task_id"] == f"aw.SystemBluetoothTurnOffVerify:{seed}" and record["difficulty"] == "easy"
+    assert record["score"] == 0.0 and not record["finished"] and record["goal"] == "Turn bluetooth off."
