@@ -193,7 +193,8 @@ class EngineClient:
             await asyncio.wait_for(self.handle.version.remote(), PING_TIMEOUT_S)
             return False
         except Exception as error:  # dead, hung, or alive without an engine: all need a new actor
-            log.info("engine %s does not answer (%s: %s); restarting it", self.name, type(error).__name__, error)
+            first_line = (str(error).strip().splitlines() or [""])[0]
+            log.debug("engine %s does not answer (%s: %s); restarting it", self.name, type(error).__name__, first_line)
         with contextlib.suppress(Exception):
             ray.kill(self.handle, no_restart=True)
         await _name_released(actor_name(self.spec.name))
@@ -244,7 +245,7 @@ async def start_engine(spec: EngineSpec) -> EngineClient:
     except BaseException:  # a failed or cancelled start must not keep the actor (and its GPU and name)
         ray.kill(handle)
         raise
-    log.info("engine %s started (actor %s, pid %s)", info["name"], actor_name(spec.name), info["pid"])
+    log.debug("engine %s started (actor %s, pid %s)", info["name"], actor_name(spec.name), info["pid"])
     return EngineClient(
         handle, name=info["name"], version=info["version"], workers=info["workers"], spec=spec, pid=info["pid"]
     )

@@ -236,7 +236,7 @@ class Router:
         results = await asyncio.gather(*(engine.close() for engine in self.engines), return_exceptions=True)
         for engine, result in zip(self.engines, results, strict=True):
             if isinstance(result, Exception):
-                log.info("closing engine %s: %s: %s", engine.name, type(result).__name__, result)
+                log.debug("closing engine %s: %s", engine.name, _describe(result, 0))
 
     # -- routing ------------------------------------------------------------------------------------
 
@@ -286,6 +286,7 @@ class Router:
         health.reason = reason
         self.stats.engine_failures += 1
         others = sum(h.serving for h in self._health)
+        # The one console line for this problem; the recovery shows in the engine/* counters (debug log: its steps).
         log.warning("engine %s failed (%s); %d other engine(s) serve while it is brought back", name, reason, others)
         health.task = asyncio.create_task(self._recover(index), name=f"recover-{name}")
 
@@ -308,7 +309,7 @@ class Router:
             health.epoch += 1
             health.task = None
             self.stats.recoveries += 1
-            log.info("engine %s serves again at version %d", engine.name, engine.version)
+            log.debug("engine %s serves again at version %d", engine.name, engine.version)
             self._notify()
             return
 
@@ -317,7 +318,7 @@ class Router:
             weights, version = self._published or (None, engine.version)
             if await asyncio.wait_for(self._revive(engine, weights, version), self.config.revive_timeout_s):
                 self.stats.restarts += 1
-                log.info("engine %s restarted (restart %d of this run)", engine.name, self.stats.restarts)
+                log.debug("engine %s restarted (restart %d of this run)", engine.name, self.stats.restarts)
         # The published version may move on while this one loads: catch up until it holds the newest.
         while self._published is not None and engine.version < self._published[1]:
             source, version = self._published
