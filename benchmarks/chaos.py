@@ -18,6 +18,7 @@ the exit status is 0 then, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -67,17 +68,18 @@ def schedule(seed: int, steps: int, kinds: set[str], eval_before: bool) -> list[
         step = rng.randint(low, max(low, high))
         faults.append(Fault(kind, step, round(rng.uniform(0.5, 4.0), 2), rng.randrange(1 << 16), **extra))
 
+    last = max(1, steps - 1)  # not the last step: a fault there may come after the run is done
     if "device" in kinds:
         if eval_before:
             add("device", 0, 0)  # the evaluation's groups must survive it too
-        add("device", 1, steps)
+        add("device", 1, last)
     if "env_actor" in kinds:
-        add("env_actor", 1, steps)
+        add("env_actor", 1, last)
     if "engine_actor" in kinds:
-        add("engine_actor", 1, steps)
+        add("engine_actor", 1, last)
     if "trainer" in kinds:
-        # Two checkpoints before it (steps >= 3): a damaged newest one leaves an older one to resume from.
-        add("trainer", min(3, steps), steps, corrupt="corrupt" in kinds)
+        # Two checkpoints before it (step >= 3): a damaged newest one leaves an older one to resume from.
+        add("trainer", min(3, steps), max(min(3, steps), last), corrupt="corrupt" in kinds)
     order = {kind: i for i, kind in enumerate(KINDS)}
     return sorted(faults, key=lambda f: (f.step, order[f.kind]))
 
@@ -153,6 +155,16 @@ class Cluster:
         newest = max((a.job_id for a in found), default=None)
         return sorted((a for a in found if a.job_id == newest), key=lambda a: a.actor_id)
 
+    def episodes_started(self) -> bool:
+        """Whether the trainer running now has started episodes (an env actor ran a reset for its job)."""
+        from ray.util.state import list_tasks
+
+        actors = self.actors("EnvActor")
+        if not actors:
+            return False
+        filters = [("job_id", "=", actors[0].job_id), ("name", "=", "EnvActor.reset")]
+        return bool(list_tasks(address=self.api, filters=filters, limit=1, raise_on_missing_output=False))
+
     @staticmethod
     def handle(actor: Any) -> Any:
         """A handle on `actor` by its name; NoHandle when it has none (Ray has no public handle on unnamed actors)."""
@@ -191,7 +203,13 @@ class Trainer:
         command = [sys.executable, "-m", "droidrl.train", *(["--resume"] if resume else []), *self.overrides]
         out = (self.logs / f"train-{self.starts}.log").open("w")
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
 
     def poll(self) -> int | None:
@@ -206,6 +224,14 @@ class Trainer:
     def tail(self, lines: int = 15) -> str:
         text = (self.logs / f"train-{self.starts}.log").read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
+
+
+def _die_with_parent() -> None:
+    """In the trainer's process, before exec: the kernel SIGKILLs it if this script dies (Linux), so none is left."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def corrupt_newest(run_dir: Path) -> str:
@@ -266,16 +292,20 @@ def inject(fault: Fault, cluster: Cluster, trainer: Trainer, run_dir: Path) -> s
     raise ValueError(f"unknown fault kind {fault.kind!r}")
 
 
-def due(fault: Fault, run_dir: Path, eval_before: bool) -> bool:
-    """Whether the run is where `fault` waits for: collecting its step (or in the evaluation before RL)."""
-    if fault.step == 0:
-        return (run_dir / "start.json").is_file() and not evaluated_before(run_dir)
-    if eval_before and not evaluated_before(run_dir):
-        return False
+def due(fault: Fault, run_dir: Path, eval_before: bool, cluster: Cluster) -> bool:
+    """Whether the run is where `fault` waits for: collecting its step (or in the evaluation before RL).
+
+    Device, actor and engine faults wait until the trainer running now has started episodes, so they
+    hit work in progress rather than a trainer still starting its parts.
+    """
     done = completed(run_dir)
     if fault.kind == "trainer":  # after the checkpoint of the step before (it is written off the loop)
         return done >= fault.step - 1 and checkpoint_done(run_dir, fault.step - 1)
-    return done >= fault.step - 1
+    if fault.step == 0:
+        ready = not evaluated_before(run_dir)
+    else:
+        ready = (evaluated_before(run_dir) or not eval_before) and done >= fault.step - 1
+    return ready and cluster.episodes_started()
 
 
 # ---- the count --------------------------------------------------------------------------------------------
@@ -427,7 +457,7 @@ def run(seed: int, kinds: set[str], run_dir: Path, extra: list[str], timeout_s: 
                 trainer.kill()
                 fault_log.append(f"timed out after {timeout_s:.0f} s at step {completed(run_dir)}")
                 break
-            if pending and due(pending[0], run_dir, config.eval.before):
+            if pending and due(pending[0], run_dir, config.eval.before, cluster):
                 armed = armed or time.monotonic()
                 if time.monotonic() - armed >= pending[0].delay_s:
                     fault = pending[0]
@@ -441,7 +471,7 @@ def run(seed: int, kinds: set[str], run_dir: Path, extra: list[str], timeout_s: 
                         line = f"[{time.monotonic() - started:6.0f} s] {fault.kind} at step {fault.step}: {fault.fired}"
                         fault_log.append(line)
                         print(line, flush=True)
-            time.sleep(0.25)
+            time.sleep(1.0)
         for fault in pending:
             fault_log.append(f"{fault.kind} at step {fault.step}: not injected (the run ended first)")
     finally:
@@ -507,6 +537,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.overwrite:
             parser.error(f"{run_dir} exists: pass --overwrite or another --run-dir")
         shutil.rmtree(run_dir)
+    # SIGTERM ends the run as Ctrl-C does: the trainer is killed and the Ray cluster stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     figures = run(args.seed, kinds, run_dir, args.overrides, args.timeout_s)
     report(figures)
     if args.json is not None:
