@@ -19,6 +19,8 @@ from droidrl.trainer.report import STYLE, EpisodeView, TurnView, attach_screens,
 
 RESULTS_FILE = "results.json"
 REPORT_FILE = "report.html"
+REPORT_FILES = "report_files"  # the report's screens when there are too many to embed
+INLINE_TURNS = 1500  # screens embedded in report.html at most (~27 kB each)
 EVAL_STYLE = """
 details.ep{background:#fff;border-radius:6px;margin:4px 0;padding:2px 8px}
 details.ep>summary{cursor:pointer;font-size:13px} details.ep .episode{margin:6px 0;border-left-width:3px}
@@ -164,25 +166,44 @@ def episode_view(record: dict[str, Any], out: Path) -> EpisodeView:
     return view
 
 
-def episodes_section(records: Sequence[dict[str, Any]], out: Path) -> str:
-    """One collapsible viewer per episode, grouped by task; each screen with its action drawn."""
+def episodes_section(records: Sequence[dict[str, Any]], out: Path, inline_turns: int = INLINE_TURNS) -> str:
+    """One collapsible viewer per episode, grouped by task; each screen with its action drawn.
+
+    Up to `inline_turns` screens in all are embedded in the page; a larger evaluation (AndroidWorld's 116 tasks
+    x 3 runs is ~5000 screens, ~140 MB inline) writes them to <out>/report_files/ and links them, so the page
+    stays light and must be opened from its folder.
+    """
     if not records:
         return "<p>No finished episode yet.</p>"
     ordered = sorted(records, key=lambda r: (r["template"], r["seed"], r["run"]))
-    views = [episode_view(r, out) for r in ordered]
-    with_screens = [v for v in views if v.images and all(v.images)]
-    attach_screens(with_screens, replay=False)
+    inline = sum(len(r["turns"]) for r in ordered) <= inline_turns
     parts = []
-    for record, view in zip(ordered, views, strict=True):
+    for record in ordered:
+        view = episode_view(record, out)
+        if view.images and all(view.images):
+            attach_screens([view], replay=False)  # one episode at a time: only its thumbnails in memory
+        src = None if inline else _file_src(out, anchor(record))
         mark = "✔" if record["success"] else "✘"
         summary = (
             f"{mark} {html.escape(record['task_id'])} · run {record['run']} · score {record['score']:g} · "
             f"{record['length']} turns · {html.escape(record['end_reason'])}"
         )
-        parts.append(
-            f'<details class="ep" id="{anchor(record)}"><summary>{summary}</summary>{episode_html(view)}</details>'
-        )
+        body = episode_html(view, src)
+        parts.append(f'<details class="ep" id="{anchor(record)}"><summary>{summary}</summary>{body}</details>')
     return "\n".join(parts)
+
+
+def _file_src(out: Path, name: str):
+    """An image_src for episode_html that writes each annotated screen under <out>/report_files/."""
+    folder = Path(out) / REPORT_FILES
+    folder.mkdir(exist_ok=True)
+
+    def src(turn: int, png: bytes) -> str:
+        path = folder / f"{name}-{turn:03d}.png"
+        path.write_bytes(png)
+        return f"{REPORT_FILES}/{path.name}"
+
+    return src
 
 
 def meta_table(results: dict[str, Any]) -> str:
@@ -200,7 +221,9 @@ def meta_table(results: dict[str, Any]) -> str:
     return f'<table class="meta">{body}</table>'
 
 
-def render_report(results: dict[str, Any], records: Sequence[dict[str, Any]], out: Path) -> str:
+def render_report(
+    results: dict[str, Any], records: Sequence[dict[str, Any]], out: Path, inline_turns: int = INLINE_TURNS
+) -> str:
     """The page: settings, the runs chart, the summary and per-task tables, and every episode's viewer."""
     status = "" if results["complete"] else '<p class="partial"><b>Partial:</b> the evaluation has not finished.</p>'
     overall = results["overall"]
@@ -223,12 +246,14 @@ def render_report(results: dict[str, Any], records: Sequence[dict[str, Any]], ou
 <h2>Episodes</h2>
 <p>Every episode, by task; open one to see each screen with the action taken on it (circle: tap, line: swipe), the
 model's thinking and answer, and whether the action was valid.</p>
-{episodes_section(records, out)}
+{episodes_section(records, out, inline_turns)}
 <p><small>Written {time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())} from episodes.jsonl.</small></p>
 </body></html>
 """
 
 
-def write_report(out: Path, results: dict[str, Any], records: Sequence[dict[str, Any]]) -> Path:
-    """<out>/report.html, replaced atomically."""
-    return _replace(Path(out) / REPORT_FILE, render_report(results, records, Path(out)))
+def write_report(
+    out: Path, results: dict[str, Any], records: Sequence[dict[str, Any]], inline_turns: int = INLINE_TURNS
+) -> Path:
+    """<out>/report.html, replaced atomically (screens embedded up to `inline_turns`, else in report_files/)."""
+    return _replace(Path(out) / REPORT_FILE, render_report(results, records, Path(out), inline_turns))

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from droidrl.eval.protocols import get_protocol
-from droidrl.eval.report import anchor, build_results, write_report, write_results
+from droidrl.eval.report import anchor, build_results, render_report, write_report, write_results
 from droidrl.eval.runner import episode_record
 from droidrl.eval.store import EpisodeStore, episode_key
 from droidrl.rollout.agent import Agent, AgentConfig
@@ -108,6 +108,17 @@ def test_report_has_tables_and_a_viewer_per_episode(evaluation) -> None:
     assert "finish; checker 1" in page and "3 invalid actions in a row; checker 0" in page  # outcome
     turns = sum(len(r["turns"]) for r in records)
     assert len(re.findall(r'src="data:image/png;base64,', page)) == turns and "no screen" not in page
+
+
+def test_a_large_report_links_its_screens_instead_of_embedding_them(evaluation, tmp_path: Path) -> None:
+    out, results, records = evaluation
+    page = render_report(results, records, out, inline_turns=3)  # over the limit: screens go to report_files/
+    sources = re.findall(r'<img alt="turn \d+" src="([^"]+)"', page)
+    assert len(sources) == sum(len(r["turns"]) for r in records) and "data:image" not in page
+    for source in sources:
+        assert source.startswith("report_files/ep-r")
+        with Image.open(out / source) as image:
+            assert image.width == 270  # the annotated thumbnail, as embedded ones are
 
 
 def test_partial_results_say_so(evaluation) -> None:

@@ -12,7 +12,7 @@ import html
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -339,13 +339,20 @@ def split_response(text: str) -> tuple[str, str]:
     return thinking, (text[think.end() :] if think else text).strip()
 
 
-def episode_html(episode: EpisodeView) -> str:
+def data_uri(png: bytes) -> str:
+    """A PNG as a data: URI, so the page needs no other file."""
+    return f"data:image/png;base64,{base64.b64encode(png).decode()}"
+
+
+def episode_html(episode: EpisodeView, image_src: Callable[[int, bytes], str] | None = None) -> str:
+    """One episode's card row; `image_src(turn, png)` gives each screen's src (default: a data: URI)."""
     mark = "success" if episode.success else "failure"
     cards = []
     for i, turn in enumerate(episode.turns):
         thinking, answer = split_response(turn.action_text)
+        src = image_src(i, turn.image) if image_src is not None and turn.image else None
         image = (
-            f'<img alt="turn {i + 1}" src="data:image/png;base64,{base64.b64encode(turn.image).decode()}">'
+            f'<img alt="turn {i + 1}" src="{html.escape(src or data_uri(turn.image))}">'
             if turn.image
             else '<div class="noimg">no screen</div>'
         )
