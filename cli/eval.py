@@ -89,6 +89,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
             return _evaluate(setup, args)
     except RunDirBusy as err:
         raise CliError(str(err)) from None
+    except KeyboardInterrupt:
+        console.print("interrupted: every finished episode is kept; run the same command again to continue")
+        return 130
     except EvalAborted as err:
         console.print(
             f"[red]evaluation stopped:[/] {err}; what finished is kept; run the command again to go on", soft_wrap=True
