@@ -33,6 +33,7 @@ API for other parts (e.g. `droidrl eval`):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
 import json
@@ -41,6 +42,7 @@ import re
 import threading
 import warnings
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -48,6 +50,7 @@ from typing import Any
 
 from droidrl.envs.actions import Action
 from droidrl.envs.device import Device
+from droidrl.envs.errors import DeviceUnavailable
 from droidrl.envs.tasks.android_world_bridge import AndroidWorldUnavailable, world_env
 from droidrl.envs.tasks.base import Params, Task, TaskTemplate
 
@@ -312,7 +315,8 @@ def _setup_for(aw_name: str) -> Any:
         _check_apps(device, aw_name, params)
         instance = _registry()[aw_name](copy.deepcopy(params))
         world = world_env(device)
-        instance.initialize_task(world.env)
+        with _adb_failures_as_unavailable(world, f"aw.{aw_name} initialize_task"):
+            instance.initialize_task(world.env)
         with _live_lock:
             _live[device] = _Live(aw_name, instance)
 
@@ -358,7 +362,19 @@ def _evaluate(device: Device, params: Params, answer: str | None) -> float:
         raise RuntimeError("evaluate() of an android_world task needs its setup() on the same device first")
     world = world_env(device)
     world.env.interaction_cache = answer or ""
+    with _adb_failures_as_unavailable(world, f"aw.{live.task_name} is_successful/tear_down"):
+        try:
+            return float(live.instance.is_successful(world.env))
+        finally:
+            live.instance.tear_down(world.env)
+
+
+@contextlib.contextmanager
+def _adb_failures_as_unavailable(world: Any, what: str) -> Iterator[None]:
+    """adb that stops answering mid-task is a dead device (the pool replaces it and retries the episode)."""
+    from android_env.components import errors as android_env_errors
+
     try:
-        return float(live.instance.is_successful(world.env))
-    finally:
-        live.instance.tear_down(world.env)
+        yield
+    except android_env_errors.AdbControllerError as error:
+        raise DeviceUnavailable(world.address.serial, f"{what}: adb failed ({str(error)[:300]})") from error
