@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 
 import pytest
@@ -122,3 +123,59 @@ def test_a_collision_in_the_pool_fails_the_episode_retryably_and_keeps_the_devic
                 assert (await device.reset(TASK, 2)).info["task"] == f"{TASK}:2"
 
     asyncio.run(main())
+
+
+class WaitingEngine:
+    """The real engine behind a pause before each answer (seeded, 0.1-0.9 s): episodes wait for the model
+    out of step with each other, as they do behind a busy engine."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.name = engine.name
+        self.pauses = random.Random(0)
+
+    @property
+    def version(self) -> int:
+        return self.engine.version
+
+    async def generate(self, prompt_ids, sampling, images=None, session=None):
+        await asyncio.sleep(self.pauses.uniform(0.1, 0.9))
+        return await self.engine.generate(prompt_ids, sampling, images, session)
+
+
+def test_episodes_collected_while_health_checks_run_lose_no_group(model_dir, tokenizer):
+    # The first `droidrl train` in small: an evaluation's episodes wait for the model while the pool's
+    # periodic health check runs; no retries allowed, so any collision would drop a group.
+    from droidrl.rollout.agent import Agent, AgentConfig
+    from droidrl.rollout.collector import Collector, CollectorConfig, TaskInstance
+    from droidrl.rollout.engines.base import SamplingParams
+    from droidrl.rollout.engines.transformers_engine import TransformersEngine, TransformersEngineConfig
+    from droidrl.rollout.prompts import PromptConfig
+
+    engine = TransformersEngine(TransformersEngineConfig(model=str(model_dir), batch_wait_s=0.02))
+    sampling = SamplingParams(temperature=1.0, max_tokens=6)
+    agent = Agent(
+        WaitingEngine(engine), tokenizer, AgentConfig(prompt=PromptConfig(observation="xml"), sampling=sampling)
+    )
+
+    async def main() -> tuple[list, dict, dict]:
+        pool = RayEnvPool(
+            actors=1,
+            devices_per_actor=2,
+            threads_per_actor=1,
+            env={"settle_s": 1.0, "max_steps": 4, "max_invalid": 4},
+            health_interval_s=0.2,
+        )
+        async with pool:
+            config = CollectorConfig(group_size=2, batch_size=2, max_concurrent_episodes=2, max_retries=0)
+            collector = Collector(agent, pool, config, run_id="race")
+            groups = await collector.collect([TaskInstance(TASK, 1), TaskInstance("SystemBluetoothTurnOn", 2)])
+            return groups, collector.stats.as_dict(), pool.stats()
+
+    try:
+        groups, collected, stats = asyncio.run(main())
+    finally:
+        asyncio.run(engine.close())
+    assert len(groups) == 2 and all(len(group.episodes) == 2 for group in groups)
+    assert (collected["groups_dropped"], collected["failures"]) == (0, {})
+    assert (stats["collisions"], stats["failures"], stats["unhealthy"]) == (0, 0, 0)
