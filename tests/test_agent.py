@@ -124,6 +124,44 @@ def test_later_turns_are_screen_info_with_the_responses_verbatim(tokenizer, scre
     assert prompt.ids[-4:] == tokenizer.encode("<|im_start|>assistant\n")
 
 
+class CountingTokenizer:
+    """A tokenizer that counts the text it is asked to encode."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer, self.encoded = tokenizer, []
+
+    def __getattr__(self, name: str):
+        return getattr(self.tokenizer, name)
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        self.encoded.append(text)
+        return self.tokenizer.encode(text, add_special_tokens=add_special_tokens)
+
+
+def test_each_turn_tokenizes_only_text_it_has_not_seen(tokenizer, screens: list[Observation]) -> None:
+    counting = CountingTokenizer(tokenizer)
+    chat = ChatFormat.from_tokenizer(tokenizer)
+    config = PromptConfig(observation="xml", xml_turns=1)
+    cached = PromptBuilder(counting, config, chat=chat)
+    plain = PromptBuilder(tokenizer, config, chat=chat, cache=False)
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    responses = [[*tokenizer.encode('<answer>do(action="Back")</answer>'), end] for _ in screens[1:]]
+    for turn in range(len(screens)):
+        counting.encoded.clear()
+        prompt = cached.build(GOAL, screens[: turn + 1], responses[:turn])
+        assert prompt.ids == plain.build(GOAL, screens[: turn + 1], responses[:turn]).ids  # the same ids
+        # The whole history is not re-tokenized: turn t encodes at most its new screen's segment and the
+        # previous screen's, which just lost its XML (turn 0: the system prompt and the first screen).
+        # Screen 3 is screen 1 again (Back): its segment is already known.
+        assert len(counting.encoded) == (0 if turn == 3 else 2)
+        if turn > 0:
+            assert sum(len(text) for text in counting.encoded) < len(tokenizer.decode(prompt.ids))
+    # Built again (a retry, the lock-step baseline, a token-budget pass): nothing is tokenized twice.
+    counting.encoded.clear()
+    cached.build(GOAL, screens, responses[: len(screens) - 1])
+    assert counting.encoded == []
+
+
 def test_images_stay_only_for_the_last_k_screens(model_dir: Path, screens: list[Observation]) -> None:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     builder = PromptBuilder(tokenizer, PromptConfig(observation="both", image_turns=2, xml_turns=1))

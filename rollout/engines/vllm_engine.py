@@ -262,6 +262,10 @@ class VLLMEngine:
             await self._llm.resume_generation()
             self._update_lock.release()
 
+    async def reset_prefix_cache(self) -> None:
+        """Drop every cached prefix block (benchmarks replaying the same prompts start from a cold cache)."""
+        await self._llm.reset_prefix_cache()
+
     async def close(self) -> None:
         """Stop the engine-core process."""
         llm, self._llm = self._llm, _Closed(self.name)
