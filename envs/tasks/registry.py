@@ -2,6 +2,8 @@
 
 A task spec is what `AndroidEnv.reset(options={"task": ...})` and `droidrl play` accept: a `Task`,
 a template name ("SystemWifiTurnOff", seeded by the reset seed), "Name:seed", or {"name", "seed"}.
+Where android_world is importable, its 116 tasks join as `aw.<Name>` templates and `androidworld*` suites
+(envs/tasks/android_world_suite.py).
 """
 
 from __future__ import annotations
