@@ -292,7 +292,21 @@ def inject(fault: Fault, cluster: Cluster, trainer: Trainer, run_dir: Path) -> s
     raise ValueError(f"unknown fault kind {fault.kind!r}")
 
 
-def due(fault: Fault, run_dir: Path, eval_before: bool, cluster: Cluster) -> bool:
+class _Once:
+    """`function()` computed on the first call, then remembered."""
+
+    def __init__(self, function: Any) -> None:
+        self.function = function
+        self.value: Any = None
+        self.done = False
+
+    def __call__(self) -> Any:
+        if not self.done:
+            self.value, self.done = self.function(), True
+        return self.value
+
+
+def due(fault: Fault, run_dir: Path, eval_before: bool, episodes_started: Any) -> bool:
     """Whether the run is where `fault` waits for: collecting its step (or in the evaluation before RL).
 
     Device, actor and engine faults wait until the trainer running now has started episodes, so they
@@ -305,7 +319,7 @@ def due(fault: Fault, run_dir: Path, eval_before: bool, cluster: Cluster) -> boo
         ready = not evaluated_before(run_dir)
     else:
         ready = (evaluated_before(run_dir) or not eval_before) and done >= fault.step - 1
-    return ready and cluster.episodes_started()
+    return ready and bool(episodes_started())
 
 
 # ---- the count --------------------------------------------------------------------------------------------
@@ -445,7 +459,7 @@ def run(seed: int, kinds: set[str], run_dir: Path, extra: list[str], timeout_s: 
     try:
         trainer.start(resume=False)
         pending = list(faults)
-        armed: float | None = None  # when the next fault's trigger was first seen
+        armed: dict[int, float] = {}  # fault index -> when its trigger was first seen; each fault arms on its own
         while True:
             rc = trainer.poll()
             if rc is not None:
@@ -457,20 +471,28 @@ def run(seed: int, kinds: set[str], run_dir: Path, extra: list[str], timeout_s: 
                 trainer.kill()
                 fault_log.append(f"timed out after {timeout_s:.0f} s at step {completed(run_dir)}")
                 break
-            if pending and due(pending[0], run_dir, config.eval.before, cluster):
-                armed = armed or time.monotonic()
-                if time.monotonic() - armed >= pending[0].delay_s:
-                    fault = pending[0]
-                    try:
-                        fault.fired = inject(fault, cluster, trainer, run_dir)
-                    except Exception as error:  # no way to reach the target, or it went away meanwhile: say so
-                        fault.fired = f"not injected ({type(error).__name__}: {error})"
-                    if fault.fired:  # else no target is up yet (actors starting): try again shortly
-                        pending.pop(0)
-                        armed = None
-                        line = f"[{time.monotonic() - started:6.0f} s] {fault.kind} at step {fault.step}: {fault.fired}"
-                        fault_log.append(line)
-                        print(line, flush=True)
+            live = _Once(cluster.episodes_started)  # asked at most once a round: the state API is not free
+            for fault in list(pending):
+                key = id(fault)
+                if key not in armed:
+                    if not due(fault, run_dir, config.eval.before, live):
+                        continue
+                    armed[key] = time.monotonic()
+                if time.monotonic() - armed[key] < fault.delay_s:
+                    continue
+                try:
+                    fault.fired = inject(fault, cluster, trainer, run_dir)
+                except Exception as error:  # no way to reach the target, or it went away meanwhile: say so
+                    fault.fired = f"not injected ({type(error).__name__}: {error})"
+                if not fault.fired:  # no target is up yet (actors starting): try again next round
+                    continue
+                pending.remove(fault)
+                line = f"[{time.monotonic() - started:6.0f} s] {fault.kind} at step {fault.step}: {fault.fired}"
+                fault_log.append(line)
+                print(line, flush=True)
+                if fault.kind == "trainer":  # a new trainer: the others wait for its episodes, armed anew
+                    armed.clear()
+                    break
             time.sleep(1.0)
         for fault in pending:
             fault_log.append(f"{fault.kind} at step {fault.step}: not injected (the run ended first)")
