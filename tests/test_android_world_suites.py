@@ -120,6 +120,16 @@ def test_bad_names_fail_clearly_and_suites_mix_in_curricula() -> None:
     assert sampler.difficulties["aw.MarkorCreateNote"] == get_template("aw.MarkorCreateNote").difficulty
 
 
+@needs_android_world
+def test_training_on_the_simulated_phone_refuses_tasks_it_cannot_run_before_any_work() -> None:
+    from droidrl.trainer.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"curriculum\.tasks: 54 android_world task\(s\) need apps.*androidworld-sim"):
+        load_config(None, ["curriculum.tasks=androidworld", "logging.wandb=disabled"])
+    config = load_config(None, ["curriculum.tasks=[androidworld-sim, SystemWifiTurnOn]", "logging.wandb=disabled"])
+    assert len(config.curriculum.training_tasks()) == 63
+
+
 def test_android_world_tasks_without_android_world_fail_before_work_naming_the_key(tmp_path: Path) -> None:
     """A Python without android_world (its import blocked, as where it is not installed): the check refuses."""
     script = (

@@ -326,10 +326,20 @@ def check_tasks(config: TrainConfig) -> None:
     from droidrl.curricula.config import resolve_tasks
 
     try:
-        config.curriculum.training_tasks()
-        config.curriculum.evaluation_tasks()
+        sets = {"curriculum.tasks": config.curriculum.training_tasks()}
+        sets["curriculum.eval_tasks"] = config.curriculum.evaluation_tasks()
     except ValueError as err:
         raise ConfigError(str(err)) from err
+    if config.env.backend == "sim":  # android_world tasks whose apps the simulated phone lacks would fail at reset
+        from droidrl.envs.tasks.android_world_suite import off_simulated_phone
+
+        for key, names in sets.items():
+            if off := off_simulated_phone(names):
+                raise ConfigError(
+                    f"{key}: {len(off)} android_world task(s) need apps the simulated phone lacks "
+                    f"({', '.join(off[:4])}{', ...' if len(off) > 4 else ''}); with env.backend=sim train on the "
+                    "androidworld-sim suite, or use env.backend=emulator"
+                )
     if config.sft.tasks is not None:
         try:
             resolve_tasks(config.sft.tasks, "tasks")

@@ -63,6 +63,7 @@ __all__ = [
     "instance_seed",
     "is_android_world_name",
     "make_task",
+    "off_simulated_phone",
     "require",
     "step_budget",
     "suite_tasks",
@@ -267,6 +268,15 @@ def suites() -> dict[str, list[str]]:
     simulated = _simulated_packages()
     named[f"{SUITE}-sim"] = [t.name for t in templates.values() if set(t.apps) <= simulated]
     return named
+
+
+def off_simulated_phone(names: list[str]) -> list[str]:
+    """The android_world template names among `names` that droidrl's simulated phone cannot run (an app missing)."""
+    android_world_names = [name for name in names if _NAME.match(name)]
+    if not android_world_names:
+        return []
+    runnable = set(suites()[f"{SUITE}-sim"])
+    return [name for name in android_world_names if name not in runnable]
 
 
 def _simulated_packages() -> set[str]:
