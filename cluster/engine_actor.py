@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -178,12 +178,12 @@ class EngineClient:
             with contextlib.suppress(Exception):  # already dead: nothing to kill
                 ray.kill(self.handle)
 
-    async def revive(self, weights: Path | None = None, version: int | None = None) -> bool:
+    async def revive(self) -> bool:
         """Check the actor; when it is gone (or does not answer) start a new one in its place; True if restarted.
 
-        The new actor loads `weights` at `version` when that is a complete model directory (a weight sync
-        with copy_from writes one), else the spec's model at the spec's version (the caller then pushes the
-        weights). Sessions and requests of the old actor are lost: the router retries them elsewhere.
+        The new actor loads the spec's model at the spec's version: that directory stays (a weight sync prunes
+        its old versions, possibly while a restart loads one), and the caller then pushes the current weights.
+        Sessions and requests of the old actor are lost: the router retries them elsewhere.
         """
         import ray
 
@@ -198,18 +198,15 @@ class EngineClient:
         with contextlib.suppress(Exception):
             ray.kill(self.handle, no_restart=True)
         await _name_released(actor_name(self.spec.name))
-        spec = self.spec
-        if weights is not None and version is not None and (Path(weights) / "config.json").is_file():
-            spec = replace(spec, model=str(weights), version=version)
-        fresh = await start_engine(spec)
+        fresh = await start_engine(self.spec)
         self.handle, self.pid, self._version = fresh.handle, fresh.pid, fresh.version
         return True
 
 
-async def revive_engine(engine: Engine, weights: Path | None, version: int) -> bool:
+async def revive_engine(engine: Engine) -> bool:
     """The `Router`'s revive hook for engine actors (`EngineClient.revive`); other engines are left as they are."""
     if isinstance(engine, EngineClient):
-        return await engine.revive(weights, version)
+        return await engine.revive()
     return False
 
 

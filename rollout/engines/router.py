@@ -26,9 +26,9 @@ from droidrl.rollout.engines.base import Completion, Engine, SamplingParams
 
 log = logging.getLogger(__name__)
 
-# Checks an engine that failed and restarts it when it is gone, loading the given weights (the last published,
-# None before any) at the given version; True when it restarted it.
-Revive = Callable[[Engine, Path | None, int], Awaitable[bool]]
+# Checks an engine that failed and restarts it when it is gone; True when it restarted it. The router then
+# brings it to the last published weights before it serves again.
+Revive = Callable[[Engine], Awaitable[bool]]
 
 
 class EngineUnavailable(RuntimeError):
@@ -314,11 +314,12 @@ class Router:
             return
 
     async def _bring_back(self, engine: Engine) -> None:
-        if self._revive is not None:
-            weights, version = self._published or (None, engine.version)
-            if await asyncio.wait_for(self._revive(engine, weights, version), self.config.revive_timeout_s):
-                self.stats.restarts += 1
-                log.debug("engine %s restarted (restart %d of this run)", engine.name, self.stats.restarts)
+        restarted = self._revive is not None and await asyncio.wait_for(
+            self._revive(engine), self.config.revive_timeout_s
+        )
+        if restarted:
+            self.stats.restarts += 1
+            log.debug("engine %s restarted (restart %d of this run)", engine.name, self.stats.restarts)
         # The published version may move on while this one loads: catch up until it holds the newest.
         while self._published is not None and engine.version < self._published[1]:
             source, version = self._published
