@@ -523,7 +523,11 @@ def report(figures: Figures) -> None:
     for line in figures.fault_log:
         print(f"  {line}")
     print("faults injected: " + (", ".join(f"{k} {v}" for k, v in sorted(figures.faults.items())) or "none"))
-    print(f"retries: {figures.retries} (episode re-runs in the trained and evaluated records)")
+    exhausted = sum(1 for reason in figures.dropped if re.search(r"failed \d+ times; last:", reason))
+    print(
+        f"retries: {figures.retries} in the kept records (episodes trained on or evaluated), "
+        f"{sum(figures.failures.values()) - exhausted} in the log (every process, abandoned steps included)"
+    )
     print("episode failures by kind (log): " + (", ".join(f"{k} {v}" for k, v in figures.failures.items()) or "none"))
     print(f"groups dropped: {len(figures.dropped)}")
     for reason in figures.dropped:
