@@ -195,6 +195,9 @@ class EngineClient:
         except Exception as error:  # dead, hung, or alive without an engine: all need a new actor
             first_line = (str(error).strip().splitlines() or [""])[0]
             log.debug("engine %s does not answer (%s: %s); restarting it", self.name, type(error).__name__, first_line)
+        if self.spec.options.get("weight_transfer_backend") == "nccl":
+            # A new actor is not in the broadcaster's NCCL group and would serve the start weights: keep it out.
+            raise RuntimeError(f"engine {self.name} receives weights over NCCL; a restarted engine cannot rejoin")
         with contextlib.suppress(Exception):
             ray.kill(self.handle, no_restart=True)
         await _name_released(actor_name(self.spec.name))
