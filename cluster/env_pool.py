@@ -4,6 +4,10 @@ N actors of K devices each are placed by a custom Ray resource (default "android
 hosts offer and GPU hosts do not: `ray start --resources='{"android": 64}'`. A device that fails
 mid-call is replaced by its actor, an actor that dies by a new actor with fresh devices; in both
 cases the episode gets a `DeviceFailure` and the collector retries it on another device.
+
+Every actor call is bounded: the actor bounds a reset/step (call_timeout_s), a probe (probe_timeout_s)
+and a replacement (replace_timeout_s) itself, and an actor that does not answer within that plus
+actor_grace_s is wedged and restarted. Health probes run only on devices no episode holds.
 """
 
 from __future__ import annotations
