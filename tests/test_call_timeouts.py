@@ -250,7 +250,7 @@ def test_a_device_thread_stuck_for_minutes_neither_blocks_the_replacement_nor_le
 def test_a_replacement_that_hangs_is_retried_then_the_slot_is_retired(ray_cluster):
     async def main() -> None:
         pool = RayEnvPool(
-            actors=1, devices_per_actor=2, replace_timeout_s=2, replace_attempts=2, health_interval_s=None
+            actors=1, devices_per_actor=2, replace_timeout_s=5, replace_attempts=2, health_interval_s=None
         )
 
         async def fail_device(device_id: str | None = None) -> str:
