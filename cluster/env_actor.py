@@ -20,7 +20,15 @@ import ray
 
 from droidrl.envs.env import AndroidEnv
 from droidrl.envs.errors import DeviceUnavailable, DroidrlEnvError
-from droidrl.rollout.envpool import CallTimeout, DeviceBusy, DeviceFailure, DeviceThreads, StepResult, to_observation
+from droidrl.rollout.envpool import (
+    CallTimeout,
+    DeviceBusy,
+    DeviceFailure,
+    DeviceThreads,
+    DeviceTimeout,
+    StepResult,
+    to_observation,
+)
 
 T = TypeVar("T")
 
@@ -350,7 +358,7 @@ class EnvActor:
         except CallTimeout as error:
             # The thread may still be stuck in the device; the slot never touches that env again.
             slot.dead = f"{what}: {error}"
-            raise DeviceFailure(f"{device_id}: {slot.dead}; the device counts as dead") from None
+            raise DeviceTimeout(f"{device_id}: {slot.dead}; the device counts as dead") from None
         except DeviceUnavailable as error:
             slot.dead = str(error)
             raise DeviceFailure(f"{device_id}: {error}") from None

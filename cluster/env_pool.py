@@ -25,7 +25,7 @@ from ray.exceptions import GetTimeoutError, RayActorError
 
 from droidrl.cluster.env_actor import ACTOR_HEALTH, EnvActor
 from droidrl.envs.env import EnvConfig
-from droidrl.rollout.envpool import DeviceBusy, DeviceFailure, NoFreeDevice, StepResult
+from droidrl.rollout.envpool import DeviceBusy, DeviceFailure, DeviceTimeout, NoFreeDevice, StepResult
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ class RayEnvPool:
             "retired": 0,  # devices out for good (dead adb devices)
             "restart_failures": 0,  # replacement actors that could not be started in time
             "collisions": 0,  # calls refused because another call held the device (the episode retries)
-            "call_timeouts": 0,  # resets/steps an actor did not answer in time (it is restarted)
+            "call_timeouts": 0,  # resets/steps past their timeout: the device is replaced (or its wedged actor)
             "replace_failures": 0,  # replacements that failed or timed out (retried, then the slot retired)
             "lease_timeouts": 0,  # leases that found no free device within lease_timeout_s
             "wedged_actors": 0,  # actors restarted because they stopped answering or had too many stuck threads
@@ -423,6 +423,7 @@ class RayEnvPool:
             raise DeviceFailure(f"{_cause(error)}; retry the episode on another device") from None
         except DeviceFailure as error:  # raised in the actor; Ray wraps it, keeping the class
             self.counters["failures"] += 1
+            self.counters["call_timeouts"] += isinstance(error, DeviceTimeout)
             if slot.state == "busy":  # not already retired by its actor's death
                 slot.state = "replacing"
                 self._spawn(self._replace(slot))

@@ -31,6 +31,10 @@ class DeviceFailure(Exception):
     """
 
 
+class DeviceTimeout(DeviceFailure):
+    """A call on the device ran past its timeout; the device counts as dead and is replaced."""
+
+
 class DeviceBusy(DeviceFailure):
     """Another call holds the device; the device is fine, this episode retries on another one."""
 
@@ -244,7 +248,7 @@ class _LocalLease:
         except CallTimeout as error:
             # A stuck thread keeps the old phone; the lease block's end gives the slot a fresh one.
             self.pool._counters["call_timeouts"] += 1
-            raise DeviceFailure(f"{self.id}: {what}: {error}; the device counts as dead") from None
+            raise DeviceTimeout(f"{self.id}: {what}: {error}; the device counts as dead") from None
         except DroidrlEnvError as error:
             raise DeviceFailure(f"{self.id}: {error}") from error
 

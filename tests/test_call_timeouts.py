@@ -232,6 +232,7 @@ def test_a_device_thread_stuck_for_minutes_neither_blocks_the_replacement_nor_le
                     await pool.actor_of(device.id).stall_device.remote(device.id, 600)
                     await device.step(LAUNCH)
             await wait_until(lambda: pool.stats()["replaced"] == 1, "the stuck device replaced")
+            assert (pool.stats()["call_timeouts"], pool.stats()["wedged_actors"]) == (1, 0)
             async with pool.lease() as device:
                 assert (await device.reset(TASK, 2)).info["task"] == f"{TASK}:2"
             (info,) = await pool.actor_info()
