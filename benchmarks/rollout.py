@@ -383,28 +383,46 @@ async def part_a(args, console, engine, tokenizer, agent, work) -> None:
 
 async def part_b(args, console, agent, work) -> None:
     screens = record_screens(work)
-    await cold_cache(agent.engine)
-    with console.status(f"(b) async collector, {args.latency:g} s per step, scripted lengths"):
-        groups, async_s, _ = await run_collector(
+
+    async def run_async() -> tuple[int, float, list[int]]:
+        await cold_cache(agent.engine)
+        groups, seconds, _ = await run_collector(
             agent, ReplayPool(args.width, screens, args.latency), work, args.group_size, args.width
         )
-    lengths = sorted(len(e.turns) for g in groups for e in g.episodes)
-    episodes = len(lengths)
-    await cold_cache(agent.engine)
-    with console.status(f"(b) lock-step, {args.latency:g} s per step, scripted lengths"):
-        lock_episodes, lock_s = await run_lockstep(
-            agent, ReplayPool(args.width, screens, args.latency), work, args.group_size, args.width
-        )
+        lengths = [len(e.turns) for g in groups for e in g.episodes]
+        return len(lengths), seconds, lengths
+
+    async def run_lock() -> tuple[int, float]:
+        await cold_cache(agent.engine)
+        pool = ReplayPool(args.width, screens, args.latency)
+        return await run_lockstep(agent, pool, work, args.group_size, args.width)
+
+    # A-B-B-A: the load on a shared machine drifts, and this order cancels a steady drift.
+    runs: dict[str, list[tuple[int, float]]] = {"async": [], "lock": []}
+    lengths: list[int] = []
+    for which in ("async", "lock", "lock", "async"):
+        with console.status(f"(b) {which}, {args.latency:g} s per step, scripted lengths"):
+            if which == "async":
+                episodes, seconds, lengths = await run_async()
+                runs["async"].append((episodes, seconds))
+            else:
+                runs["lock"].append(await run_lock())
     table = Table(
-        title=f"(b) {episodes} episodes of {min(lengths)}-{max(lengths)} steps (mean {statistics.fmean(lengths):.1f}), "
-        f"{args.latency:g} s device latency (asyncio.sleep), {args.width} devices"
+        title=f"(b) {len(lengths)} episodes of {min(lengths)}-{max(lengths)} steps "
+        f"(mean {statistics.fmean(lengths):.1f}), "
+        f"{args.latency:g} s device latency (asyncio.sleep), {args.width} devices, runs in the order A-B-B-A"
     )
-    for col in ("rollout", "episodes", "seconds", "episodes/s"):
+    for col in ("rollout", "episodes", "seconds (each run)", "episodes/s (both runs)"):
         table.add_column(col, justify="right")
-    table.add_row("async collector", str(episodes), f"{async_s:.1f}", f"{episodes / async_s:.2f}")
-    table.add_row("lock-step waves", str(lock_episodes), f"{lock_s:.1f}", f"{lock_episodes / lock_s:.2f}")
+    rates = {}
+    for label, key in (("async collector", "async"), ("lock-step waves", "lock")):
+        episodes = sum(e for e, _ in runs[key])
+        seconds = sum(s for _, s in runs[key])
+        rates[key] = episodes / seconds
+        each = ", ".join(f"{s:.1f}" for _, s in runs[key])
+        table.add_row(label, str(episodes), each, f"{rates[key]:.2f}")
     console.print(table)
-    console.print(f"async / lock-step episodes/s = {(episodes / async_s) / (lock_episodes / lock_s):.2f}")
+    console.print(f"async / lock-step episodes/s = {rates['async'] / rates['lock']:.2f}")
 
 
 async def main_async(args: argparse.Namespace) -> None:

@@ -232,12 +232,14 @@ def test_an_engine_error_and_a_hung_engine_are_retried(engine, tokenizer) -> Non
     assert "illegal memory access" in collector.stats.last_error
 
     hung = FailingEngine(engine, fails=lambda call, session: call == 1, hang_s=30.0)
-    agent = make_agent(hung, tokenizer, step_timeout_s=3.0)  # far below the hang, above a loaded step
+    # Far below the hang, above a step on a loaded machine (at load average ~20 on 2 cores, ordinary
+    # 6-token steps took over 3 s and every attempt timed out).
+    agent = make_agent(hung, tokenizer, step_timeout_s=10.0)
     collector = Collector(agent, make_pool(1), CollectorConfig(group_size=1, batch_size=1))
     groups = asyncio.run(collector.collect(instances(1)))
     assert len(groups) == 1 and groups[0].episodes[0].attempts == 2
     assert collector.stats.failures == {"timeout": 1}
-    assert "agent.step_timeout_s=3.0" in collector.stats.last_error
+    assert "agent.step_timeout_s=10.0" in collector.stats.last_error
 
 
 @pytest.mark.slow
