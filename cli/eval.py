@@ -179,7 +179,7 @@ def _observation(
 
 
 def _takes_images(model_dir: str) -> bool:
-    """Whether the HF config describes a vision-language model (a vision tower); True when unknown."""
+    """Whether the HF config describes a vision-language model (it has a vision tower config)."""
     path = Path(model_dir) / "config.json"
     if not path.is_file():
         return False  # no model yet: the tiny text policy made under <out>/init
