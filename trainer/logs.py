@@ -39,6 +39,7 @@ LIBRARIES = (
     "py.warnings",
     "accelerate",
     "safetensors",
+    "absl",  # android_world's task code logs through absl
 )
 # Libraries whose warnings are advisories a user cannot act on (vLLM on a CPU: no Triton, no tcmalloc, eager
 # mode, ... about ten lines in each of its processes at every start): on the console only from ERROR up.
@@ -47,6 +48,7 @@ CONSOLE_LEVELS = {
     "droidrl": logging.INFO,
     "vllm": logging.ERROR,
     "py.warnings": logging.ERROR,
+    "absl": logging.ERROR,  # android_world's task chatter ("Clearing app data ..."); failures reach us as errors
     # "Token authentication is enabled for this Ray cluster": a notice about the private cluster, not a problem.
     "ray._private.authentication": logging.ERROR,
 }
