@@ -11,6 +11,11 @@ records of every trained step and evaluation, evals.json, logs/droidrl.log), not
 
     python benchmarks/chaos.py [--seed 0] [--faults device,env_actor,engine_actor,trainer,corrupt] [-- KEY=VALUE ...]
 
+A step is lost when metrics.jsonl has no row for it or its rollouts/step-N.parquet is missing, duplicated when it
+has two rows; a group is lost when a step trained fewer than collector.batch_size groups or a group has fewer than
+collector.group_size episodes, duplicated when one group id is trained at two steps. Device kills need a handle on
+the env actor, which Ray gives only by name: while env actors are unnamed they are reported "not injected".
+
 The last line reads `lost steps 0, duplicated steps 0, lost groups 0, duplicated groups 0` on a run that survived;
 the exit status is 0 then, 1 otherwise.
 """
