@@ -158,3 +158,20 @@ def test_a_resume_sets_aside_the_metric_rows_of_the_steps_it_runs_again(tmp_path
     assert (tmp_path / SET_ASIDE_METRICS).read_text() == "".join(lines[2:]) + "\n"
     assert set_aside_metrics(tmp_path, 1) == 0 and set_aside_metrics(tmp_path / "none", 1) == 0
     assert not list(tmp_path.glob(".metrics.jsonl.tmp*"))
+
+
+def test_a_resumed_run_exports_its_final_policy_over_the_interrupted_runs(tmp_path: Path) -> None:
+    from droidrl.trainer.loop import Run
+
+    class Exporter:  # Learner.export_weights writes only new directories, as the real one does
+        def export_weights(self, out: Path) -> Path:
+            out.mkdir()
+            (out / "model.safetensors").write_text("this run's")
+            return out
+
+    (tmp_path / "final").mkdir()
+    (tmp_path / "final" / "model.safetensors").write_text("the interrupted run's")  # killed after its export
+    run = Run(_config(tmp_path), resume=True)
+    assert run._export_final(Exporter()) == tmp_path / "final"
+    assert (tmp_path / "final" / "model.safetensors").read_text() == "this run's"
+    assert not list(tmp_path.glob(".final.stale-*"))
