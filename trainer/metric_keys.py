@@ -101,6 +101,11 @@ METRICS: dict[str, str] = {
     "pool/unhealthy": "idle devices a health check found dead (Ray pool)",
     "pool/retired": "devices out for good (Ray pool)",
     "pool/restart_failures": "replacement actors that did not start in time (Ray pool)",
+    "pool/collisions": "calls refused because another call held the device; the episode retried (Ray pool)",
+    "pool/call_timeouts": "device calls past their timeout: the device replaced, or its wedged actor restarted",
+    "pool/replace_failures": "device replacements that failed or timed out; retried, then the slot retired (Ray pool)",
+    "pool/lease_timeouts": "leases that found no free device within the lease timeout",
+    "pool/wedged_actors": "env actors restarted: they stopped answering or had too many stuck threads (Ray pool)",
     # eval (trainer.evaluation.EvalResult.metrics)
     "eval/success_rate": "evaluation success rate",
     "eval/ci_low": "its 95% Wilson interval, low end",
