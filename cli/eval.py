@@ -2,8 +2,11 @@
 
 The policy is an HF model directory run with the project's engines (rollout.engine), or a running
 OpenAI-compatible endpoint (`--endpoint URL --served-model NAME`, e.g. `vllm serve`; --model then names
-the served model's directory for its tokenizer). Every episode is appended to <out>/episodes.jsonl as it
-finishes, so running the same command again after a crash or a kill continues where it stopped. The
+the served model's directory for its tokenizer). An endpoint gets the protocol's observation: screenshots
+go through its chat API as data URLs, which needs `vllm serve ... --trust-request-chat-template`; one
+turn with a screenshot is tried before any episode, and a refusal stops there naming the fix. Every
+episode is appended to <out>/episodes.jsonl as it finishes, so running the same command again after a
+crash or a kill continues where it stopped. The
 settings tree is `droidrl train`'s (env.*, rollout.*, model.*, resources.*); the flags below spell keys of
 it, and the protocol fixes the rest (step budget, temperature, observation, prompt).
 """
@@ -125,7 +128,7 @@ def resolve(args: argparse.Namespace) -> EvalSetup:
         raise CliError(str(err)) from None
     out = Path(config.run_dir)
     model_dir = config.model.path or str(out / "init")
-    observation, deviations = _observation(protocol, config, args.observation, model_dir, args.endpoint)
+    observation, deviations = _observation(protocol, config, args.observation, model_dir)
     system_prompt = protocol.system_prompt
     if args.system_prompt is not None:
         path = Path(args.system_prompt)
@@ -156,9 +159,7 @@ def resolve(args: argparse.Namespace) -> EvalSetup:
     )
 
 
-def _observation(
-    protocol, config, requested: str | None, model_dir: str, endpoint: str | None
-) -> tuple[str, list[str]]:
+def _observation(protocol, config, requested: str | None, model_dir: str) -> tuple[str, list[str]]:
     """The observation the prompts show, and the deviations from the protocol that choosing it makes."""
     deviations: list[str] = []
     wanted = protocol.observation or config.model.observation
@@ -168,13 +169,8 @@ def _observation(
     if wanted != "xml" and not _takes_images(model_dir):
         deviations.append(f"observation xml: the policy is text-only (the protocol shows {wanted})")
         wanted = "xml"
-    if wanted != "xml" and endpoint:
-        # The Engine contract is exact token ids, which an endpoint takes only through its completions API,
-        # and that API has no images: a vision checkpoint gets its screenshots in-process (--engine vllm).
-        deviations.append(
-            f"observation xml: an endpoint's completions API takes no images (the protocol shows {wanted})"
-        )
-        wanted = "xml"
+    # An endpoint takes screenshots too (OpenAIEngine sends them through its chat API); whether this one does is
+    # checked before any episode (_check_endpoint), so no silent fall-back to XML is needed here.
     return wanted, deviations
 
 
@@ -225,10 +221,16 @@ def _check_manifest(setup: EvalSetup) -> None:
 
 def _meta(setup: EvalSetup) -> dict[str, Any]:
     config = setup.config
+    from droidrl.eval.endpoint import CHAT_IMAGES, COMPLETIONS
+
+    endpoint_api = None
+    if setup.endpoint:
+        endpoint_api = COMPLETIONS if setup.observation == "xml" else CHAT_IMAGES
     return {
         "policy": setup.policy,
         "endpoint": setup.endpoint,
         "served_model": setup.served_model,
+        "endpoint_api": endpoint_api,
         "protocol": setup.protocol.to_dict() | {"system_prompt": setup.system_prompt},
         "suite": setup.suite,
         "task_seed": setup.task_seed,
@@ -251,6 +253,8 @@ def _evaluate(setup: EvalSetup, args: argparse.Namespace) -> int:
     from droidrl.eval.runner import Plan
     from droidrl.eval.store import EpisodeStore
 
+    if setup.endpoint and not args.report_only:
+        asyncio.run(_start_endpoint(setup, check=True))  # before the folder is touched: a refusal leaves nothing
     _check_manifest(setup)
     store = EpisodeStore(setup.out)
     opened = store.open()
@@ -293,7 +297,7 @@ async def _play(setup: EvalSetup, plan, store, done: int, total: int):
     config = setup.config
     if setup.endpoint is None and config.model.path is None:
         _init_tiny_model(setup)
-    engine = await _start_engine(setup) if setup.endpoint else (await start_engine(config, setup.model_dir))[0]
+    engine = await _start_endpoint(setup) if setup.endpoint else (await start_engine(config, setup.model_dir))[0]
     try:
         pool = await start_pool(_pool_config(setup))
         try:
@@ -355,8 +359,6 @@ def _pool_config(setup: EvalSetup):
 
 
 def _agent(setup: EvalSetup, engine):
-    from transformers import AutoTokenizer
-
     from droidrl.rollout.agent import Agent, AgentConfig
     from droidrl.rollout.engines.base import SamplingParams
     from droidrl.rollout.prompts import PromptConfig
@@ -375,19 +377,37 @@ def _agent(setup: EvalSetup, engine):
         max_tokens=config.rollout.max_tokens,
         seed=config.seed,
     )
-    tokenizer = AutoTokenizer.from_pretrained(setup.model_dir)
-    return Agent(engine, tokenizer, AgentConfig(prompt=prompt, sampling=sampling))
+    return Agent(engine, _tokenizer(setup), AgentConfig(prompt=prompt, sampling=sampling))
 
 
-async def _start_engine(setup: EvalSetup):
-    """An Engine over the OpenAI-compatible endpoint, checked to answer and serve the model before any episode."""
-    from droidrl.rollout.engines.openai_engine import EndpointError, connect
+def _tokenizer(setup: EvalSetup):
+    from transformers import AutoTokenizer
 
+    return AutoTokenizer.from_pretrained(setup.model_dir)
+
+
+async def _start_endpoint(setup: EvalSetup, check: bool = False):
+    """An Engine over the OpenAI-compatible endpoint, which answers and serves the model (its own context window).
+
+    With `check`: also one screenshot turn when the prompts show screenshots, and the engine comes back closed.
+    Every problem is a one-line CliError naming the fix.
+    """
+    from droidrl.eval.endpoint import EndpointRefused, start_endpoint
+
+    images = setup.observation != "xml"
     try:
-        # The context window is the endpoint's own (GET /models), so prompts are budgeted for what it serves.
-        return await connect(setup.endpoint, setup.served_model, max_concurrency=setup.config.env.phones)
-    except (EndpointError, ValueError) as err:
+        engine = await start_endpoint(
+            setup.endpoint,
+            setup.served_model,
+            _tokenizer(setup) if check and images else None,
+            images=check and images,
+            concurrency=setup.config.env.phones,
+        )
+    except EndpointRefused as err:
         raise CliError(f"--endpoint {setup.endpoint}: {err}") from None
+    if check:
+        await engine.close()
+    return engine
 
 
 def _suite_name(suite: str | list[str]) -> str:
@@ -430,7 +450,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_config_args(parser)
     parser.add_argument("--model", help="HF model directory (model.path; default: a tiny model under OUT/init)")
-    parser.add_argument("--endpoint", help="an OpenAI-compatible server's base URL, e.g. http://localhost:8000/v1")
+    parser.add_argument(
+        "--endpoint",
+        help="an OpenAI-compatible server's base URL, e.g. http://localhost:8000/v1; screenshots (the protocol's "
+        "observation for a vision model) go through its chat API and need `vllm serve ... "
+        "--trust-request-chat-template`",
+    )
     parser.add_argument("--served-model", help="the model name the endpoint serves (vllm serve's model name)")
     parser.add_argument("--protocol", default="androidworld", help="androidworld (default) or mobilerl")
     parser.add_argument("--suite", default="all", help="a suite (see droidrl tasks) or task names joined by commas")
@@ -440,12 +465,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--engine", choices=["auto", "vllm", "transformers"], help="rollout.engine")
     parser.add_argument("--phones", type=int, help="env.phones: devices, so episodes at once")
     parser.add_argument("--ray", action=argparse.BooleanOptionalAction, help="env.ray: phones in Ray env actors")
-    parser.add_argument("--observation", choices=["xml", "screenshot", "both"], help="override the protocol's")
+    parser.add_argument(
+        "--observation", choices=["xml", "screenshot", "both"], help="override the protocol's (a deviation)"
+    )
     parser.add_argument("--max-tokens", type=int, help="rollout.max_tokens: response tokens per turn")
     parser.add_argument("--system-prompt", help="a file with the system prompt a checkpoint was trained on")
     parser.add_argument("--seed", type=int, help="seed: the sampling seed of every turn derives from it")
     parser.add_argument("--out", help="run_dir: the output folder (default runs/eval); rerun to resume")
-    parser.add_argument("--report-only", action="store_true", help="rewrite results.json and report.html, play nothing")
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite results.json and report.html, play nothing (no endpoint)"
+    )
     parser.add_argument("--no-report", action="store_true", help="skip report.html (results.json is always written)")
     parser.add_argument("--verbose", action="store_true", help="every library's console output, with tracebacks")
     parser.set_defaults(func=cmd_eval)

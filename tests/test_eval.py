@@ -7,18 +7,25 @@ models: both protocols, a Ray pool, and a SIGKILL mid-run followed by a resume t
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
-from test_openai_engine import vllm_server  # noqa: F401  (the fixture: `vllm serve` of the tiny model)
+import test_openai_engine
+from PIL import Image
+from test_openai_engine import Script, make_handler, server, vllm_server  # noqa: F401  (fixtures)
 
 from droidrl.eval.protocols import PROTOCOLS, get_protocol, protocol_score
 from droidrl.eval.stats import summarise_episodes, t_interval, t_quantile_975
@@ -348,3 +355,125 @@ def test_eval_of_an_android_world_task(tmp_path: Path, model_dir: Path) -> None:
     seed = aw.instance_seed(30, "SystemBluetoothTurnOffVerify", 0)
     assert record["task_id"] == f"aw.SystemBluetoothTurnOffVerify:{seed}" and record["difficulty"] == "easy"
     assert record["score"] == 0.0 and not record["finished"] and record["goal"] == "Turn bluetooth off."
+
+
+# ---- an endpoint gets the protocol's screenshots (H5's stdlib OpenAI-compatible server) ---------------------
+
+
+def _png(url: str) -> np.ndarray:
+    prefix, data = url.split(",", 1)
+    assert prefix == "data:image/png;base64"
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))))
+
+
+def test_endpoint_eval_sends_the_protocols_screenshots_as_data_urls(
+    tmp_path: Path,
+    vl_model_dir: Path,
+    server: tuple[Script, str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from transformers import AutoTokenizer
+
+    from droidrl.eval.endpoint import CHAT_IMAGES
+
+    script, url = server
+    tokenizer = AutoTokenizer.from_pretrained(vl_model_dir)
+
+    def policy(body: dict) -> dict:
+        """One screenshot: open Settings; two (MobileRL's last 2): finish; the probe (max_tokens 1) gets a token."""
+        images = sum(part["type"] == "image_url" for part in body["messages"][0]["content"])
+        answer = 'do(action="Launch", app="Settings")' if images == 1 else 'finish(message="done")'
+        ids = tokenizer.encode(f"<think>-</think><answer>{answer}</answer>")[: body["max_tokens"] - 1]
+        ids.append(tokenizer.eos_token_id)
+        reply = original(body)
+        reply["choices"][0].update(
+            token_ids=ids, logprobs={"content": [{"logprob": -0.5} for _ in ids]}, finish_reason="stop"
+        )
+        return reply
+
+    original = test_openai_engine.chat_reply
+    monkeypatch.setattr(test_openai_engine, "chat_reply", policy)  # the fake server's handler looks it up per call
+    out = tmp_path / "endpoint-vl"
+    result = _eval("--endpoint", url, "--served-model", "tiny", "--model", str(vl_model_dir), "--protocol",
+                   "mobilerl", "--suite", "SystemWifiTurnOff", "--runs", "1", "--phones", "1", "--no-ray",
+                   "--max-tokens", "48", "--out", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "deviation" not in result.stdout  # the protocol as published: screenshots plus XML
+    results = json.loads((out / "results.json").read_text())
+    assert results["deviations"] == [] and results["settings"]["observation"] == "both"
+    assert results["endpoint_api"] == CHAT_IMAGES
+    (record,) = _lines(out)
+    assert [t["action_text"] for t in record["turns"]] == [
+        '<think>-</think><answer>do(action="Launch", app="Settings")</answer>',
+        '<think>-</think><answer>finish(message="done")</answer>',
+    ]
+    assert record["end_reason"] == "finish" and record["engine"] == "openai-0"
+
+    paths = [path for path, _ in script.requests]
+    assert "/v1/completions" not in paths  # no turn went without its screenshots
+    chats = [body for path, body in script.requests if path == "/v1/chat/completions"]
+    texts = [tokenizer.decode(body["tokens"]) for path, body in script.requests if path == "/detokenize"]
+    probe, *turns = chats  # one screenshot turn before any episode, then the episode's two turns
+    assert probe["max_tokens"] == 1 and len(turns) == 2 and len(texts) == 3
+    screens = [[_png(p["image_url"]["url"]) for p in t["messages"][0]["content"] if p["type"] == "image_url"]
+               for t in turns]  # fmt: skip
+    assert [len(s) for s in screens] == [1, 2]
+    first, (older, latest) = screens[0][0], screens[1]
+    assert np.array_equal(older, first) and not np.array_equal(latest, first)  # the home screen, then Settings
+    assert first.ndim == 3 and first.shape[0] > first.shape[1] > 200  # a whole portrait phone screen
+    for text, images in zip(texts[1:], (1, 2), strict=True):
+        assert text.count("<|image_pad|>") == images  # one placeholder per data URL, in the prompt's own text
+        assert 'do(action="Swipe", direction=' in text and "[" in text.split("Turn")[-1]  # MobileRL prompt + XML
+    for turn in turns:
+        assert turn["chat_template"] == test_openai_engine.PASSTHROUGH_TEMPLATE and turn["temperature"] == 0.0
+
+
+def _refusing_server(script: Script) -> ThreadingHTTPServer:
+    """The fake endpoint as `vllm serve` without --trust-request-chat-template answers a request template."""
+
+    class Refusing(make_handler(script)):
+        def serve(self, body: dict) -> None:
+            if self.path == "/v1/chat/completions" and body.get("chat_template") is not None:
+                script.requests.append((self.path, body))
+                message = (
+                    "Chat template is passed with request, but --trust-request-chat-template is not set. "
+                    "Refused request with untrusted chat template."
+                )  # vLLM's own words
+                self.send(400, json.dumps({"error": {"message": message, "type": "BadRequestError", "code": 400}}))
+                return
+            super().serve(body)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+def test_an_endpoint_that_refuses_request_templates_fails_before_any_episode(vl_model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from droidrl.eval.endpoint import EndpointRefused, start_endpoint
+
+    script = Script()
+    httpd = _refusing_server(script)
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    tokenizer = AutoTokenizer.from_pretrained(vl_model_dir)
+
+    async def without_screenshots() -> None:  # --observation xml: nothing needs the request template, no probe
+        engine = await start_endpoint(url, "tiny", None, images=False, concurrency=1)
+        await engine.close()
+
+    try:
+        with pytest.raises(EndpointRefused) as err:
+            asyncio.run(start_endpoint(url, "tiny", tokenizer, images=True, concurrency=1))
+        asyncio.run(without_screenshots())
+    finally:
+        httpd.shutdown()
+    message = str(err.value)
+    assert "restart it with `vllm serve ... --trust-request-chat-template`" in message
+    assert "--observation xml (recorded as a deviation)" in message and "\n" not in message
+    assert [path for path, _ in script.requests] == ["/v1/models", "/detokenize", "/v1/chat/completions",
+                                                    "/v1/models"]  # fmt: skip
+    (_, probe) = script.requests[2]
+    (image,) = [p for p in probe["messages"][0]["content"] if p["type"] == "image_url"]
+    assert _png(image["image_url"]["url"]).shape == (252, 112, 3)
