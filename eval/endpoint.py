@@ -60,12 +60,10 @@ async def check_images(engine: OpenAIEngine, tokenizer: Any) -> None:
 def refusal_message(detail: str) -> str:
     """What to do about a refused screenshot turn, from the endpoint's own words."""
     lowered = detail.lower()
-    xml = "or evaluate without screenshots with --observation xml (recorded as a deviation)"
+    xml = "or pass --observation xml to evaluate without screenshots (recorded as a deviation)"
     if "trust-request-chat-template" in lowered or ("chat template" in lowered and "trust" in lowered):
-        return (
-            "the endpoint refuses request chat templates, which sending screenshots needs: restart it with "
-            f"`vllm serve ... --trust-request-chat-template`, {xml}. The server said: {detail}"
-        )
+        flag = "`vllm serve ... --trust-request-chat-template`"
+        return f"screenshots need a request chat template: restart it with {flag}, {xml}"
     if "/detokenize" in detail and "404" in detail:
-        return f"the endpoint has no /detokenize (vLLM's), which sending screenshots needs: serve with vLLM, {xml}"
-    return f"the endpoint refused a turn with a screenshot ({detail}): serve the vision checkpoint, {xml}"
+        return f"screenshots need vLLM's /detokenize, which it lacks: serve the model with vLLM, {xml}"
+    return f"it refused a turn with a screenshot ({detail}): serve the vision checkpoint, {xml}"

@@ -449,7 +449,9 @@ def _refusing_server(script: Script) -> ThreadingHTTPServer:
     return httpd
 
 
-def test_an_endpoint_that_refuses_request_templates_fails_before_any_episode(vl_model_dir: Path) -> None:
+def test_an_endpoint_that_refuses_request_templates_fails_before_any_episode(
+    tmp_path: Path, vl_model_dir: Path
+) -> None:
     from transformers import AutoTokenizer
 
     from droidrl.eval.endpoint import EndpointRefused, start_endpoint
@@ -467,13 +469,22 @@ def test_an_endpoint_that_refuses_request_templates_fails_before_any_episode(vl_
         with pytest.raises(EndpointRefused) as err:
             asyncio.run(start_endpoint(url, "tiny", tokenizer, images=True, concurrency=1))
         asyncio.run(without_screenshots())
+        out = tmp_path / "refused"
+        refused = _eval("--endpoint", url, "--served-model", "tiny", "--model", str(vl_model_dir), "--protocol",
+                        "mobilerl", "--suite", "SystemWifiTurnOff", "--no-ray", "--out", str(out))  # fmt: skip
     finally:
         httpd.shutdown()
     message = str(err.value)
     assert "restart it with `vllm serve ... --trust-request-chat-template`" in message
-    assert "--observation xml (recorded as a deviation)" in message and "\n" not in message
-    assert [path for path, _ in script.requests] == ["/v1/models", "/detokenize", "/v1/chat/completions",
-                                                    "/v1/models"]  # fmt: skip
+    assert "--observation xml to evaluate without screenshots (recorded as a deviation)" in message
+    probes = ["/v1/models", "/detokenize", "/v1/chat/completions"]
+    assert [path for path, _ in script.requests] == [*probes, "/v1/models", *probes]
+    # The command: one line naming the flag, exit 2, before any episode and before the folder holds an evaluation.
+    assert refused.returncode == 2 and "Traceback" not in refused.stdout + refused.stderr
+    said = " ".join(refused.stdout.split())  # one message (the console wraps it at its width)
+    assert said.startswith(f"error: --endpoint {url}: screenshots need a request chat template: restart it with")
+    assert "`vllm serve ... --trust-request-chat-template`" in said
+    assert not (out / "eval.json").exists() and not (out / "episodes.jsonl").exists()
     (_, probe) = script.requests[2]
     (image,) = [p for p in probe["messages"][0]["content"] if p["type"] == "image_url"]
     assert _png(image["image_url"]["url"]).shape == (252, 112, 3)
