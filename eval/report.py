@@ -216,6 +216,8 @@ def meta_table(results: dict[str, Any]) -> str:
         ("episodes", f"{results['finished_episodes']} of {results['planned_episodes']}"),
         ("settings", ", ".join(f"{k}={v}" for k, v in results.get("settings", {}).items())),
     ]
+    if results.get("endpoint_api"):  # how the policy's input reached an endpoint (screenshots or not)
+        rows.append(("endpoint input", results["endpoint_api"]))
     rows += [("deviation", d) for d in results.get("deviations", [])]
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
     return f'<table class="meta">{body}</table>'

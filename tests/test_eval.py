@@ -402,6 +402,7 @@ def test_endpoint_eval_sends_the_protocols_screenshots_as_data_urls(
     results = json.loads((out / "results.json").read_text())
     assert results["deviations"] == [] and results["settings"]["observation"] == "both"
     assert results["endpoint_api"] == CHAT_IMAGES
+    assert f"<th>endpoint input</th><td>{CHAT_IMAGES}</td>" in (out / "report.html").read_text()
     (record,) = _lines(out)
     assert [t["action_text"] for t in record["turns"]] == [
         '<think>-</think><answer>do(action="Launch", app="Settings")</answer>',
