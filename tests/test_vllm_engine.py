@@ -154,6 +154,15 @@ def test_final_only_and_streamed_outputs_give_the_same_completion(loaded: Loaded
     assert final_only.versions == streamed.versions == [engine.version] * 20
 
 
+def test_a_cold_prefix_cache_gives_the_same_completion(loaded: Loaded, prompt: list[int]) -> None:
+    sampling = SamplingParams(max_tokens=12, seed=4)
+    warm = loaded.run(loaded.engine.generate(prompt, sampling))
+    loaded.run(loaded.engine.reset_prefix_cache())  # benchmarks replay prompts from a cold cache
+    cold = loaded.run(loaded.engine.generate(prompt, sampling))
+    assert cold.token_ids == warm.token_ids
+    assert max_diff(cold.logprobs, warm.logprobs) < TOL
+
+
 @pytest.mark.parametrize("stream", [True, False], ids=["streamed", "final-only"])
 def test_update_during_a_request_keeps_it_and_switches_its_versions(
     loaded: Loaded, prompt: list[int], stream: bool
