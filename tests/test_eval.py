@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -269,7 +270,12 @@ def test_eval_killed_midway_resumes_without_losing_or_repeating(tmp_path: Path, 
 
 
 @pytest.mark.slow
-def test_eval_through_an_openai_compatible_endpoint(tmp_path: Path, model_dir: Path, vllm_server: str) -> None:  # noqa: F811
+def test_eval_through_an_openai_compatible_endpoint(
+    tmp_path: Path,
+    model_dir: Path,
+    tokenizer,
+    vllm_server: str,  # noqa: F811
+) -> None:
     out = tmp_path / "endpoint"
     result = _eval("--endpoint", vllm_server, "--served-model", "tiny", "--model", str(model_dir), "--suite",
                    "SystemWifiTurnOff", "--runs", "2", "--phones", "2", "--no-ray", "--max-tokens", "12",
@@ -282,6 +288,12 @@ def test_eval_through_an_openai_compatible_endpoint(tmp_path: Path, model_dir: P
     wrong = _eval("--endpoint", vllm_server, "--served-model", "nope", "--model", str(model_dir), "--suite",
                   "SystemWifiTurnOff", "--no-ray", "--out", str(tmp_path / "wrong"))  # fmt: skip
     assert wrong.returncode == 2 and "--endpoint" in wrong.stdout and "Traceback" not in wrong.stdout + wrong.stderr
+    # The screenshot probe against real vLLM: a text-only served model refuses the image, before any episode.
+    # (vLLM on CPU here cannot load a vision model, torchvision being absent, so the accepted case is not run.)
+    from droidrl.eval.endpoint import EndpointRefused, start_endpoint
+
+    with pytest.raises(EndpointRefused, match=r"screenshot \(.*\(400\): tiny is not a multimodal model\): serve the"):
+        asyncio.run(start_endpoint(vllm_server, "tiny", tokenizer, images=True, concurrency=1))
 
 
 @pytest.mark.slow
@@ -368,22 +380,25 @@ def _png(url: str) -> np.ndarray:
 
 def test_endpoint_eval_sends_the_protocols_screenshots_as_data_urls(
     tmp_path: Path,
-    vl_model_dir: Path,
+    vision_model_dir: Path,  # each vision family: Qwen2.5-VL and GLM-4.1V (MobileRL-9B's architecture)
     server: tuple[Script, str],  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from transformers import AutoTokenizer
 
     from droidrl.eval.endpoint import CHAT_IMAGES
+    from droidrl.rollout.prompts import ChatFormat
 
     script, url = server
-    tokenizer = AutoTokenizer.from_pretrained(vl_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(vision_model_dir)
+    placeholder = ChatFormat.from_tokenizer(tokenizer).image_placeholder
 
     def policy(body: dict) -> dict:
         """One screenshot: open Settings; two (MobileRL's last 2): finish; the probe (max_tokens 1) gets a token."""
         images = sum(part["type"] == "image_url" for part in body["messages"][0]["content"])
         answer = 'do(action="Launch", app="Settings")' if images == 1 else 'finish(message="done")'
-        ids = tokenizer.encode(f"<think>-</think><answer>{answer}</answer>")[: body["max_tokens"] - 1]
+        ids = tokenizer.encode(f"<think>-</think><answer>{answer}</answer>", add_special_tokens=False)
+        ids = ids[: body["max_tokens"] - 1]
         ids.append(tokenizer.eos_token_id)
         reply = original(body)
         reply["choices"][0].update(
@@ -394,7 +409,7 @@ def test_endpoint_eval_sends_the_protocols_screenshots_as_data_urls(
     original = test_openai_engine.chat_reply
     monkeypatch.setattr(test_openai_engine, "chat_reply", policy)  # the fake server's handler looks it up per call
     out = tmp_path / "endpoint-vl"
-    result = _eval("--endpoint", url, "--served-model", "tiny", "--model", str(vl_model_dir), "--protocol",
+    result = _eval("--endpoint", url, "--served-model", "tiny", "--model", str(vision_model_dir), "--protocol",
                    "mobilerl", "--suite", "SystemWifiTurnOff", "--runs", "1", "--phones", "1", "--no-ray",
                    "--max-tokens", "48", "--out", str(out))  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -423,8 +438,11 @@ def test_endpoint_eval_sends_the_protocols_screenshots_as_data_urls(
     assert np.array_equal(older, first) and not np.array_equal(latest, first)  # the home screen, then Settings
     assert first.ndim == 3 and first.shape[0] > first.shape[1] > 200  # a whole portrait phone screen
     for text, images in zip(texts[1:], (1, 2), strict=True):
-        assert text.count("<|image_pad|>") == images  # one placeholder per data URL, in the prompt's own text
-        assert 'do(action="Swipe", direction=' in text and "[" in text.split("Turn")[-1]  # MobileRL prompt + XML
+        assert placeholder and text.count(placeholder) == images  # one per data URL, in the prompt's own text
+        assert 'do(action="Swipe", direction=' in text  # MobileRL's system prompt
+        current = text.rsplit(placeholder, 1)[1]  # the current screen: its app and its compressed XML
+        assert re.search(r'\n\w+ "[^"\n]+" .*\[\d+,\d+,\d+,\d+\]', current), current
+    assert '{"current_app": "Settings"}' in texts[2].rsplit(placeholder, 1)[1]
     for turn in turns:
         assert turn["chat_template"] == test_openai_engine.PASSTHROUGH_TEMPLATE and turn["temperature"] == 0.0
 
