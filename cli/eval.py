@@ -6,9 +6,9 @@ the served model's directory for its tokenizer). An endpoint gets the protocol's
 go through its chat API as data URLs, which needs `vllm serve ... --trust-request-chat-template`; one
 turn with a screenshot is tried before any episode, and a refusal stops there naming the fix. Every
 episode is appended to <out>/episodes.jsonl as it finishes, so running the same command again after a
-crash or a kill continues where it stopped. The
-settings tree is `droidrl train`'s (env.*, rollout.*, model.*, resources.*); the flags below spell keys of
-it, and the protocol fixes the rest (step budget, temperature, observation, prompt).
+crash or a kill continues where it stopped. The settings tree is `droidrl train`'s (env.*, rollout.*,
+model.*, resources.*); the flags below spell keys of it, and the protocol fixes the rest (step budget,
+temperature, observation, prompt).
 """
 
 from __future__ import annotations
