@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import uuid
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -196,6 +197,9 @@ class RayEnvPool:
         self._start_lock: asyncio.Lock | None = None
         self._started = False
         self._closed = False
+        # Actors get names (droidrl-env-<pool>-env<i>.<generation>) so operators and benchmarks/chaos.py can reach
+        # them with ray.get_actor; the pool part keeps two pools of one job from colliding.
+        self.name_prefix = f"droidrl-env-{uuid.uuid4().hex[:8]}"
         self.counters = {
             "replaced": 0,  # devices given a new phone after a failure
             "restarted_actors": 0,  # actors started anew after one died
@@ -316,6 +320,7 @@ class RayEnvPool:
         if host.node_ip is not None:
             resources[f"node:{host.node_ip}"] = 0.001
         options = {**config.actor_options, "num_cpus": config.actor_cpus, "resources": resources}
+        options.setdefault("name", f"{self.name_prefix}-{host.name}")
         host.actor = EnvActor.options(**options).remote(
             host.name,
             count=count,
