@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from droidrl.rollout.engines.base import SamplingParams
-from droidrl.rollout.engines.openai_engine import EndpointError, OpenAIEngine, connect
+from droidrl.rollout.engines.openai_engine import EndpointError, EndpointUnavailable, OpenAIEngine, connect
 
 # How screenshots reach the model, as results.json records it.
 CHAT_IMAGES = "chat API: screenshots as base64 PNG data URLs, prompt ids through /detokenize"
@@ -53,6 +53,8 @@ async def check_images(engine: OpenAIEngine, tokenizer: Any) -> None:
     probe = np.full(PROBE_SHAPE, 128, np.uint8)
     try:
         await engine.generate(ids, SamplingParams(temperature=0.0, max_tokens=1), images=[probe])
+    except EndpointUnavailable as err:  # no answer at all (down, or slower than endpoint.timeout_s): not a refusal
+        raise EndpointRefused(str(err)) from None
     except EndpointError as err:
         raise EndpointRefused(refusal_message(str(err))) from None
 
