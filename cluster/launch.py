@@ -37,8 +37,13 @@ def ensure_ray(devices: int) -> None:
     if ray.is_initialized():
         return
     quiet = ray_init_options(verbose_requested())  # --verbose: the actors' output on the console too
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(**quiet)
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        # A loopback cluster (a private one another droidrl process started): join it as a 127.0.0.1 node too,
+        # else Ray rewrites the address to this machine's routable one, where nothing listens.
+        joining = _loopback_node() if _is_loopback(address) else contextlib.nullcontext()
+        with joining:
+            ray.init(**quiet)
         return
     with _loopback_node():
         ray.init(
@@ -48,6 +53,12 @@ def ensure_ray(devices: int) -> None:
             _node_ip_address="127.0.0.1",
             **quiet,
         )
+
+
+def _is_loopback(address: str) -> bool:
+    """Whether a RAY_ADDRESS (host:port, or ray://host:port) names this machine's loopback interface."""
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1")
 
 
 # Ray's single-machine switch: off, a node is 127.0.0.1 (Ray's default on macOS and Windows).

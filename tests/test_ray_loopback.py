@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
 
@@ -61,3 +62,56 @@ def test_the_private_cluster_listens_on_loopback_only() -> None:
     assert not wide, f"listening beyond loopback: {wide}"
     assert report["node"] == "127.0.0.1"
     assert report["restored"]  # this process joins real clusters as before afterwards
+
+
+# A first process holds a private cluster; a second joins it by RAY_ADDRESS=127.0.0.1:PORT, as benchmarks/chaos.py
+# and a second droidrl command do. Ray used to rewrite that address to the routable IP, where nothing listens.
+HOLDER = """
+import sys, time, ray
+from droidrl.cluster.launch import ensure_ray
+
+ensure_ray(devices=1)
+print(ray.get_runtime_context().gcs_address, flush=True)
+sys.stdin.read()  # hold the cluster until the test closes stdin
+ray.shutdown()
+"""
+JOINER = """
+import json, ray
+from droidrl.cluster.launch import ensure_ray
+
+ensure_ray(devices=1)
+
+@ray.remote
+def answer():
+    return 42
+
+print(json.dumps({"answer": ray.get(answer.remote()), "node": ray.util.get_node_ip_address()}))
+ray.shutdown()
+"""
+
+
+def test_a_second_process_joins_the_private_cluster_by_its_loopback_address(tmp_path) -> None:
+    # One auth token for both processes, as `ray job submit` and a joining CLI share one (Ray >= 2.59 wants it).
+    token = tmp_path / "ray-auth-token"
+    token.write_text(uuid.uuid4().hex)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env |= {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        address = holder.stdout.readline().strip()
+        assert address.startswith("127.0.0.1:"), address
+        joined = subprocess.run(
+            [sys.executable, "-c", JOINER],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=env | {"RAY_ADDRESS": address},
+        )
+        assert joined.returncode == 0, joined.stderr[-3000:]
+        report = json.loads(joined.stdout.strip().splitlines()[-1])
+        assert report == {"answer": 42, "node": "127.0.0.1"}
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
