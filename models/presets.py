@@ -355,36 +355,16 @@ def _glm_generation_config(tokenizer: Any) -> Any:
     return GenerationConfig(eos_token_id=stop, pad_token_id=stop[0])
 
 
-def _save_glm_processor(out: Path) -> None:
-    # Glm4vImageProcessor's settings at tiny-vl's image sizes (the released min is 112x112, max 28*28*15000).
-    config = {
-        "image_processor_type": "Glm4vImageProcessor",
-        "processor_class": "Glm4vProcessor",
-        "do_resize": True,
-        "do_rescale": True,
-        "rescale_factor": 1 / 255,
-        "do_normalize": True,
-        "image_mean": [0.48145466, 0.4578275, 0.40821073],
-        "image_std": [0.26862954, 0.26130258, 0.27577711],
-        "do_convert_rgb": True,
-        "size": {"shortest_edge": MIN_PIXELS, "longest_edge": MAX_PIXELS},
-        "patch_size": 14,
-        "temporal_patch_size": 2,
-        "merge_size": 2,
-    }
-    (out / "preprocessor_config.json").write_text(json.dumps(config, indent=2) + "\n")
-    (out / "processor_config.json").write_text(json.dumps({"processor_class": "Glm4vProcessor"}, indent=2) + "\n")
-
-
 _BUILDERS = {"tiny-text": _build_text, "tiny-vl": _build_vl, "tiny-glm4v": _build_glm4v}
 
 
-def _save_image_processor(out: Path) -> None:
-    # Written as JSON rather than through Qwen2VLImageProcessor: its fast variant needs torchvision,
-    # which the CPU install lacks; both variants read this file.
+def _save_image_processor(out: Path, glm: bool = False) -> None:
+    # Written as JSON rather than through the processor classes: their fast variants need torchvision, which
+    # the CPU install lacks; both variants read this file. GLM-4.1V's processor takes the same settings (its
+    # released min is 112x112 and max 28*28*15000; these are tiny-vl's sizes).
     config = {
-        "image_processor_type": "Qwen2VLImageProcessor",
-        "processor_class": "Qwen2_5_VLProcessor",
+        "image_processor_type": "Glm4vImageProcessor" if glm else "Qwen2VLImageProcessor",
+        "processor_class": "Glm4vProcessor" if glm else "Qwen2_5_VLProcessor",
         "do_resize": True,
         "do_rescale": True,
         "rescale_factor": 1 / 255,
@@ -392,14 +372,16 @@ def _save_image_processor(out: Path) -> None:
         "image_mean": [0.48145466, 0.4578275, 0.40821073],
         "image_std": [0.26862954, 0.26130258, 0.27577711],
         "do_convert_rgb": True,
-        "min_pixels": MIN_PIXELS,
-        "max_pixels": MAX_PIXELS,
         "size": {"shortest_edge": MIN_PIXELS, "longest_edge": MAX_PIXELS},
         "patch_size": 14,
         "temporal_patch_size": 2,
         "merge_size": 2,
     }
+    if not glm:  # Qwen2-VL's processor also reads the older names
+        config.update(min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS)
     (out / "preprocessor_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    if glm:
+        (out / "processor_config.json").write_text(json.dumps({"processor_class": "Glm4vProcessor"}, indent=2) + "\n")
 
 
 def init_model(preset: str, out: Path, seed: int = 0, scale: str = "tiny") -> Path:
@@ -424,10 +406,8 @@ def init_model(preset: str, out: Path, seed: int = 0, scale: str = "tiny") -> Pa
     model.generation_config = _glm_generation_config(tokenizer) if glm else _generation_config(tokenizer)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    if preset == "tiny-vl":
-        _save_image_processor(out)
-    if glm:
-        _save_glm_processor(out)
+    if preset != "tiny-text":
+        _save_image_processor(out, glm)
     return out
 
 

@@ -155,56 +155,6 @@ def suite_instances(names: list[str] | None = None, seed: int = TASK_SEED) -> di
     return {name: instances[0] for name, instances in suite.items()}
 
 
-# ---- android_world over adb only (no gRPC, no forwarder) ------------------------------------------------------
-def adb_only_env(adb_path: str, server_port: int, serial: str) -> Any:
-    """android_world's `AsyncAndroidEnv` whose android_env layer is only android_env's `AdbCallParser`.
-
-    Screens come from `screencap`, UI elements from `uiautomator dump` (android_world's UIAUTOMATOR method).
-    Every adb request goes through android_env's own parser and controller, on a private adb server port.
-    """
-    import dm_env
-    import numpy as np
-    from android_env import env_interface
-    from android_env.components import adb_call_parser, adb_controller, config_classes
-    from android_world.env import android_world_controller, interface
-    from PIL import Image
-
-    config = config_classes.AdbControllerConfig(adb_path=adb_path, adb_server_port=server_port, device_name=serial)
-    controller = adb_controller.AdbController(config)
-    parser = adb_call_parser.AdbCallParser(controller)
-
-    class AdbOnlyAndroidEnv(env_interface.AndroidEnvInterface):
-        def _timestep(self) -> dm_env.TimeStep:
-            png = controller.execute_command(["exec-out", "screencap", "-p"])
-            import io
-
-            pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
-            return dm_env.restart({"pixels": pixels})
-
-        def action_spec(self) -> dict:
-            return {}
-
-        def observation_spec(self) -> dict:
-            return {}
-
-        def reset(self) -> dm_env.TimeStep:
-            return self._timestep()
-
-        def step(self, action: dict) -> dm_env.TimeStep:
-            return self._timestep()
-
-        def close(self) -> None:
-            pass
-
-        def execute_adb_call(self, call: Any) -> Any:
-            return parser.parse(call)
-
-    world = android_world_controller.AndroidWorldController(
-        AdbOnlyAndroidEnv(), a11y_method=android_world_controller.A11yMethod.UIAUTOMATOR
-    )
-    return interface.AsyncAndroidEnv(world)
-
-
 # ---- the closing-note table -----------------------------------------------------------------------------------
 def load_statuses(path: Path) -> dict[str, str]:
     """Per-task outcomes a test run wrote (name -> 'passes' | 'xfail: reason' | 'fails: reason')."""
