@@ -11,7 +11,9 @@ The retry contract (what an EnvPool or an Engine must raise to get an episode re
   (or its actor) is gone; the pool takes it out of service, the episode reruns on another lease.
 - `rollout.agent.EpisodeFailure` ("engine" or "timeout"): the agent raises it for ANY exception out of
   `engine.generate` (so an engine or router error type needs no registration here), for an empty
-  completion and for an engine or device call past `agent.step_timeout_s`.
+  completion and for an engine or device call past `agent.step_timeout_s`. One exception: when its
+  cause is the router's `NoEngineAvailable` (every engine failed and none came back) the stream raises
+  CollectorFailed at once, naming why, instead of dropping groups until max_consecutive_drops.
 - Anything else out of a lease (or out of the agent's own code) is a bug or a bad task spec: retrying
   would fail the same way, so the group is dropped at once (counted as failure kind "error").
 A new retryable device-side error should subclass DeviceFailure (or be wrapped into one by the pool)
@@ -26,6 +28,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sized
 from dataclasses import asdict, dataclass, field
 
 from droidrl.rollout.agent import Agent, EpisodeFailure, EpisodeStopped
+from droidrl.rollout.engines.router import NoEngineAvailable
 from droidrl.rollout.envpool import DeviceFailure, EnvPool
 from droidrl.rollout.trajectory import Episode, Group, TaskInstance
 
@@ -276,6 +279,10 @@ class Collector:
             self._running -= 1
             self._notify()
         failed = [r for r in results if isinstance(r, BaseException)]
+        fatal = next((r for r in failed if isinstance(r, CollectorFailed)), None)
+        if fatal is not None:  # the stream raises it: the run stops now, not after max_consecutive_drops
+            out.put_nowait(fatal)
+            return
         if failed:
             cause = next((r for r in failed if not isinstance(r, EpisodeStopped)), failed[0])
             self.stats.groups_dropped += 1
@@ -318,6 +325,8 @@ class Collector:
                         lease, instance.task, instance.seed, episode_id, session=f"{episode_id}-a{attempt}", stop=stop
                     )
             except EpisodeFailure as failure:
+                if isinstance(failure.__cause__, NoEngineAvailable):  # no engine left: retries cannot help
+                    raise CollectorFailed(str(failure.__cause__)) from failure.__cause__
                 self._failed(failure.kind, str(failure))
                 failures.append(str(failure))
             except DeviceFailure as failure:  # the device died (mid-episode, or while being handed out)

@@ -69,6 +69,20 @@ class FailingEngine:
         return await self.engine.generate(prompt_ids, sampling, images, session)
 
 
+class EnginesGone:
+    """An engine behind a router whose every engine was given up: each call raises NoEngineAvailable."""
+
+    name = "router"
+    version = 0
+    calls = 0
+
+    async def generate(self, prompt_ids, sampling, images=None, session=None):
+        from droidrl.rollout.engines.router import NoEngineAvailable
+
+        self.calls += 1
+        raise NoEngineAvailable("no engine can be brought back (vllm-0: actor died; vllm-1: actor died)")
+
+
 class DyingDevicePool:
     """A real LocalEnvPool whose device `dying` dies (DeviceFailure) on its first `deaths` steps."""
 
@@ -240,6 +254,18 @@ def test_an_engine_error_and_a_hung_engine_are_retried(engine, tokenizer) -> Non
     assert len(groups) == 1 and groups[0].episodes[0].attempts == 2
     assert collector.stats.failures == {"timeout": 1}
     assert "agent.step_timeout_s=10.0" in collector.stats.last_error
+
+
+def test_no_engine_left_stops_the_stream_at_once_naming_why(tokenizer) -> None:
+    # Retrying cannot help when the router has given up every engine: the run must stop with the reason,
+    # not drop max_consecutive_drops groups first.
+    engine = EnginesGone()
+    config = CollectorConfig(group_size=2, batch_size=4, max_retries=2, max_consecutive_drops=8)
+    collector = Collector(make_agent(engine, tokenizer), make_pool(2), config)
+    with pytest.raises(CollectorFailed, match="no engine can be brought back"):
+        asyncio.run(collector.collect(instances(4)))
+    assert collector.stats.groups_dropped == 0 and collector.stats.retried == 0
+    assert engine.calls <= 2  # the first episodes' first calls; no retry went back to the router
 
 
 @pytest.mark.slow
