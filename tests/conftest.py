@@ -324,6 +324,7 @@ SLOW_MODULES = {
     "test_checkpoints",
     "test_cli",
     "test_farm",
+    "test_grpc_device",
     "test_learner",
     "test_learner_group",
     "test_learner_kl_lora",
