@@ -73,6 +73,8 @@ def import_android_world(cache: Path | None = None) -> str:
     if not (site / AW_PACKAGE).exists():
         site = install_android_world(base)
     sys.path.insert(0, str(site))
+    # Commands the tests start (python -m droidrl.eval, droidrl train, ...) import it too.
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
     importlib.invalidate_caches()
     module = importlib.import_module(AW_PACKAGE)
     return str(Path(module.__file__).parent)

@@ -68,10 +68,13 @@ def test_a_short_chaos_schedule_loses_and_duplicates_nothing(model_dir: Path, tm
     assert figures["finished"], output
     assert figures["faults"].get("trainer") == 1 and figures["faults"].get("corrupt") == 1, output
     assert figures["faults"].get("env_actor") == 1, output
-    # Device kills need a handle on the env actor: injected where env actors are named, else reported as not injected.
+    # Env actors are named, so a device kill reaches its actor (a NoHandle line would mean they lost their names).
+    # Its trigger is a step: on a loaded machine the 6 steps can end first, which is reported, not a failure here
+    # (tests/test_device_races.py and test_rollout_farm cover device deaths on their own).
+    assert not any("NoHandle" in line for line in figures["fault_log"]), figures["fault_log"]
     assert figures["faults"].get("device") == 1 or any(
-        "device" in line and "NoHandle" in line for line in figures["fault_log"]
-    )
+        line.startswith("device") and "the run ended first" in line for line in figures["fault_log"]
+    ), figures["fault_log"]
     assert figures["steps_once"] == [1, 2, 3, 4, 5, 6], output
     assert stdout.strip().splitlines()[-1] == CLEAN, output
     assert process.returncode == 0, output

@@ -70,14 +70,27 @@ def init_distributed() -> None:
 
     if dist.is_initialized():
         return
-    if "RANK" not in os.environ:
+    alone = "RANK" not in os.environ
+    if alone:
         os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1")
-        os.environ["MASTER_PORT"] = str(_free_port())
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):  # DeepSpeed print()s "... shm_comm_op built successfully" on CPU
-        deepspeed.init_distributed(dist_backend="nccl" if use_gpu() else "gloo", verbose=False)
-    for line in printed.getvalue().splitlines():
-        log.debug("deepspeed: %s", line)
+    # Alone, the port is picked free and bound a moment later: on a busy machine another process can take it in
+    # between (EADDRINUSE), so a group of one tries a few fresh ports. A launched rank keeps its MASTER_PORT.
+    for attempt in range(5 if alone else 1):
+        if alone:
+            os.environ["MASTER_PORT"] = str(_free_port())
+        printed = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(printed):  # DeepSpeed print()s "... shm_comm_op built successfully"
+                deepspeed.init_distributed(dist_backend="nccl" if use_gpu() else "gloo", verbose=False)
+        except dist.DistNetworkError as error:
+            if not alone or "EADDRINUSE" not in str(error) or attempt == 4:
+                raise
+            log.debug("port %s was taken before the process group bound it; trying another", os.environ["MASTER_PORT"])
+            continue
+        finally:
+            for line in printed.getvalue().splitlines():
+                log.debug("deepspeed: %s", line)
+        return
 
 
 def load_hf_model(path: str, dtype: torch.dtype) -> Any:
