@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,11 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_smoke.py"
 @pytest.mark.slow
 def test_gpu_smoke_dry_run_prints_both_rates_and_their_ratio(tmp_path: Path) -> None:
     args = ["--cpu", "--samples", "2", "--prompt-tokens", "64", "--response-tokens", "8", "--steps", "1"]
+    # Without the launcher variables an in-process learner test leaves behind (its MASTER_PORT is bound here).
+    launcher = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    env = {k: v for k, v in os.environ.items() if k not in launcher}
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=600, cwd=tmp_path
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env
     )
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
